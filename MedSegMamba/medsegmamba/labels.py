@@ -64,8 +64,8 @@ _SUBFIELDS = (
     (211, "HATA", (128, 255, 128)),
     (212, "fimbria", (204, 153, 204)),
     (214, "molecular_layer_HP", (128, 0, 0)),
-    (215, "hippocampal-fissure", (128, 32, 255)),
-    (226, "HP-tail", (170, 170, 255)),
+    (215, "hippocampal_fissure", (128, 32, 255)),
+    (226, "HP_tail", (170, 170, 255)),
 )
 
 # The authors' 25-class subfield coding: left 12xx, right 22xx, for FreeSurfer's 2xx subfields.
