@@ -1,0 +1,165 @@
+"""CNN building blocks of MedSegMamba's encoder/decoder (the authors' key names).
+
+All blocks take and return channels-first tensors (B, C, H, W, D). They also accept tensors in
+``torch.channels_last_3d`` memory format; nothing here forces a layout change.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+GN_GROUPS = 8
+
+
+class GroupNorm(nn.GroupNorm):
+    """``nn.GroupNorm`` (same keys, same maths) with an optional fused statistics path.
+
+    ``fused=False`` (default) calls ``F.group_norm``. ``fused=True`` computes the per-group mean and
+    variance once in float32 and applies one ``x * scale + shift`` in the input's dtype, which
+    avoids the float32 round trip ``F.group_norm`` makes under bf16 autocast and works on
+    channels-last tensors without a layout copy. In float32 both paths agree to rounding.
+    """
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True):
+        super().__init__(num_groups, num_channels, eps=eps, affine=affine)
+        self.fused = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.fused:
+            return super().forward(x)
+        return group_norm_fused(x, self.num_groups, self.weight, self.bias, self.eps)
+
+
+def group_norm_fused(x, groups, weight, bias, eps):
+    """GroupNorm of ``x`` (B, C, *S): statistics in float32, affine in ``x``'s dtype."""
+    b, c = x.shape[:2]
+    xf = x.float()
+    # Reduce over (channels in group, spatial): view as (B, G, C/G, S) without a copy of x's memory.
+    xg = xf.reshape(b, groups, c // groups, -1)
+    var, mean = torch.var_mean(xg, dim=(2, 3), unbiased=False)
+    rstd = torch.rsqrt(var + eps)  # (B, G)
+    rstd_c = rstd.repeat_interleave(c // groups, dim=1)  # (B, C)
+    mean_c = mean.repeat_interleave(c // groups, dim=1)
+    scale = rstd_c * weight.float() if weight is not None else rstd_c
+    shift = -mean_c * scale
+    if bias is not None:
+        shift = shift + bias.float()
+    view = (b, c) + (1,) * (x.dim() - 2)
+    return torch.addcmul(shift.to(x.dtype).view(view), x, scale.to(x.dtype).view(view))
+
+
+def conv3(c_in: int, c_out: int) -> nn.Conv3d:
+    return nn.Conv3d(c_in, c_out, kernel_size=3, padding=1, bias=True)
+
+
+def conv_gn_relu_x2(c_in: int, c_out: int) -> nn.Sequential:
+    """Conv3 -> GN -> ReLU -> Conv3 -> GN -> ReLU (keys 0, 1, 3, 4)."""
+    return nn.Sequential(
+        conv3(c_in, c_out), GroupNorm(GN_GROUPS, c_out), nn.ReLU(inplace=True),
+        conv3(c_out, c_out), GroupNorm(GN_GROUPS, c_out), nn.ReLU(inplace=True),
+    )
+
+
+class ResConvBlock3D(nn.Module):
+    """``conv(x) + identity(x)``; identity is a 1x1x1 conv even when channels match (authors)."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv = conv_gn_relu_x2(c_in, c_out)
+        self.identity = nn.Conv3d(c_in, c_out, kernel_size=1, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) + self.identity(x)
+
+
+class ConvBlock3D(nn.Module):
+    """(Conv3 -> GN -> ReLU) x 2 without a residual path (the bottleneck's ``compress``)."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv = conv_gn_relu_x2(c_in, c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class DownBlock3D(nn.Module):
+    """MaxPool(2) then ResConvBlock3D (keys ``down.1.*``)."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.down = nn.Sequential(nn.MaxPool3d(2), ResConvBlock3D(c_in, c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(x)
+
+
+class UpBlock3D(nn.Module):
+    """Nearest upsample x2 -> Conv3 -> GN -> ReLU (keys ``up.0.1``, ``up.1.0``)."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.up = nn.Sequential(
+            nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), conv3(c_in, c_out)),
+            nn.Sequential(GroupNorm(GN_GROUPS, c_out), nn.ReLU(inplace=True)),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.up(x)
+
+
+class DropPath(nn.Module):
+    """Stochastic depth per sample; identity when ``p == 0`` or in eval mode."""
+
+    def __init__(self, p: float = 0.0):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"drop_path: expected a probability in [0, 1), got {p!r}")
+        self.p = float(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.p == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class Mlp(nn.Module):
+    """Linear -> GELU (exact) -> Dropout -> Linear -> Dropout (keys ``net.0``, ``net.3``)."""
+
+    def __init__(self, dim: int, hidden: int, dropout: float = 0.0):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout),
+            nn.Linear(hidden, dim), nn.Dropout(dropout),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def set_fused_groupnorm(module: nn.Module, enabled: bool) -> int:
+    """Switch every :class:`GroupNorm` under ``module`` to the fused path; returns how many."""
+    n = 0
+    for m in module.modules():
+        if isinstance(m, GroupNorm):
+            m.fused = bool(enabled)
+            n += 1
+    return n
+
+
+def check_channels(name: str, value: int, multiple: int = GN_GROUPS) -> None:
+    if int(value) <= 0 or int(value) % multiple:
+        raise ValueError(f"{name}: expected a positive multiple of {multiple}, got {value!r}")
+
+
+__all__ = [
+    "GroupNorm", "group_norm_fused", "ResConvBlock3D", "ConvBlock3D", "DownBlock3D", "UpBlock3D",
+    "DropPath", "Mlp", "set_fused_groupnorm", "check_channels",
+]
