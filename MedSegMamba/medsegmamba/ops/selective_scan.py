@@ -1,46 +1,179 @@
-"""Mamba S6 selective scan with grouped B/C.
+"""Mamba S6 selective scan with grouped B/C: the public entry point, its plain-PyTorch twin and
+the one place where an implementation is chosen.
 
-Shapes: u, delta (B, D, L); A (D, N); B, C (B, G, N, L) with D divisible by G (channel d reads
-group d // (D // G)); D_skip (D,); delta_bias (D,).
+Shapes: u, delta (Bt, D, L); A (D, N), already negative; B, C (Bt, G, N, L) with D divisible by G
+(channel d reads group d // (D // G)); D (D,); delta_bias (D,).
 
-    dl_t = softplus(delta_t + delta_bias)
-    h_t  = exp(dl_t * A) * h_{t-1} + dl_t * B_t * u_t
-    y_t  = <h_t, C_t> + D_skip * u_t
+    dl_t = softplus(delta_t + delta_bias)              (torch softplus, threshold 20)
+    h_t  = exp(dl_t * A) * h_{t-1} + dl_t * B_t * u_t  (h_{-1} = 0, h is (D, N) per batch element)
+    y_t  = <h_t, C_t> + D * u_t
 
-TEMPORARY minimal reference (lead's stub): correct, chunked over time, not tuned. The ops owner
-replaces it with the tuned reference, the Triton kernel and the dispatch.
+Implementations: "ref" (this file, any device), "triton" (CUDA, ops/triton/), "mamba_ssm" (CUDA,
+the authors' compiled kernel when installed). impl=None reads MEDSEGMAMBA_SCAN, default "auto".
 """
 
 from __future__ import annotations
 
+import logging
+import os
+
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+log = logging.getLogger(__name__)
+
+IMPLS = ("auto", "ref", "triton", "mamba_ssm")
+ENV_VAR = "MEDSEGMAMBA_SCAN"
+_CHUNK_BYTES = 64 * 2**20  # one (Bt, D, N, T) chunk buffer of the reference stays under this
+
+try:  # optional, never required
+    from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as _mamba_ssm_scan
+except ImportError:  # also covers a mamba_ssm without its compiled extension
+    _mamba_ssm_scan = None
 
 
-def selective_scan_ref(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True):
-    """Plain-PyTorch scan in float32 (float64 stays float64); returns y (B, D, L) in u's dtype."""
-    dtype = torch.float64 if u.dtype == torch.float64 else torch.float32
+def check_scan_args(u, delta, A, B, C, D=None, delta_bias=None):
+    """Raise ValueError/TypeError naming the argument if the shapes do not fit together."""
+    for name, t in (("u", u), ("delta", delta), ("A", A), ("B", B), ("C", C), ("D", D),
+                    ("delta_bias", delta_bias)):
+        if t is not None and not isinstance(t, torch.Tensor):
+            raise TypeError(f"selective_scan: {name} must be a torch.Tensor, got {type(t).__name__}")
+    if u.dim() != 3:
+        raise ValueError(f"selective_scan: u must be (batch, D, L), got shape {tuple(u.shape)}")
+    batch, dim, length = u.shape
+    if tuple(delta.shape) != tuple(u.shape):
+        raise ValueError(f"selective_scan: delta must have u's shape {tuple(u.shape)}, got {tuple(delta.shape)}")
+    if A.dim() != 2 or A.shape[0] != dim:
+        raise ValueError(f"selective_scan: A must be (D={dim}, N), got shape {tuple(A.shape)}")
+    n = A.shape[1]
+    for name, t in (("B", B), ("C", C)):
+        if t.dim() != 4 or t.shape[0] != batch or t.shape[2] != n or t.shape[3] != length:
+            raise ValueError(f"selective_scan: {name} must be (batch={batch}, G, N={n}, L={length}), "
+                             f"got shape {tuple(t.shape)}")
+    if B.shape[1] != C.shape[1]:
+        raise ValueError(f"selective_scan: B and C must have the same groups, got {B.shape[1]} and {C.shape[1]}")
+    if B.shape[1] < 1 or dim % B.shape[1]:
+        raise ValueError(f"selective_scan: groups G of B/C must divide D={dim}, got G={B.shape[1]}")
+    for name, t in (("D", D), ("delta_bias", delta_bias)):
+        if t is not None and tuple(t.shape) != (dim,):
+            raise ValueError(f"selective_scan: {name} must be ({dim},), got shape {tuple(t.shape)}")
+
+
+def _compute_dtype(*tensors):
+    """float64 if any input is float64, else float32 (state and sums never in half precision)."""
+    return torch.float64 if any(t is not None and t.dtype == torch.float64 for t in tensors) else torch.float32
+
+
+def _ref_chunk(h, dl, du, A, B, C):
+    """One time chunk. h (Bt, G, Dg, N); dl, du (Bt, G, Dg, T); A (G, Dg, N); B, C (Bt, G, N, T).
+
+    Returns y (Bt, G, Dg, T) and the last state."""
+    dA = torch.exp(torch.einsum("bgdt,gdn->tbgdn", dl, A))
+    hs = torch.einsum("bgdt,bgnt->tbgdn", du, B)  # dl*B*u; becomes the states below
+    if torch.is_grad_enabled():
+        states = []
+        for t in range(hs.shape[0]):
+            h = torch.addcmul(hs[t], dA[t], h)
+            states.append(h)
+        hs = torch.stack(states)
+    else:  # in place: the dl*B*u buffer turns into the states, no second buffer
+        hs[0].addcmul_(dA[0], h)
+        for t in range(1, hs.shape[0]):
+            hs[t].addcmul_(dA[t], hs[t - 1])
+    return torch.einsum("tbgdn,bgnt->bgdt", hs, C), hs[-1]
+
+
+def selective_scan_ref(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True, *, chunk_size=None):
+    """Plain-PyTorch selective scan, any device, differentiable by autograd.
+
+    Memory stays bounded: time is cut in chunks of `chunk_size` steps (default: as many as keep a
+    (Bt, D, N, T) buffer under 64 MB, at most 128), and under autograd each chunk is checkpointed,
+    so only the states at chunk boundaries are kept for backward. Computes in float32 (float64
+    if any input is float64); returns y (Bt, D, L) in u's dtype.
+    """
+    check_scan_args(u, delta, A, B, C, D, delta_bias)
+    if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+        raise ValueError(f"selective_scan_ref: chunk_size must be a positive int or None, got {chunk_size!r}")
+    dtype = _compute_dtype(u, delta, A, B, C, D, delta_bias)
+    batch, dim, length = u.shape
+    groups, n = B.shape[1], A.shape[1]
     u_, dl = u.to(dtype), delta.to(dtype)
     if delta_bias is not None:
         dl = dl + delta_bias.to(dtype)[None, :, None]
     if delta_softplus:
         dl = F.softplus(dl)
-    batch, dim, length = u_.shape
-    groups, n = B.shape[1], A.shape[1]
-    Bx = B.to(dtype).repeat_interleave(dim // groups, dim=1)  # (B, D, N, L)
-    Cx = C.to(dtype).repeat_interleave(dim // groups, dim=1)
-    A_ = A.to(dtype)
-    h = u_.new_zeros(batch, dim, n)
+    shape4 = (batch, groups, dim // groups, length)
+    dl4, du4 = dl.reshape(shape4), (dl * u_).reshape(shape4)
+    A3, B_, C_ = A.to(dtype).reshape(groups, dim // groups, n), B.to(dtype), C.to(dtype)
+    if chunk_size is None:
+        per_step = max(1, batch * dim * n * (8 if dtype == torch.float64 else 4))
+        chunk_size = int(min(128, max(1, _CHUNK_BYTES // per_step)))
+    use_ckpt = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (u, delta, A, B, C, delta_bias))
+    h = u_.new_zeros(batch, groups, dim // groups, n)
     ys = []
-    for t in range(length):
-        h = torch.exp(dl[:, :, t, None] * A_) * h + (dl[:, :, t] * u_[:, :, t])[..., None] * Bx[..., t]
-        ys.append((h * Cx[..., t]).sum(-1))
-    y = torch.stack(ys, dim=-1)
+    for t0 in range(0, length, chunk_size):
+        args = (h, dl4[..., t0:t0 + chunk_size], du4[..., t0:t0 + chunk_size], A3,
+                B_[..., t0:t0 + chunk_size], C_[..., t0:t0 + chunk_size])
+        y, h = checkpoint(_ref_chunk, *args, use_reentrant=False) if use_ckpt else _ref_chunk(*args)
+        ys.append(y)
+    y = torch.cat(ys, dim=-1).reshape(batch, dim, length)
     if D is not None:
         y = y + D.to(dtype)[None, :, None] * u_
     return y.to(u.dtype)
 
 
+def _triton_scan():
+    """The Triton implementation, or None when triton cannot be imported."""
+    try:
+        from .triton.selective_scan import selective_scan_triton
+    except ImportError as exc:
+        log.debug("Triton selective scan unavailable: %s", exc)
+        return None
+    return selective_scan_triton
+
+
+def _mamba_ssm_call(u, delta, A, B, C, D, delta_bias, delta_softplus):
+    """mamba_ssm's kernel takes grouped (Bt, G, N, L) B/C too; it wants A, D, bias in float32."""
+    f32 = (lambda t: None if t is None else t.float())
+    return _mamba_ssm_scan(u, delta, f32(A), B, C, f32(D), None, f32(delta_bias), delta_softplus)
+
+
+def resolve_impl(impl, device):
+    """Name of the implementation that runs for `impl` (None -> $MEDSEGMAMBA_SCAN -> "auto")."""
+    source = "impl"
+    if impl is None:
+        impl, source = os.environ.get(ENV_VAR, "auto") or "auto", f"${ENV_VAR}"
+    if impl not in IMPLS:
+        raise ValueError(f"selective_scan: {source} must be one of {', '.join(IMPLS)}, got {impl!r}")
+    on_cuda = torch.device(device).type == "cuda"
+    if impl == "auto":
+        if on_cuda and _mamba_ssm_scan is not None:
+            return "mamba_ssm"
+        if on_cuda and _triton_scan() is not None:
+            return "triton"
+        return "ref"
+    if impl == "mamba_ssm" and (_mamba_ssm_scan is None or not on_cuda):
+        why = "mamba_ssm is not installed" if _mamba_ssm_scan is None else f"inputs are on {device}, not CUDA"
+        raise RuntimeError(f"selective_scan: {source}='mamba_ssm' cannot run: {why}")
+    if impl == "triton" and (not on_cuda or _triton_scan() is None):
+        why = "triton cannot be imported" if _triton_scan() is None else f"inputs are on {device}, not CUDA"
+        raise RuntimeError(f"selective_scan: {source}='triton' cannot run: {why}")
+    return impl
+
+
 def selective_scan(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True, impl=None):
-    """Public entry point: picks the fastest available implementation (see module docstring)."""
+    """Selective scan y (Bt, D, L) in u's dtype; see the module docstring for shapes and formula.
+
+    impl: "ref", "triton", "mamba_ssm", "auto" or None (then $MEDSEGMAMBA_SCAN, default "auto":
+    mamba_ssm if installed and on CUDA, else triton on CUDA, else ref). Forcing an implementation
+    that cannot run raises RuntimeError.
+    """
+    check_scan_args(u, delta, A, B, C, D, delta_bias)
+    name = resolve_impl(impl, u.device)
+    if name == "mamba_ssm":
+        return _mamba_ssm_call(u, delta, A, B, C, D, delta_bias, delta_softplus)
+    if name == "triton":
+        return _triton_scan()(u, delta, A, B, C, D, delta_bias, delta_softplus)
     return selective_scan_ref(u, delta, A, B, C, D, delta_bias, delta_softplus)
