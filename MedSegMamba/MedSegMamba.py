@@ -59,6 +59,18 @@ class MedSegMamba(ScriptedLoadableModule):
             "MedSegMamba network: Cao et al., a 3D CNN-Mamba hybrid for subcortical brain segmentation. "
             "Colours: FreeSurfer's standard colour table."
         )
+        self._setIcon()
+
+    def _setIcon(self):
+        # In a source checkout Resources/ is beside MedSegMamba/, not where Slicer looks by default.
+        if not hasattr(slicer, "app"):
+            return
+        import qt
+
+        try:
+            self.parent.icon = qt.QIcon(sceneHelpers.resourcePath("Icons", "MedSegMamba.png"))
+        except FileNotFoundError:
+            pass
 
 
 #
@@ -90,7 +102,7 @@ class MedSegMambaWidget(ScriptedLoadableModuleWidget):
         import qt
 
         ScriptedLoadableModuleWidget.setup(self)
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/MedSegMamba.ui"))
+        uiWidget = slicer.util.loadUI(sceneHelpers.resourcePath("UI", "MedSegMamba.ui"))
         self.layout.addWidget(uiWidget)
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
