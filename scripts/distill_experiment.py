@@ -1,0 +1,294 @@
+#!/usr/bin/env python3
+"""Compact students on one equal synthetic budget (issue #5), evaluated on fsaverage.
+
+Arms (each trained for the same --steps on the same SynthSeg-style generator and loss):
+  teacher   the larger network (or --teacher CKPT: a trained one, evaluated only)
+  student   student-t1 (widths / 2), segmentation loss only
+  reco      student-t1 + ReCo-KD (MS-SARD + MS-CA + softened-logit KD) from the teacher
+  self      student-t1 + multi-scale self-distillation (aux heads at dec4/dec3)
+  kan       the teacher-sized KAN-Mamba network (bidirectional Mamba + KAN in the bottleneck)
+Each is evaluated on fsaverage (orig.mgz vs aseg.mgz): Dice per structure for the 28 structures
+the training label maps hold, their mean, parameters and per-scan latency on this device.
+
+    python3 scripts/distill_experiment.py --out $OUT                 # GPU run
+    python3 scripts/distill_experiment.py --out /tmp/x --smoke       # CPU, tiny, about a minute
+    python3 scripts/distill_experiment.py --out $OUT --resume runs/distill   # continue arms
+
+Writes OUT/results.json, OUT/results.md, OUT/<arm>.safetensors; prints the table last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "MedSegMamba"))
+
+from medsegmamba import labels  # noqa: E402
+from medsegmamba.distill.loop import LoopOptions, train_student  # noqa: E402
+from medsegmamba.distill.reco_kd import ReCoKD, ReCoKDConfig, feature_widths  # noqa: E402
+from medsegmamba.distill.self_distill import SelfDistillConfig, SelfDistillation  # noqa: E402
+from medsegmamba.models import MedSegMamba  # noqa: E402
+from medsegmamba.models.kan_mamba import build_kan_mamba  # noqa: E402
+from medsegmamba.models.students import resolve_student  # noqa: E402
+
+log = logging.getLogger("distill_experiment")
+ARMS = ("teacher", "student", "reco", "self", "kan")
+NOT_IN_LABEL_MAPS = (31, 63, 77)  # choroid plexus L/R, WM hypointensities
+# Teacher of the GPU run: half the paper's widths, so that it trains in a minute yet is 4x the
+# student's width; the paper's 84 M network needs far more than this session's budget.
+GPU_TEACHER = dict(channels=(1, 16, 32, 64, 128, 512), num_blocks=9, d_state=32)
+SMOKE_TEACHER = dict(channels=(1, 16, 32, 64, 128, 32), num_blocks=1, d_state=4)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--data", type=Path, default=ROOT / ".data",
+                   help="folder with synthseg_label_maps/ and fsaverage/ (default .data)")
+    p.add_argument("--arms", default=",".join(ARMS))
+    p.add_argument("--steps", type=int, default=200, help="training steps per arm (equal budget)")
+    p.add_argument("--max-seconds-per-arm", type=float, default=50.0)
+    p.add_argument("--teacher", type=Path, help="trained teacher checkpoint: skip training one")
+    p.add_argument("--student", default="student-t1")
+    p.add_argument("--resume", type=Path, help="folder of an earlier run: continue its arms")
+    p.add_argument("--step", type=int, default=32, help="patch step for fsaverage inference")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--smoke", action="store_true", help="tiny models, 2 steps, 32^3 patches, CPU")
+    return p.parse_args(argv)
+
+
+# ---- data -------------------------------------------------------------------------------------
+def _first_existing(*folders: Path) -> Path:
+    for f in folders:
+        if f.is_dir():
+            return f
+    raise FileNotFoundError(f"none of {[str(f) for f in folders]} exists")
+
+
+def batches(args, device, patch):
+    """The training recipe's generator; in --smoke without medsegmamba.train, a toy stand-in."""
+    maps = _first_existing(args.data / "synthseg_label_maps", Path("/work/shared/data/synthseg_label_maps"))
+    try:
+        from medsegmamba.distill.recipe import synth_batches
+        it = synth_batches(maps, device, 1, patch, args.seed)
+        next(it)
+        return it
+    except (ImportError, AttributeError) as e:
+        if not args.smoke:
+            raise
+        log.warning("medsegmamba.train generator unavailable (%s): smoke run uses toy patches", e)
+        return _toy_batches(maps, device, patch, args.seed)
+
+
+def _toy_batches(maps, device, patch, seed):
+    """Smoke only: random crops of one label map, a random intensity per class."""
+    from medsegmamba.io import read_volume
+
+    lab = labels.label_to_class(np.asarray(read_volume(sorted(maps.glob("*.nii*"))[0]).data).astype(int))
+    lab = torch.from_numpy(lab).long()
+    g = torch.Generator().manual_seed(seed)
+    while True:
+        o = [int(torch.randint(64, 192 - patch, (1,), generator=g)) for _ in range(3)]
+        t = lab[o[0]:o[0] + patch, o[1]:o[1] + patch, o[2]:o[2] + patch]
+        img = torch.rand(32, generator=g)[t] + 0.05 * torch.randn(t.shape, generator=g)
+        yield img[None, None].float().to(device), t[None].to(device)
+
+
+def seg_loss(args):
+    try:
+        from medsegmamba.distill.recipe import segmentation_loss
+        return segmentation_loss()
+    except (ImportError, AttributeError):
+        if not args.smoke:
+            raise
+        return lambda logits, target: torch.nn.functional.cross_entropy(logits, target)
+
+
+# ---- evaluation -------------------------------------------------------------------------------
+def load_fsaverage(args, device):
+    from medsegmamba.io import read_volume
+    from medsegmamba.pipeline.conform import conform
+
+    fs = _first_existing(args.data / "fsaverage", Path("/work/shared/data/fsaverage"))
+    image = conform(read_volume(fs / "orig.mgz"), device=device).image
+    truth = labels.label_to_class(np.asarray(read_volume(fs / "aseg.mgz").data).round().astype(int))
+    return image, truth
+
+
+def segment(model, image, step, patch, device):
+    """Class map (256^3) of the conformed image with the pipeline's tiling and aggregation."""
+    from medsegmamba.pipeline.aggregate import aggregate
+    from medsegmamba.pipeline.patches import bounding_box, plan_tiling
+
+    start, stop = bounding_box((image > 0).cpu().numpy())
+    tiling = plan_tiling(start, stop, step, patch)
+    block = torch.zeros(tiling.padded, device=device)
+    block[tiling.inner] = image[tiling.crop]
+    classes = aggregate(model.eval(), block, tiling.origins, batch_size=4, patch=patch)
+    out = torch.zeros(image.shape, dtype=torch.long, device=classes.device)
+    out[tiling.crop] = classes[tiling.inner]
+    return out.cpu().numpy()
+
+
+def dice_table(pred, truth):
+    rows = {}
+    for k, s in enumerate(labels.ASEG):
+        if k == 0 or s.label in NOT_IN_LABEL_MAPS:
+            continue
+        a, b = pred == k, truth == k
+        denom = a.sum() + b.sum()
+        rows[s.name] = float(2 * (a & b).sum() / denom) if denom else float("nan")
+    return rows
+
+
+def latency(model, image, step, patch, device, repeats=2):
+    segment(model, image, step, patch, device)  # warm-up (kernels, autotune)
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        segment(model, image, step, patch, device)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+# ---- arms -------------------------------------------------------------------------------------
+def build_arm(name, args, base, patch):
+    common = dict(patch_size=patch, dropout=0.1, drop_path=0.1 if not args.smoke else 0.0)
+    if name == "teacher":
+        return MedSegMamba(**base, **common)
+    if name == "kan":
+        return build_kan_mamba(**base, **common)
+    spec = resolve_student(args.student, base["channels"], base["d_state"], base["num_blocks"])
+    return MedSegMamba(**spec.kwargs(), **common)
+
+
+def checkpoint_io(model, path, load=False):
+    from safetensors.torch import load_file, save_file
+
+    if load:
+        model.load_state_dict(load_file(str(path)))
+        return model
+    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(path))
+    return path
+
+
+def run_arm(name, args, base, patch, device, teacher, prior):
+    torch.manual_seed(args.seed)  # same init stream and batch stream for every arm
+    model = build_arm(name, args, base, patch).to(device)
+    start = 0
+    if prior and (args.resume / f"{name}.safetensors").is_file():
+        checkpoint_io(model, args.resume / f"{name}.safetensors", load=True)
+        start = prior.get("arms", {}).get(name, {}).get("steps", 0)
+        log.info("%s: resumed at step %d", name, start)
+    reco = sd = None
+    if name == "reco":
+        reco = ReCoKD(feature_widths(model, patch, device), feature_widths(teacher, patch, device),
+                      32, ReCoKDConfig(warmup_steps=max(1, args.steps // 5))).to(device)
+    if name == "self":
+        sd = SelfDistillation(feature_widths(model, patch, device), 32,
+                              SelfDistillConfig(warmup_steps=max(1, args.steps // 3))).to(device)
+    summary = train_student(
+        model, batches(args, device, patch), seg_loss(args),
+        LoopOptions(steps=args.steps, lr=args.lr, max_seconds=args.max_seconds_per_arm,
+                    log_every=max(1, args.steps // 10)),
+        teacher=teacher if reco else None, reco=reco, self_distill=sd, start_step=start)
+    summary.pop("optimizer")
+    checkpoint_io(model, args.out / f"{name}.safetensors")
+    return model, summary
+
+
+def evaluate_arm(model, image, truth, args, patch, device):
+    t0 = time.perf_counter()
+    pred = segment(model, image, args.step, patch, device)
+    dice = dice_table(pred, truth)
+    return {"dice": dice, "mean_dice": float(np.nanmean(list(dice.values()))),
+            "params": sum(p.numel() for p in model.parameters()),
+            "latency_s": latency(model, image, args.step, patch, device) if not args.smoke
+            else round(time.perf_counter() - t0, 2)}
+
+
+def markdown(results):
+    lines = [f"device: {results['device']}; {results['steps_per_arm']} steps per arm, batch 1, "
+             f"patch {results['patch']}; fsaverage, patch step {results['step']}", "",
+             "| arm | params | train steps | train s | mean Dice (28) | latency / scan s |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for name, r in results["arms"].items():
+        lines.append(f"| {name} | {r['params']:,} | {r['steps']} | {r['train_s']:.0f} | "
+                     f"{r['mean_dice']:.3f} | {r['latency_s']:.2f} |")
+    names = list(next(iter(results["arms"].values()))["dice"])
+    lines += ["", "| structure | " + " | ".join(results["arms"]) + " |",
+              "| --- |" + " ---: |" * len(results["arms"])]
+    for s in names:
+        lines.append(f"| {s} | " + " | ".join(f"{r['dice'][s]:.3f}" for r in results["arms"].values()) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    device = torch.device("cuda" if torch.cuda.is_available() and not args.smoke else "cpu")
+    if args.smoke:
+        args.steps, args.step = min(args.steps, 2), 32
+    patch = 32 if args.smoke else 96
+    base = SMOKE_TEACHER if args.smoke else GPU_TEACHER
+    args.out.mkdir(parents=True, exist_ok=True)
+    prior = json.loads((args.resume / "results.json").read_text()) if args.resume else None
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    image, truth = load_fsaverage(args, device)
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    bad = [a for a in arms if a not in ARMS]
+    if bad:
+        raise SystemExit(f"--arms: expected names among {ARMS}, got {bad}")
+    results = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+               "steps_per_arm": args.steps, "patch": patch, "step": args.step,
+               "teacher_config": {k: list(v) if isinstance(v, tuple) else v for k, v in base.items()},
+               "arms": {}}
+    teacher = None
+    if args.teacher:
+        from medsegmamba.models.checkpoint import load_checkpoint
+        teacher, cfg, _ = load_checkpoint(args.teacher, device=device)
+        base = dict(channels=cfg.channels, num_blocks=cfg.num_blocks, d_state=cfg.d_state)
+    for name in arms:
+        if name == "teacher" and teacher is not None:
+            summary = {"steps": 0, "last_step": 0, "seconds": 0.0, "history": []}
+            model = teacher
+        else:
+            if name == "reco" and teacher is None:
+                raise SystemExit("--arms: 'reco' needs the teacher arm first or --teacher CKPT")
+            model, summary = run_arm(name, args, base, patch, device, teacher, prior)
+            if name == "teacher":
+                teacher = model
+        r = evaluate_arm(model, image, truth, args, patch, device)
+        r.update(steps=summary["last_step"], train_s=summary["seconds"],
+                 stopped_early=summary.get("stopped_early", False), history=summary["history"])
+        results["arms"][name] = r
+        (args.out / "results.json").write_text(json.dumps(results, indent=1))  # after every arm
+        log.info("%s: mean Dice %.3f, %d params", name, r["mean_dice"], r["params"])
+        if name != "teacher":
+            del model
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    table = markdown(results)
+    (args.out / "results.md").write_text(table)
+    print("\n\n".join(table.split("\n\n")[:2]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
