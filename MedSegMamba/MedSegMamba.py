@@ -96,6 +96,7 @@ class MedSegMambaWidget(ScriptedLoadableModuleWidget):
         ScriptedLoadableModuleWidget.__init__(self, parent)
         self.logic = None
         self._parameterNode = None
+        self._parameterNodeGuiTag = None
         self._timer = None
 
     def setup(self):
@@ -148,13 +149,14 @@ class MedSegMambaWidget(ScriptedLoadableModuleWidget):
         self.initializeParameterNode()
 
     def exit(self):
-        if self._parameterNode is not None and hasattr(self._parameterNode, "disconnectGui"):
+        if self._parameterNode is not None and self._parameterNodeGuiTag is not None:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
 
     def initializeParameterNode(self):
         if parameterNodeWrapper is None or self.logic is None:
             return
+        self.exit()  # never connect the GUI twice
         self._parameterNode = MedSegMambaParameterNode(self.logic.getParameterNode())
         if not self._parameterNode.inputVolume:
             self._parameterNode.inputVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")

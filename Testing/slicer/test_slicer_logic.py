@@ -225,8 +225,8 @@ def _realCliReason():
     from medsegmamba import models
     from medsegmamba.models import checkpoint
 
-    if not hasattr(models, "MedSegMamba") or not hasattr(checkpoint, "save_checkpoint"):
-        return "medsegmamba.models.MedSegMamba / checkpoint.save_checkpoint not available yet"
+    if not hasattr(models, "build_model") or not hasattr(checkpoint, "save_checkpoint"):
+        return "medsegmamba.models.build_model / checkpoint.save_checkpoint not available yet"
     return None
 
 
@@ -236,12 +236,12 @@ def test_real_cli_with_tiny_model(slicerScene, tmp_path):
         pytest.skip(reason)
     import torch
 
-    from medsegmamba.models import MedSegMamba
+    from medsegmamba.models import ModelConfig, build_model
     from medsegmamba.models.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
-    config = dict(channels=(1, 8, 16, 32, 64, 16), num_blocks=2, d_state=4, num_classes=32)
-    model = MedSegMamba(**config)
+    config = ModelConfig(channels=(1, 8, 16, 32, 64, 16), num_blocks=2, d_state=4, num_classes=32)
+    model = build_model(config)
     modelPath = str(tmp_path / "tiny.safetensors")
     save_checkpoint(model, config, modelPath, {"name": "tiny-test"})
 
@@ -257,3 +257,13 @@ def test_real_cli_with_tiny_model(slicerScene, tmp_path):
     assert set(names) <= {s.name for s in ASEG[1:]}
     table = logic.volumeTable(segmentation)
     assert table.GetNumberOfRows() == len(names)
+
+
+def test_module_in_application_test_runs_headless(slicerScene):
+    """The module's own ScriptedLoadableModuleTest (what 'Reload and Test' runs in Slicer)."""
+    from MedSegMamba import MedSegMambaTest
+
+    test = MedSegMambaTest()
+    test.setUp()
+    test.test_LoadAndMeasure()
+    assert slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode") == 1
