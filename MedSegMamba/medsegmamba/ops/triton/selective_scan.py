@@ -1,0 +1,299 @@
+"""Triton selective scan (CUDA): forward and backward kernels, launchers, autograd.Function.
+
+Same contract as `medsegmamba.ops.selective_scan_ref`. One program owns BLOCK_D channels of one
+group of one batch element, holds their (BLOCK_D, N) state in float32 registers and walks over L;
+the group's B_t/C_t (N values) are loaded once per step for all its channels.
+
+Backward memory: the forward pass, when a gradient is needed, stores the state at every CHUNK-th
+step (Bt * D * N * ceil(L / CHUNK) float32, 56 MB for Bt=1, D=8192, N=64, L=1728). The backward
+pass walks the chunks last to first: it recomputes the chunk's states from its checkpoint into a
+workspace (Bt * D * N * CHUNK float32, freed after the call), then runs the adjoint recurrence
+g_t = C_t dy_t + exp(dl_{t+1} A) g_{t+1} backwards through the chunk. Gradients of B and C (sums
+over a group's channels) are accumulated with float32 atomics; those of A, D and delta_bias per
+batch element, then summed.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+LOG2E = 1.4426950408889634
+CHUNK = 64
+
+
+@triton.jit
+def _softplus(x):
+    # torch's softplus (threshold 20) with an accurate log1p(exp(x)) for very negative x
+    z = tl.exp(tl.minimum(x, 20.0))
+    w = 1.0 + z
+    lp = tl.where(w == 1.0, z, tl.log(w) * (z / (w - 1.0)))
+    return tl.where(x > 20.0, x, lp)
+
+
+@triton.jit
+def _delta(dt_raw, bias, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
+    x = dt_raw.to(tl.float32)
+    if HAS_BIAS:
+        x = x + bias
+    if SOFTPLUS:
+        return x, _softplus(x)
+    return x, x
+
+
+@triton.jit
+def _scan_fwd_kernel(
+    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, Dskip_ptr, bias_ptr, y_ptr, ckpt_ptr,
+    length, groups, dim_group, n_state,
+    s_ub, s_ud, s_ul, s_tb, s_td, s_tl, s_ad, s_an,
+    s_bb, s_bg, s_bn, s_bl, s_cb, s_cg, s_cn, s_cl, s_yb, s_yd, s_yl,
+    HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, STORE_CKPT: tl.constexpr,
+    CHUNK: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    pid_b, pid_g, pid_c = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    d_loc = pid_c * BLOCK_D + tl.arange(0, BLOCK_D)
+    d_mask = d_loc < dim_group
+    d = pid_g * dim_group + d_loc
+    n = tl.arange(0, BLOCK_N)
+    n_mask = n < n_state
+    A2 = tl.load(A_ptr + d[:, None] * s_ad + n[None, :] * s_an,
+                 mask=d_mask[:, None] & n_mask[None, :], other=0.0).to(tl.float32) * 1.4426950408889634
+    bias = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
+    Dskip = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    if HAS_D:
+        Dskip = tl.load(Dskip_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
+    b64 = pid_b.to(tl.int64)
+    u_row = u_ptr + b64 * s_ub + d * s_ud
+    dt_row = dt_ptr + b64 * s_tb + d * s_td
+    y_row = y_ptr + b64 * s_yb + d * s_yd
+    B_row = B_ptr + b64 * s_bb + pid_g * s_bg + n * s_bn
+    C_row = C_ptr + b64 * s_cb + pid_g * s_cg + n * s_cn
+    prog = (pid_b * groups + pid_g) * tl.num_programs(2) + pid_c
+    tile = tl.arange(0, BLOCK_D)[:, None] * BLOCK_N + n[None, :]
+    ck_base = ckpt_ptr + prog.to(tl.int64) * (tl.cdiv(length, CHUNK) * BLOCK_D * BLOCK_N)
+
+    h = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)
+    # loads run one step ahead so their latency hides behind the current step's math
+    u_n = tl.load(u_row, mask=d_mask, other=0.0)
+    dt_n = tl.load(dt_row, mask=d_mask, other=0.0)
+    B_n = tl.load(B_row, mask=n_mask, other=0.0)
+    C_n = tl.load(C_row, mask=n_mask, other=0.0)
+    for t in range(0, length):
+        if STORE_CKPT:
+            if t % CHUNK == 0:
+                tl.store(ck_base + (t // CHUNK) * (BLOCK_D * BLOCK_N) + tile, h)
+        u_t, dt_t, B_t, C_t = u_n.to(tl.float32), dt_n, B_n.to(tl.float32), C_n.to(tl.float32)
+        ahead = t + 1 < length
+        u_n = tl.load(u_row + (t + 1) * s_ul, mask=d_mask & ahead, other=0.0)
+        dt_n = tl.load(dt_row + (t + 1) * s_tl, mask=d_mask & ahead, other=0.0)
+        B_n = tl.load(B_row + (t + 1) * s_bl, mask=n_mask & ahead, other=0.0)
+        C_n = tl.load(C_row + (t + 1) * s_cl, mask=n_mask & ahead, other=0.0)
+        _, dl = _delta(dt_t, bias, HAS_BIAS, SOFTPLUS)
+        h = tl.exp2(dl[:, None] * A2) * h + (dl * u_t)[:, None] * B_t[None, :]
+        y = tl.sum(h * C_t[None, :], axis=1)
+        if HAS_D:
+            y += Dskip * u_t
+        tl.store(y_row + t * s_yl, y.to(y_ptr.dtype.element_ty), mask=d_mask)
+
+
+@triton.jit
+def _scan_bwd_kernel(
+    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, Dskip_ptr, bias_ptr, dy_ptr, ckpt_ptr, ws_ptr,
+    du_ptr, ddt_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
+    length, n_chunks, last_len, groups, dim, dim_group, n_state,
+    s_ub, s_ud, s_ul, s_tb, s_td, s_tl, s_ad, s_an,
+    s_bb, s_bg, s_bn, s_bl, s_cb, s_cg, s_cn, s_cl, s_yb, s_yd, s_yl,
+    HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    CHUNK: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    # outputs du, ddt (Bt, D, L) and dB, dC (Bt, G, N, L) are contiguous; dA (Bt, D, N), dD, dbias (Bt, D)
+    pid_b, pid_g, pid_c = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    d_loc = pid_c * BLOCK_D + tl.arange(0, BLOCK_D)
+    d_mask = d_loc < dim_group
+    d = pid_g * dim_group + d_loc
+    n = tl.arange(0, BLOCK_N)
+    n_mask = n < n_state
+    dn_mask = d_mask[:, None] & n_mask[None, :]
+    A = tl.load(A_ptr + d[:, None] * s_ad + n[None, :] * s_an, mask=dn_mask, other=0.0).to(tl.float32)
+    A2 = A * 1.4426950408889634
+    bias = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
+    Dskip = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    if HAS_D:
+        Dskip = tl.load(Dskip_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
+    b64 = pid_b.to(tl.int64)
+    u_row = u_ptr + b64 * s_ub + d * s_ud
+    dt_row = dt_ptr + b64 * s_tb + d * s_td
+    dy_row = dy_ptr + b64 * s_yb + d * s_yd
+    B_row = B_ptr + b64 * s_bb + pid_g * s_bg + n * s_bn
+    C_row = C_ptr + b64 * s_cb + pid_g * s_cg + n * s_cn
+    out_row = b64 * dim * length + d * length
+    bc_row = (b64 * groups + pid_g) * n_state * length + n * length
+    prog = (pid_b * groups + pid_g) * tl.num_programs(2) + pid_c
+    tile = tl.arange(0, BLOCK_D)[:, None] * BLOCK_N + n[None, :]
+    ck_base = ckpt_ptr + prog.to(tl.int64) * (n_chunks * BLOCK_D * BLOCK_N)
+    ws_base = ws_ptr + prog.to(tl.int64) * (CHUNK * BLOCK_D * BLOCK_N)
+
+    carry = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)  # exp(dl_{t+1} A) * g_{t+1}
+    dA_acc = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)
+    dD_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    dbias_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    for i in range(0, n_chunks):
+        c = n_chunks - 1 - i
+        t0 = c * CHUNK
+        clen = CHUNK
+        if c == n_chunks - 1:
+            clen = last_len
+        # recompute the chunk's states h_{t-1} from its checkpoint into the workspace
+        h = tl.load(ck_base + c * (BLOCK_D * BLOCK_N) + tile)
+        for t in range(t0, t0 + clen):
+            tl.store(ws_base + (t - t0) * (BLOCK_D * BLOCK_N) + tile, h)
+            u_t = tl.load(u_row + t * s_ul, mask=d_mask, other=0.0).to(tl.float32)
+            _, dl = _delta(tl.load(dt_row + t * s_tl, mask=d_mask, other=0.0), bias, HAS_BIAS, SOFTPLUS)
+            B_t = tl.load(B_row + t * s_bl, mask=n_mask, other=0.0).to(tl.float32)
+            h = tl.exp2(dl[:, None] * A2) * h + (dl * u_t)[:, None] * B_t[None, :]
+        tl.debug_barrier()
+        for j in range(0, clen):
+            t = t0 + clen - 1 - j
+            h_prev = tl.load(ws_base + (t - t0) * (BLOCK_D * BLOCK_N) + tile)
+            u_t = tl.load(u_row + t * s_ul, mask=d_mask, other=0.0).to(tl.float32)
+            x, dl = _delta(tl.load(dt_row + t * s_tl, mask=d_mask, other=0.0), bias, HAS_BIAS, SOFTPLUS)
+            dy = tl.load(dy_row + t * s_yl, mask=d_mask, other=0.0).to(tl.float32)
+            B_t = tl.load(B_row + t * s_bl, mask=n_mask, other=0.0).to(tl.float32)
+            C_t = tl.load(C_row + t * s_cl, mask=n_mask, other=0.0).to(tl.float32)
+            a = tl.exp2(dl[:, None] * A2)
+            dlu = dl * u_t
+            h = a * h_prev + dlu[:, None] * B_t[None, :]
+            g = dy[:, None] * C_t[None, :] + carry
+            tl.atomic_add(dC_ptr + bc_row + t, tl.sum(dy[:, None] * h, axis=0), mask=n_mask)
+            tl.atomic_add(dB_ptr + bc_row + t, tl.sum(g * dlu[:, None], axis=0), mask=n_mask)
+            gah = g * a * h_prev
+            dA_acc += gah * dl[:, None]
+            gB = tl.sum(g * B_t[None, :], axis=1)
+            ddl = tl.sum(gah * A, axis=1) + gB * u_t
+            du = gB * dl
+            if HAS_D:
+                du += Dskip * dy
+                dD_acc += dy * u_t
+            if SOFTPLUS:
+                ddl = tl.where(x > 20.0, ddl, ddl / (1.0 + tl.exp(-x)))
+            dbias_acc += ddl
+            tl.store(du_ptr + out_row + t, du.to(du_ptr.dtype.element_ty), mask=d_mask)
+            tl.store(ddt_ptr + out_row + t, ddl.to(ddt_ptr.dtype.element_ty), mask=d_mask)
+            carry = a * g
+        tl.debug_barrier()
+    part = b64 * dim + d
+    tl.store(dA_ptr + part[:, None] * n_state + n[None, :], dA_acc, mask=dn_mask)
+    tl.store(dD_ptr + part, dD_acc, mask=d_mask)
+    tl.store(dbias_ptr + part, dbias_acc, mask=d_mask)
+
+
+def _interpreting():
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def _config(dim_group, n_state, block_d=None, num_warps=None):
+    """(BLOCK_D, BLOCK_N, num_warps): about 1024 state elements per program by default."""
+    block_n = triton.next_power_of_2(n_state)
+    if block_d is None:
+        block_d = min(triton.next_power_of_2(dim_group), max(1, 1024 // block_n))
+    if block_d < 1 or block_d & (block_d - 1):
+        raise ValueError(f"selective_scan_triton: block_d must be a power of two, got {block_d}")
+    if num_warps is None:
+        num_warps = max(1, min(8, block_d * block_n // 256))
+    return block_d, block_n, num_warps
+
+
+def _check_device(*tensors):
+    device = tensors[0].device
+    if device.type != "cuda" and not _interpreting():
+        raise RuntimeError(f"selective_scan_triton: inputs must be on CUDA, got {device}")
+    for t in tensors:
+        if t is not None and t.device != device:
+            raise ValueError(f"selective_scan_triton: all inputs must be on {device}, got one on {t.device}")
+
+
+def _scan_fwd(u, delta, A, B, C, D, delta_bias, softplus, store_ckpt, block_d=None, num_warps=None):
+    """Launch the forward kernel. Returns y (Bt, D, L) in u's dtype and the checkpoints (or None)."""
+    batch, dim, length = u.shape
+    groups, n_state = B.shape[1], A.shape[1]
+    block_d, block_n, num_warps = _config(dim // groups, n_state, block_d, num_warps)
+    grid = (batch, groups, triton.cdiv(dim // groups, block_d))
+    n_chunks = triton.cdiv(length, CHUNK)
+    y = torch.empty((batch, dim, length), device=u.device, dtype=u.dtype)
+    ckpt = (torch.empty((grid[0] * grid[1] * grid[2], n_chunks, block_d, block_n), device=u.device,
+                        dtype=torch.float32) if store_ckpt else y)
+    _scan_fwd_kernel[grid](
+        u, delta, A, B, C, D if D is not None else u, delta_bias if delta_bias is not None else u, y, ckpt,
+        length, groups, dim // groups, n_state,
+        *u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *y.stride(),
+        HAS_D=D is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus),
+        STORE_CKPT=store_ckpt, CHUNK=CHUNK, BLOCK_D=block_d, BLOCK_N=block_n, num_warps=num_warps)
+    return y, (ckpt if store_ckpt else None), (block_d, num_warps)
+
+
+def _scan_bwd(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt, block_d, num_warps):
+    """Launch the backward kernel. Returns fp32 (du, ddelta, dA, dB, dC, dD, dbias)-ready tensors."""
+    batch, dim, length = u.shape
+    groups, n_state = B.shape[1], A.shape[1]
+    block_d, block_n, num_warps = _config(dim // groups, n_state, block_d, num_warps)
+    grid = (batch, groups, triton.cdiv(dim // groups, block_d))
+    n_chunks = triton.cdiv(length, CHUNK)
+    if ckpt.shape != (grid[0] * grid[1] * grid[2], n_chunks, block_d, block_n):
+        raise RuntimeError(f"selective_scan_triton: checkpoint shape {tuple(ckpt.shape)} does not fit the grid")
+    dev, f32 = u.device, torch.float32
+    ws = torch.empty((ckpt.shape[0], CHUNK, block_d, block_n), device=dev, dtype=f32)
+    du = torch.empty((batch, dim, length), device=dev, dtype=u.dtype)
+    ddelta = torch.empty((batch, dim, length), device=dev, dtype=delta.dtype)
+    dA = torch.empty((batch, dim, n_state), device=dev, dtype=f32)
+    dB = torch.zeros((batch, groups, n_state, length), device=dev, dtype=f32)
+    dC = torch.zeros((batch, groups, n_state, length), device=dev, dtype=f32)
+    dD = torch.empty((batch, dim), device=dev, dtype=f32)
+    dbias = torch.empty((batch, dim), device=dev, dtype=f32)
+    _scan_bwd_kernel[grid](
+        u, delta, A, B, C, D if D is not None else u, delta_bias if delta_bias is not None else u, dy, ckpt, ws,
+        du, ddelta, dA, dB, dC, dD, dbias,
+        length, n_chunks, length - (n_chunks - 1) * CHUNK, groups, dim, dim // groups, n_state,
+        *u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *dy.stride(),
+        HAS_D=D is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus),
+        CHUNK=CHUNK, BLOCK_D=block_d, BLOCK_N=block_n, num_warps=num_warps)
+    return du, ddelta, dA.sum(0), dB, dC, dD.sum(0), dbias.sum(0)
+
+
+class _SelectiveScanTriton(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, delta_bias, softplus, block_d, num_warps):
+        needs_grad = any(t is not None and t.requires_grad for t in (u, delta, A, B, C, D, delta_bias))
+        y, ckpt, cfg = _scan_fwd(u, delta, A, B, C, D, delta_bias, softplus, needs_grad, block_d, num_warps)
+        if needs_grad:
+            ctx.save_for_backward(u, delta, A, B, C, D, delta_bias, ckpt)
+            ctx.softplus, ctx.cfg = softplus, cfg
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        u, delta, A, B, C, D, delta_bias, ckpt = ctx.saved_tensors
+        du, ddelta, dA, dB, dC, dD, dbias = _scan_bwd(dy, u, delta, A, B, C, D, delta_bias, ctx.softplus,
+                                                     ckpt, *ctx.cfg)
+        return (du, ddelta, dA.to(A.dtype), dB.to(B.dtype), dC.to(C.dtype),
+                None if D is None else dD.to(D.dtype),
+                None if delta_bias is None else dbias.to(delta_bias.dtype), None, None, None)
+
+
+def selective_scan_triton(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True, *,
+                          block_d=None, num_warps=None):
+    """Triton selective scan on CUDA; y (Bt, D, L) in u's dtype. Shapes as `selective_scan_ref`.
+
+    block_d / num_warps override the launch configuration (benchmarks only).
+    """
+    from ..selective_scan import check_scan_args
+
+    check_scan_args(u, delta, A, B, C, D, delta_bias)
+    _check_device(u, delta, A, B, C, D, delta_bias)
+    return _SelectiveScanTriton.apply(u, delta, A, B, C, D, delta_bias, delta_softplus, block_d, num_warps)
