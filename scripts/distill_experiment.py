@@ -54,7 +54,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--data", type=Path, default=ROOT / ".data",
-                   help="folder with synthseg_label_maps/ and fsaverage/ (default .data)")
+                   help="folder with label_maps/ and fsaverage/ (default .data)")
     p.add_argument("--arms", default=",".join(ARMS))
     p.add_argument("--steps", type=int, default=200, help="training steps per arm (equal budget)")
     p.add_argument("--max-seconds-per-arm", type=float, default=50.0)
@@ -76,14 +76,21 @@ def _first_existing(*folders: Path) -> Path:
     raise FileNotFoundError(f"none of {[str(f) for f in folders]} exists")
 
 
+_GENERATOR = {}
+
+
 def batches(args, device, patch):
-    """The training recipe's generator; in --smoke without medsegmamba.train, a toy stand-in."""
-    maps = _first_existing(args.data / "synthseg_label_maps", Path("/work/shared/data/synthseg_label_maps"))
+    """The training recipe's generator (built once, re-seeded per arm: every arm sees the same
+    batches); in --smoke without medsegmamba.train, a toy stand-in."""
+    maps = _first_existing(args.data / "label_maps", args.data / "synthseg_label_maps",
+                           Path("/work/shared/data/synthseg_label_maps"))
     try:
-        from medsegmamba.distill.recipe import synth_batches
-        it = synth_batches(maps, device, 1, patch, args.seed)
-        next(it)
-        return it
+        from medsegmamba.distill.recipe import make_generator, synth_batches
+        if "gen" not in _GENERATOR:
+            t0 = time.perf_counter()
+            _GENERATOR["gen"] = make_generator(maps, device, patch, args.seed)
+            log.info("generator ready in %.1f s", time.perf_counter() - t0)
+        return synth_batches(_GENERATOR["gen"], 1, args.seed)
     except (ImportError, AttributeError) as e:
         if not args.smoke:
             raise
@@ -105,13 +112,18 @@ def _toy_batches(maps, device, patch, seed):
         yield img[None, None].float().to(device), t[None].to(device)
 
 
+SEG_LOSS = {"name": "medsegmamba.train.losses.segmentation_loss"}
+
+
 def seg_loss(args):
+    """The training recipe's loss; plain cross-entropy (same for every arm, recorded in the
+    results) only while medsegmamba.train.losses does not exist yet."""
     try:
         from medsegmamba.distill.recipe import segmentation_loss
         return segmentation_loss()
-    except (ImportError, AttributeError):
-        if not args.smoke:
-            raise
+    except (ImportError, AttributeError) as e:
+        log.warning("medsegmamba.train.losses unavailable (%s): every arm uses cross-entropy", e)
+        SEG_LOSS["name"] = "cross-entropy (fallback)"
         return lambda logits, target: torch.nn.functional.cross_entropy(logits, target)
 
 
@@ -120,9 +132,11 @@ def load_fsaverage(args, device):
     from medsegmamba.io import read_volume
     from medsegmamba.pipeline.conform import conform
 
-    fs = _first_existing(args.data / "fsaverage", Path("/work/shared/data/fsaverage"))
-    image = conform(read_volume(fs / "orig.mgz"), device=device).image
-    truth = labels.label_to_class(np.asarray(read_volume(fs / "aseg.mgz").data).round().astype(int))
+    fs = _first_existing(*(f for f in (args.data / "fsaverage", Path("/work/shared/data/fsaverage"))
+                           if any(f.glob("orig.*"))))
+    pick = lambda stem: next(p for p in (fs / f"{stem}.nii.gz", fs / f"{stem}.mgz") if p.is_file())
+    image = conform(read_volume(pick("orig")), device=device).image
+    truth = labels.label_to_class(np.asarray(read_volume(pick("aseg")).data).round().astype(int))
     return image, truth
 
 
@@ -224,7 +238,8 @@ def evaluate_arm(model, image, truth, args, patch, device):
 
 def markdown(results):
     lines = [f"device: {results['device']}; {results['steps_per_arm']} steps per arm, batch 1, "
-             f"patch {results['patch']}; fsaverage, patch step {results['step']}", "",
+             f"patch {results['patch']}; fsaverage, patch step {results['step']}; "
+             f"loss {results.get('seg_loss')}", "",
              "| arm | params | train steps | train s | mean Dice (28) | latency / scan s |",
              "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for name, r in results["arms"].items():
@@ -284,6 +299,8 @@ def main(argv=None) -> int:
             del model
         if device.type == "cuda":
             torch.cuda.empty_cache()
+    results["seg_loss"] = SEG_LOSS["name"]
+    (args.out / "results.json").write_text(json.dumps(results, indent=1))
     table = markdown(results)
     (args.out / "results.md").write_text(table)
     print("\n\n".join(table.split("\n\n")[:2]))

@@ -58,7 +58,7 @@ def run(args) -> int:
     from ..models.checkpoint import load_checkpoint, save_checkpoint
     from ..models.students import resolve_student
     from .loop import LoopOptions, train_student
-    from .recipe import segmentation_loss, synth_batches
+    from .recipe import make_generator, segmentation_loss, synth_batches
     from .reco_kd import ReCoKD, feature_widths
     from .self_distill import SelfDistillation
 
@@ -76,7 +76,8 @@ def run(args) -> int:
         reco_config(args)).to(device)
     sd = SelfDistillation(widths, s_cfg.num_classes, self_distill_config(args)).to(device) \
         if args.self_distill else None
-    batches = synth_batches(args.label_maps, device, args.batch_size, s_cfg.patch_size, args.seed)
+    batches = synth_batches(make_generator(args.label_maps, device, s_cfg.patch_size, args.seed),
+                            args.batch_size)
     summary = train_student(student, batches, segmentation_loss(),
                             LoopOptions(steps=args.steps, lr=args.lr),
                             teacher=teacher if reco else None, reco=reco, self_distill=sd)

@@ -19,15 +19,27 @@ def label_map_paths(folder) -> list[Path]:
     return paths
 
 
-def synth_batches(label_maps, device, batch_size: int = 1, patch_size: int = 96, seed: int = 0):
-    """Endless iterator of ``(image (B, 1, P, P, P) float, target (B, P, P, P) long)`` on ``device``,
-    from the training engineer's generator (:mod:`medsegmamba.train.synth`)."""
-    from ..train import synth
+def make_generator(label_maps, device, patch_size: int = 96, seed: int = 0):
+    """The training recipe's :class:`medsegmamba.train.synth.SynthGenerator` over a folder of maps."""
+    import numpy as np
 
-    paths = label_map_paths(label_maps)
-    gen = synth.make_generator(paths, device=device, patch_size=patch_size, seed=seed)
+    from ..io import read_volume
+    from ..train.labelmaps import LabelTable
+    from ..train.synth import SynthConfig, SynthGenerator
+
+    maps = [np.asarray(read_volume(p).data).round().astype(np.int32)
+            for p in label_map_paths(label_maps)]
+    table = LabelTable(np.unique(np.concatenate([np.unique(m) for m in maps])))
+    return SynthGenerator(maps, table, SynthConfig(patch=patch_size), device=device, seed=seed)
+
+
+def synth_batches(generator, batch_size: int = 1, seed: int | None = None):
+    """Endless ``(image (B, 1, P, P, P) float, target (B, P, P, P) long)`` from ``generator``;
+    ``seed`` restarts its stream, so that every arm of an experiment sees the same batches."""
+    if seed is not None:
+        generator.gen.manual_seed(seed)
     while True:
-        image, target = gen.sample(batch_size)
+        image, target = generator.sample(batch_size)
         yield image, target.long()
 
 
@@ -38,4 +50,4 @@ def segmentation_loss():
     return losses.segmentation_loss()
 
 
-__all__ = ["label_map_paths", "synth_batches", "segmentation_loss"]
+__all__ = ["label_map_paths", "make_generator", "synth_batches", "segmentation_loss"]
