@@ -1,0 +1,85 @@
+"""Run the model on every patch and add the probabilities of overlapping patches; argmax.
+
+All on the device: the padded block, the batches and the (classes, X, Y, Z) float32 sum stay there;
+only the class map leaves. bf16 autocast on CUDA. On CUDA out-of-memory the batch is halved, and
+at batch 1 the work moves to the CPU, with a warning each time (nnU-Net's predictor does the same).
+`aggregate_ref` is the slow numpy twin.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[float], None]
+
+
+def aggregate(model, block, origins: np.ndarray, batch_size: int = 2, patch: int = 96,
+              progress: Progress | None = None):
+    """Class map (X, Y, Z) int64 of the padded `block` (X, Y, Z) torch tensor, on the block's device.
+
+    `model` maps (B, 1, p, p, p) to (B, C, p, p, p) probabilities. If CUDA runs out of memory the
+    model is moved to the CPU, so the result may come back on the CPU.
+    """
+    import torch
+
+    while True:
+        try:
+            return _aggregate(model, block, origins, batch_size, patch, progress)
+        except torch.OutOfMemoryError:
+            if block.device.type != "cuda":
+                raise
+            torch.cuda.empty_cache()
+            if batch_size > 1:
+                batch_size //= 2
+                log.warning("CUDA out of memory: retrying with batch size %d", batch_size)
+            else:
+                log.warning("CUDA out of memory at batch size 1: falling back to the CPU (slow)")
+                model.to("cpu")
+                block = block.to("cpu")
+
+
+def _aggregate(model, block, origins, batch_size, patch, progress):
+    import torch
+
+    device = block.device
+    starts = [tuple(int(v) for v in o) for o in origins]
+    total = None
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _null()
+    with torch.inference_mode(), autocast:
+        for first in range(0, len(starts), batch_size):
+            batch = starts[first:first + batch_size]
+            x = torch.stack([block[a:a + patch, b:b + patch, c:c + patch] for a, b, c in batch])
+            probabilities = model(x[:, None].float())
+            if total is None:
+                total = torch.zeros((probabilities.shape[1],) + tuple(block.shape), dtype=torch.float32,
+                                    device=device)
+            for (a, b, c), p in zip(batch, probabilities):
+                total[:, a:a + patch, b:b + patch, c:c + patch] += p.float()
+            if progress is not None:
+                progress(min(first + batch_size, len(starts)) / len(starts))
+        return total.argmax(dim=0)
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def aggregate_ref(predict: Callable[[np.ndarray], np.ndarray], block: np.ndarray, origins: np.ndarray,
+                  patch: int = 96) -> np.ndarray:
+    """Slow twin: one patch at a time in float64 numpy. `predict`: (p,p,p) -> (C,p,p,p) probabilities."""
+    total = None
+    for a, b, c in np.asarray(origins):
+        probabilities = np.asarray(predict(block[a:a + patch, b:b + patch, c:c + patch]), dtype=np.float64)
+        if total is None:
+            total = np.zeros((probabilities.shape[0],) + block.shape)
+        total[:, a:a + patch, b:b + patch, c:c + patch] += probabilities
+    return total.argmax(axis=0)

@@ -1,0 +1,179 @@
+"""Conform like FastSurfer (LIA, 1 mm isotropic, 256^3, uint8 intensities) and go back to native.
+
+The geometry: the conformed grid is centred on the input's centre (the world point of voxel
+shape/2, as MGH headers define it), its axes run Left, Inferior, Anterior with 1 mm voxels. The
+image is resampled with linear interpolation; labels go back with nearest neighbour. Samples outside
+the source are 0, and linear interpolation blends with those zeros across the border (scipy's
+'grid-constant' mode, torch's zero padding).
+
+Each resampler runs in torch (`grid_sample` / index gather on the chosen device, slab by slab to
+bound memory) and has a slow, plainly right twin on scipy.ndimage.map_coordinates (`*_ref`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..io import Volume
+
+log = logging.getLogger(__name__)
+
+SIZE = 256
+VOXEL_MM = 1.0
+# Columns: the world (RAS) direction of each voxel axis — Left, Inferior, Anterior.
+LIA = np.array([[-1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
+_SLAB = 16  # output slices resampled at once: bounds the coordinate grid's memory
+
+
+@dataclass
+class Conformed:
+    """The model's view of a scan: `image` (256,256,256) torch float in [0,1] on the device, its affine."""
+
+    image: "torch.Tensor"  # noqa: F821 - torch is imported lazily
+    affine: np.ndarray
+
+
+def conformed_affine(shape, affine: np.ndarray, size: int = SIZE, voxel: float = VOXEL_MM) -> np.ndarray:
+    """The 4x4 LIA vox2ras of the conformed grid, centred on the input's centre."""
+    centre = affine @ np.append(np.asarray(shape[:3], dtype=float) / 2.0, 1.0)
+    out = np.eye(4)
+    out[:3, :3] = LIA * voxel
+    out[:3, 3] = centre[:3] - out[:3, :3] @ np.full(3, size / 2.0)
+    return out
+
+
+def is_conform(volume: Volume, size: int = SIZE, voxel: float = VOXEL_MM, atol: float = 1e-3) -> bool:
+    """True if `volume` already lies on an LIA, `voxel` mm, size^3 grid (no resampling needed)."""
+    return volume.data.shape == (size,) * 3 and np.allclose(volume.affine[:3, :3], LIA * voxel, atol=atol)
+
+
+def intensity_scale(data: np.ndarray, upper_quantile: float = 0.999, bins: int = 1000) -> tuple[float, float]:
+    """FastSurfer's rule: (src_min, scale) so that src_min -> 0 and the upper bound -> 255.
+
+    Lower bound: the minimum. Upper bound: from a `bins`-bin histogram of all voxels, the left
+    edge of the bin below the first bin whose cumulative count reaches the total minus
+    (1 - upper_quantile) of the non-zero voxels — about the 0.999 quantile of the non-zero voxels.
+    """
+    data = np.asarray(data, dtype=np.float64)
+    low, high = float(data.min()), float(data.max())
+    if low < 0:
+        log.warning("input has values below 0 (minimum %g); they map to 0", low)
+    nonzero = int(np.count_nonzero(np.abs(data) >= 1e-15))
+    counts, _ = np.histogram(data, bins)
+    cumulative = np.concatenate(([0], np.cumsum(counts)))
+    target = data.size - int((1.0 - upper_quantile) * nonzero)
+    reached = np.flatnonzero(cumulative >= target)
+    index = reached[-2] if reached.size >= 2 else bins
+    upper = low + index * (high - low) / bins
+    scale = 1.0 if upper == low else 255.0 / (upper - low)
+    return low, scale
+
+
+def scale_intensities(data, src_min: float, scale: float):
+    """Map to 0..255, clip and round (numpy array or torch tensor in, same kind out)."""
+    scaled = (data - src_min) * scale
+    return scaled.clip(0, 255).round()
+
+
+def conform(volume: Volume, device="cpu") -> Conformed:
+    """Resample `volume` onto the conformed grid and scale it to uint8 levels, divided by 255."""
+    import torch
+
+    src_min, scale = intensity_scale(volume.data)
+    data = torch.from_numpy(volume.data).to(device=device, dtype=torch.float32)
+    affine = volume.affine if is_conform(volume) else conformed_affine(volume.data.shape, volume.affine)
+    if is_conform(volume):
+        log.info("input already conformed: no resampling")
+        image = data
+        if np.array_equal(volume.data, np.clip(np.round(volume.data), 0, 255)):
+            src_min, scale = 0.0, 1.0  # already uint8 levels: keep them as they are
+    else:
+        image = resample_linear(data, volume.affine, affine, (SIZE,) * 3)
+    image = scale_intensities(image, src_min, scale) / 255.0
+    return Conformed(image, affine)
+
+
+def _voxel_map(src_affine: np.ndarray, dst_affine: np.ndarray) -> np.ndarray:
+    """4x4: destination voxel index -> source voxel coordinate."""
+    return np.linalg.inv(src_affine) @ dst_affine
+
+
+def _slab_points(start: int, stop: int, shape, device):
+    """Voxel coordinates (n, y, z, 4) homogeneous, float32, for destination slices start:stop."""
+    import torch
+
+    axes = [torch.arange(start, stop, device=device, dtype=torch.float32)]
+    axes += [torch.arange(n, device=device, dtype=torch.float32) for n in shape[1:]]
+    grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
+    return torch.cat([grid, torch.ones_like(grid[..., :1])], dim=-1)
+
+
+def resample_linear(data, src_affine, dst_affine, dst_shape, device=None):
+    """Trilinear resampling of `data` (X,Y,Z) torch tensor onto the grid (dst_affine, dst_shape)."""
+    import torch
+    import torch.nn.functional as F
+
+    device = data.device if device is None else device
+    data = data.to(device=device, dtype=torch.float32)
+    padded = F.pad(data, (1, 1, 1, 1, 1, 1))  # a zero border: blends like 'grid-constant', allows size 1
+    sizes = np.array(padded.shape, dtype=float)
+    # voxel -> padded source coordinate -> grid_sample's [-1, 1] (align_corners=True), axes as (z, y, x)
+    normalise = np.diag(np.append(2.0 / (sizes - 1), 1.0))
+    normalise[:3, 3] = 2.0 / (sizes - 1) - 1.0  # includes the +1 shift of the border
+    matrix = (normalise @ _voxel_map(src_affine, dst_affine))[[2, 1, 0, 3]][:, :]
+    matrix = torch.as_tensor(matrix[:3].T, dtype=torch.float32, device=device)  # (4, 3)
+    out = torch.empty(tuple(dst_shape), dtype=torch.float32, device=device)
+    source = padded[None, None]
+    for start in range(0, dst_shape[0], _SLAB):
+        stop = min(start + _SLAB, dst_shape[0])
+        grid = _slab_points(start, stop, dst_shape, device) @ matrix
+        out[start:stop] = F.grid_sample(source, grid[None], mode="bilinear", padding_mode="zeros",
+                                        align_corners=True)[0, 0]
+    return out
+
+
+def resample_linear_ref(data: np.ndarray, src_affine, dst_affine, dst_shape) -> np.ndarray:
+    """Slow twin of `resample_linear`: scipy map_coordinates, order 1, float64."""
+    from scipy import ndimage
+
+    points = np.indices(dst_shape, dtype=np.float64).reshape(3, -1)
+    coords = _voxel_map(src_affine, dst_affine) @ np.vstack([points, np.ones(points.shape[1])])
+    values = ndimage.map_coordinates(np.asarray(data, np.float64), coords[:3], order=1, mode="grid-constant")
+    return values.reshape(dst_shape)
+
+
+def resample_nearest(labels, src_affine, dst_affine, dst_shape, device=None):
+    """Nearest-neighbour resampling of `labels` (X,Y,Z) torch tensor; voxel floor(p + 0.5), 0 outside."""
+    import torch
+
+    device = labels.device if device is None else device
+    labels = labels.to(device)
+    sizes = torch.tensor(labels.shape, device=device)
+    matrix = torch.as_tensor(_voxel_map(src_affine, dst_affine)[:3].T, dtype=torch.float32, device=device)
+    out = torch.zeros(tuple(dst_shape), dtype=labels.dtype, device=device)
+    for start in range(0, dst_shape[0], _SLAB):
+        stop = min(start + _SLAB, dst_shape[0])
+        index = torch.floor(_slab_points(start, stop, dst_shape, device) @ matrix + 0.5).long()
+        inside = ((index >= 0) & (index < sizes)).all(dim=-1)
+        index = index.clamp(min=torch.zeros_like(sizes), max=sizes - 1)
+        values = labels[index[..., 0], index[..., 1], index[..., 2]]
+        out[start:stop] = torch.where(inside, values, torch.zeros_like(values))
+    return out
+
+
+def resample_nearest_ref(labels: np.ndarray, src_affine, dst_affine, dst_shape) -> np.ndarray:
+    """Slow twin of `resample_nearest`: scipy map_coordinates, order 0 (rounds half up)."""
+    from scipy import ndimage
+
+    points = np.indices(dst_shape, dtype=np.float64).reshape(3, -1)
+    coords = _voxel_map(src_affine, dst_affine) @ np.vstack([points, np.ones(points.shape[1])])
+    values = ndimage.map_coordinates(np.asarray(labels), coords[:3], order=0, mode="grid-constant", cval=0)
+    return values.reshape(dst_shape)
+
+
+def to_native(labels, conformed_affine_: np.ndarray, native_shape, native_affine: np.ndarray, device=None):
+    """Put a conformed label map (torch tensor) back onto the input's own grid (nearest neighbour)."""
+    return resample_nearest(labels, conformed_affine_, native_affine, tuple(native_shape[:3]), device)

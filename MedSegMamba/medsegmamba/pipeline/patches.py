@@ -1,0 +1,85 @@
+"""Pure tiling: crop the all-zero border, pad each axis to 96 + k*step, place 96^3 patches.
+
+No torch here: boxes, shapes and patch origins are plain integers and numpy arrays, so each piece
+can be checked by hand.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+PATCH = 96
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """Where the crop came from and how it is padded and cut into patches.
+
+    `start`/`stop`: the crop box in the conformed volume. `offset`: where the crop sits inside the
+    padded block of shape `padded`. `origins`: (P, 3) first voxel of each patch in the padded block.
+    """
+
+    start: tuple[int, int, int]
+    stop: tuple[int, int, int]
+    offset: tuple[int, int, int]
+    padded: tuple[int, int, int]
+    origins: np.ndarray
+    patch: int = PATCH
+
+    @property
+    def crop(self) -> tuple[slice, slice, slice]:
+        return tuple(slice(a, b) for a, b in zip(self.start, self.stop))
+
+    @property
+    def inner(self) -> tuple[slice, slice, slice]:
+        """The crop's place inside the padded block."""
+        return tuple(slice(o, o + b - a) for o, a, b in zip(self.offset, self.start, self.stop))
+
+
+def box_from_projections(projections) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(start, stop) of the non-zero region from one 1D boolean 'any non-zero' array per axis.
+
+    An all-zero volume gives the whole extent (nothing to crop, nothing to find).
+    """
+    projections = [np.asarray(p, dtype=bool) for p in projections]
+    if not all(p.any() for p in projections):
+        return tuple(0 for _ in projections), tuple(p.size for p in projections)
+    start = tuple(int(np.argmax(p)) for p in projections)
+    stop = tuple(int(p.size - np.argmax(p[::-1])) for p in projections)
+    return start, stop
+
+
+def bounding_box(mask: np.ndarray) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(start, stop) of the non-zero voxels of a numpy array."""
+    mask = np.asarray(mask) != 0
+    axes = range(mask.ndim)
+    return box_from_projections([mask.any(axis=tuple(a for a in axes if a != k)) for k in axes])
+
+
+def padded_size(n: int, step: int, patch: int = PATCH) -> int:
+    """Smallest 96 + k*step >= n (k >= 0)."""
+    return patch + max(0, math.ceil((n - patch) / step)) * step
+
+
+def patch_origins(shape, step: int, patch: int = PATCH) -> np.ndarray:
+    """(P, 3) int origins of patches every `step` voxels; `shape` must be 96 + k*step per axis."""
+    ranges = []
+    for n in shape:
+        if n < patch or (n - patch) % step:
+            raise ValueError(f"axis of size {n} is not {patch} + k*{step}")
+        ranges.append(np.arange(0, n - patch + 1, step))
+    grid = np.meshgrid(*ranges, indexing="ij")
+    return np.stack([g.ravel() for g in grid], axis=1).astype(np.int64)
+
+
+def plan_tiling(start, stop, step: int, patch: int = PATCH) -> Tiling:
+    """Tiling of the crop box start:stop, the crop centred in its padded block."""
+    if step <= 0 or step > patch:
+        raise ValueError(f"step must be in 1..{patch}, got {step}")
+    sizes = [b - a for a, b in zip(start, stop)]
+    padded = tuple(padded_size(n, step, patch) for n in sizes)
+    offset = tuple((p - n) // 2 for p, n in zip(padded, sizes))
+    return Tiling(tuple(start), tuple(stop), offset, padded, patch_origins(padded, step, patch), patch)

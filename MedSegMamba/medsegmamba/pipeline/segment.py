@@ -1,0 +1,178 @@
+"""The one orchestrator: a T1 file -> a label map on the input's own grid, its volumes and a QC picture.
+
+Reads top to bottom as the pipeline (FastSurfer's run_prediction main):
+read -> conform -> crop/pad -> patches -> model -> add probabilities -> argmax -> FreeSurfer labels
+-> un-pad/un-crop -> back to native -> write. Everything between read and write stays on the device.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .. import io, qc, stats
+from ..labels import ASEG, HIPPOCAMPAL_SUBFIELDS, class_to_label
+from . import patches
+from .aggregate import aggregate
+from .conform import SIZE, conform, to_native
+from .hippocampus import segment_subfields
+from .loading import LoadedModel, load_model, resolve_device
+
+log = logging.getLogger(__name__)
+
+# progress(stage, fraction): stage is "conform", "predict" or "write"; fraction in [0, 1] of that stage
+Progress = Callable[[str, float], None]
+FORMATS = {"nii.gz": ".nii.gz", "nii": ".nii", "mgz": ".mgz"}
+
+
+@dataclass
+class SegmentOptions:
+    """What `segment` needs beyond the input: the CLI's options, one field each."""
+
+    model: object = "default"        # shipped weights name, .safetensors path, or an nn.Module
+    device: str = "auto"             # auto | cpu | cuda | cuda:N
+    step: int | None = None          # patch step; None: 16 on CUDA (the paper), 32 on CPU (~4x faster)
+    batch_size: int | None = None    # patches per forward; None: 2
+    hippocampus: object = None       # subfield weights (name, path or nn.Module); None: no subfields
+    overwrite: bool = False
+    output_format: str = "nii.gz"    # nii.gz | nii | mgz
+    qc: bool = True
+
+    def __post_init__(self):
+        if self.output_format not in FORMATS:
+            raise ValueError(f"output_format: expected one of {sorted(FORMATS)}, got {self.output_format!r}")
+        if self.step is not None and self.step not in (8, 16, 32, 48, 96):
+            raise ValueError(f"step: expected 16 or 32 (or 8, 48, 96), got {self.step}")
+
+
+@dataclass
+class Segmentation:
+    """The result on the native grid, plus what the writers and the benchmark need."""
+
+    labels: np.ndarray                   # (X, Y, Z) int32 FreeSurfer labels, input's grid
+    affine: np.ndarray
+    subfields: np.ndarray | None = None  # (X, Y, Z) int32 subfield labels, or None
+    qc_slices: tuple | None = None       # (image slices, label slices) on the conformed grid
+    timings: dict = field(default_factory=dict)
+
+
+def output_paths(input_path, outdir, options: SegmentOptions) -> dict[str, Path]:
+    """Where one subject's outputs go: labels, volumes, qc (and subfields with --hippocampus)."""
+    name, outdir = io.stem(input_path), Path(outdir)
+    paths = {"labels": outdir / f"{name}_aseg{FORMATS[options.output_format]}",
+             "volumes": outdir / f"{name}_volumes.csv"}
+    if options.qc:
+        paths["qc"] = outdir / f"{name}_qc.png"
+    if options.hippocampus is not None:
+        paths["subfields"] = outdir / f"{name}_hipposubfields{FORMATS[options.output_format]}"
+    return paths
+
+
+class Segmenter:
+    """Loads the model(s) once, then segments any number of files."""
+
+    def __init__(self, options: SegmentOptions):
+        self.options = options
+        self.device = resolve_device(options.device)
+        self.model: LoadedModel = load_model(options.model, self.device)
+        self.hippocampus = (None if options.hippocampus is None
+                            else load_model(options.hippocampus, self.device))
+        self.step = options.step or (16 if self.device.type == "cuda" else 32)
+        self.batch_size = options.batch_size or 2
+
+    def segment_file(self, path, outdir, progress: Progress | None = None) -> dict[str, Path]:
+        """Segment one file and write its outputs atomically (all or none); return their paths."""
+        outputs = output_paths(path, outdir, self.options)
+        io.prepare_output_dir(outdir)
+        io.check_outputs(list(outputs.values()), self.options.overwrite)
+        volume = io.read_volume(path)
+        result = self.segment_volume(volume, progress)
+        self.write(result, volume, outputs)
+        if progress:
+            progress("write", 1.0)
+        return outputs
+
+    def segment_volume(self, volume: io.Volume, progress: Progress | None = None) -> Segmentation:
+        """The pipeline on one volume in memory; nothing is written."""
+        import torch
+
+        clock = _Clock(self.device)
+        report = progress or (lambda stage, fraction: None)
+        report("conform", 0.0)
+        conformed = conform(volume, self.device)
+        image = conformed.image
+        clock.lap("conform")
+        report("conform", 1.0)
+
+        # crop the all-zero border, pad to 96 + k*step, cut into patches
+        mask = image > 0
+        projections = [mask.flatten(1).any(1), mask.any(2).any(0), mask.any(0).any(0)]
+        start, stop = patches.box_from_projections([p.cpu().numpy() for p in projections])
+        tiling = patches.plan_tiling(start, stop, self.step)
+        block = torch.zeros(tiling.padded, dtype=torch.float32, device=self.device)
+        block[tiling.inner] = image[tiling.crop]
+
+        classes = aggregate(self.model.network, block, tiling.origins, self.batch_size,
+                            progress=lambda f: report("predict", f))
+        lut = torch.as_tensor(class_to_label(ASEG), device=classes.device)
+        labels = torch.zeros((SIZE,) * 3, dtype=torch.int32, device=classes.device)
+        labels[tiling.crop] = lut[classes[tiling.inner]]
+        clock.lap("predict")
+
+        subfields = None
+        if self.hippocampus is not None:
+            subfields = segment_subfields(self.hippocampus.network, image.to(labels.device), labels)
+            clock.lap("hippocampus")
+
+        native = to_native(labels, conformed.affine, volume.data.shape, volume.affine)
+        result = Segmentation(native.cpu().numpy(), volume.affine)
+        if subfields is not None:
+            result.subfields = to_native(subfields, conformed.affine, volume.data.shape,
+                                         volume.affine).cpu().numpy()
+        if self.options.qc:
+            result.qc_slices = qc.orthogonal_slices(image.to(labels.device), labels)
+        clock.lap("native")
+        result.timings = clock.laps
+        return result
+
+    def write(self, result: Segmentation, volume: io.Volume, outputs: dict[str, Path]) -> None:
+        """Write every output of one subject: all appear together or none does."""
+        rows = stats.volume_table(result.labels, result.affine)
+        if result.subfields is not None:
+            rows += stats.volume_table(result.subfields, result.affine, HIPPOCAMPAL_SUBFIELDS)
+        keys = list(outputs)
+        with io.atomic_outputs([outputs[k] for k in keys], self.options.overwrite) as temps:
+            temp = dict(zip(keys, temps))
+            io.save_labels(result.labels, result.affine, temp["labels"])
+            Path(temp["volumes"]).write_text(stats.table_csv(rows), encoding="utf-8")
+            if "qc" in temp:
+                qc.save_qc_png(*result.qc_slices, temp["qc"], title=os.path.basename(volume.path or ""))
+            if "subfields" in temp:
+                io.save_labels(result.subfields, result.affine, temp["subfields"])
+
+
+class _Clock:
+    """Stage timings in seconds; synchronises CUDA so each stage is charged its own work."""
+
+    def __init__(self, device):
+        self.device, self.laps, self.last = device, {}, time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        if self.device.type == "cuda":
+            import torch
+
+            torch.cuda.synchronize(self.device)
+        now = time.perf_counter()
+        self.laps[name] = now - self.last
+        self.last = now
+
+
+def segment(path, outdir, options: SegmentOptions | None = None, progress: Progress | None = None) -> dict[str, Path]:
+    """Segment one T1 file into `outdir`; see `Segmenter` to reuse the model across files."""
+    return Segmenter(options or SegmentOptions()).segment_file(path, outdir, progress)

@@ -1,0 +1,52 @@
+"""The volume table: one row per structure (label, name, voxels, volume_mm3), on the native grid."""
+
+from __future__ import annotations
+
+import csv
+import io as _io
+from dataclasses import dataclass
+
+import numpy as np
+
+from .labels import ASEG, Structure
+
+
+@dataclass(frozen=True)
+class VolumeRow:
+    label: int
+    name: str
+    voxels: int
+    volume_mm3: float
+
+
+def voxel_volume(affine: np.ndarray) -> float:
+    """Volume of one voxel in mm^3 (|det| of the affine's 3x3 part)."""
+    return float(abs(np.linalg.det(np.asarray(affine, dtype=float)[:3, :3])))
+
+
+def volume_table(labels: np.ndarray, affine: np.ndarray,
+                 structures: tuple[Structure, ...] = ASEG) -> list[VolumeRow]:
+    """Rows for every structure except background, in table order (absent structures: 0)."""
+    values, counts = np.unique(np.asarray(labels), return_counts=True)
+    count = dict(zip(values.tolist(), counts.tolist()))
+    mm3 = voxel_volume(affine)
+    return [VolumeRow(s.label, s.name, int(count.get(s.label, 0)), count.get(s.label, 0) * mm3)
+            for s in structures if s.label != 0]
+
+
+def table_csv(rows: list[VolumeRow]) -> str:
+    """CSV text with a header line: label,name,voxels,volume_mm3."""
+    out = _io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["label", "name", "voxels", "volume_mm3"])
+    for row in rows:
+        writer.writerow([row.label, row.name, row.voxels, f"{row.volume_mm3:.3f}"])
+    return out.getvalue()
+
+
+def format_table(rows: list[VolumeRow]) -> str:
+    """A fixed-width text table for the terminal."""
+    width = max([len("structure")] + [len(r.name) for r in rows])
+    lines = [f"{'label':>5}  {'structure':<{width}}  {'voxels':>8}  {'volume_mm3':>11}"]
+    lines += [f"{r.label:>5}  {r.name:<{width}}  {r.voxels:>8}  {r.volume_mm3:>11.1f}" for r in rows]
+    return "\n".join(lines)
