@@ -1,0 +1,60 @@
+"""Run the Triton selective scan through Triton's CPU interpreter and compare it with the reference.
+
+Run as a script (a subprocess of test_scan_triton.py): TRITON_INTERPRET must be set before triton
+is imported. Prints one JSON line {case: {output: [max_err, mean_err, max_ref]}}.
+"""
+
+import json
+import os
+
+os.environ["TRITON_INTERPRET"] = "1"
+
+import torch  # noqa: E402
+import triton.runtime.interpreter as _interp  # noqa: E402
+
+_orig_patch = _interp._patch_lang_tensor
+
+
+def _patch_lang_tensor(tensor, scope):
+    # numpy >= 2.4 refuses int() of a 1-element 1-D array, which the interpreter does for loop bounds
+    _orig_patch(tensor, scope)
+    scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.reshape(-1)[0]))
+
+
+_interp._patch_lang_tensor = _patch_lang_tensor
+
+from medsegmamba.ops import selective_scan_ref  # noqa: E402
+from medsegmamba.ops.triton import selective_scan as tscan  # noqa: E402
+
+tscan.CHUNK = 8  # several chunks at tiny lengths
+
+
+def case(batch, dim, groups, n, length, with_d, with_bias, non_contiguous, dtype, seed, block_d):
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *s: torch.randn(*s, generator=g)
+    u, delta = r(batch, dim, length), r(batch, dim, length) - 1.0
+    A, B, C = -torch.rand(dim, n, generator=g) * 3 - 0.1, r(batch, groups, n, length), r(batch, groups, n, length)
+    D, bias = (r(dim) if with_d else None), (r(dim) * 0.5 if with_bias else None)
+    if non_contiguous:
+        u = u.transpose(1, 2).contiguous().transpose(1, 2)
+        B = B.permute(0, 3, 1, 2).contiguous().permute(0, 2, 3, 1)
+    ins = [t if t is None else t.to(dtype).requires_grad_() for t in (u, delta, A, B, C, D, bias)]
+    dy = r(batch, dim, length).to(dtype)
+    y = tscan.selective_scan_triton(*ins, block_d=block_d)
+    y_ref = selective_scan_ref(*[t if t is None else t.double() for t in ins]).to(dtype)
+    live = [t for t in ins if t is not None]
+    grads = torch.autograd.grad(y, live, dy)
+    grads_ref = torch.autograd.grad(y_ref, live, dy)
+    names = [k for k, t in zip(("u", "delta", "A", "B", "C", "D", "delta_bias"), ins) if t is not None]
+    out = {"y": (y, y_ref)} | {f"d{k}": gr for k, gr in zip(names, zip(grads, grads_ref))}
+    return {k: [(a.double() - b.double()).abs().max().item(), (a.double() - b.double()).abs().mean().item(),
+                b.double().abs().max().item(), a.dtype == b.dtype] for k, (a, b) in out.items()}
+
+
+if __name__ == "__main__":
+    results = {
+        # 6 channels per group with block_d 4: a masked half block; N=5 pads to 8; 37 steps = 5 chunks
+        "full": case(2, 12, 2, 5, 37, True, True, False, torch.float32, 0, 4),
+        "bare_noncontig": case(1, 8, 4, 4, 9, False, False, True, torch.float32, 1, None),
+    }
+    print(json.dumps(results))
