@@ -1,0 +1,204 @@
+"""Selective scan on the GPU: Triton vs reference accuracy at the paper's sizes, and timings.
+
+    python3 benchmarks/scan_gpu.py --out "$OUT"          # CUDA, about 1-2 minutes
+    python3 benchmarks/scan_gpu.py --out /tmp/x --smoke  # CPU, tiny sizes, reference only
+
+(a) relative error ||out - ref|| / ||ref|| of y and every gradient, Triton vs selective_scan_ref
+    in float64 on the same GPU; fp32 and bf16 inputs, batch 1 and 8 (batch 8 on a group-aligned
+    subset of channels, the same for both). (b) median times (triton.testing.do_bench) of forward
+    and forward+backward, bytes moved / time against a measured copy bandwidth, a small sweep of
+    launch configurations, and the reference for comparison. Writes results.json and results.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "MedSegMamba"))
+from medsegmamba.ops import selective_scan_ref  # noqa: E402
+
+NAMES = ("u", "delta", "A", "B", "C", "D", "delta_bias")
+
+
+def make_inputs(batch, dim, groups, n, length, device, dtype, seed=0):
+    """SS3D-like inputs: A = -(1..N), dt bias so that softplus(delta + bias) is in about [1e-3, 0.1]."""
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    r = lambda *s: torch.randn(*s, generator=g)
+    u = r(batch, dim, length)
+    delta = r(batch, dim, length) * 0.5
+    A = -torch.arange(1, n + 1, dtype=torch.float32).repeat(dim, 1) * (1 + 0.1 * torch.rand(dim, n, generator=g))
+    B, C = r(batch, groups, n, length), r(batch, groups, n, length)
+    D = torch.ones(dim) + 0.1 * r(dim)
+    bias = torch.log(torch.expm1(torch.exp(torch.empty(dim).uniform_(-6.9, -2.3, generator=g))))
+    lowp = {"u": dtype, "delta": dtype, "B": dtype, "C": dtype}
+    tensors = dict(zip(NAMES, (u, delta, A, B, C, D, bias)))
+    return {k: v.to(device=device, dtype=lowp.get(k, torch.float32)) for k, v in tensors.items()}
+
+
+def channel_subset(ins, groups, per_group):
+    """Keep the first `per_group` channels of every group (B and C unchanged)."""
+    dim = ins["u"].shape[1]
+    idx = torch.cat([torch.arange(per_group) + k * (dim // groups) for k in range(groups)]).to(ins["u"].device)
+    out = dict(ins)
+    for k in ("u", "delta"):
+        out[k] = ins[k][:, idx].contiguous()
+    for k in ("A", "D", "delta_bias"):
+        out[k] = ins[k][idx].contiguous()
+    return out
+
+
+def run_with_grads(fn, ins, dy):
+    leaves = {k: v.detach().clone().requires_grad_() for k, v in ins.items()}
+    y = fn(**leaves)
+    grads = torch.autograd.grad(y, list(leaves.values()), dy)
+    return {"y": y.detach()} | {f"d{k}": gr for k, gr in zip(leaves, grads)}
+
+
+def rel_err(a, b):
+    a, b = a.double(), b.double()
+    return ((a - b).norm() / b.norm().clamp_min(1e-300)).item()
+
+
+def accuracy(fast, ins, label, device):
+    dy = torch.randn_like(ins["u"], dtype=torch.float32).to(ins["u"].dtype)
+    got = run_with_grads(fast, ins, dy)
+    want = run_with_grads(selective_scan_ref, {k: v.double() for k, v in ins.items()}, dy.double())
+    return {"case": label} | {k: rel_err(got[k], want[k]) for k in want}
+
+
+def bench(fn, device, reps=20):
+    if device.type == "cuda":
+        import triton.testing
+
+        return triton.testing.do_bench(fn, warmup=5, rep=reps * 5, return_mode="median")
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def copy_bandwidth(device):
+    src = torch.empty(2**27, device=device)  # 512 MB
+    dst = torch.empty_like(src)
+    ms = bench(lambda: dst.copy_(src), device)
+    return 2 * src.numel() * 4 / ms / 1e6  # GB/s
+
+
+def scan_bytes(ins, backward):
+    """Least bytes a pass must move: inputs and outputs once (backward: dy in, grads out too)."""
+    u, B = ins["u"], ins["B"]
+    io = u.numel() * u.element_size()
+    bc = B.numel() * B.element_size()
+    return 3 * io + 2 * bc if not backward else 3 * io + 2 * bc + 3 * io + 2 * bc * 2  # grads of B, C in fp32
+
+
+def timings(impls, ins, device, label):
+    rows = []
+    leaves = {k: v.detach().clone().requires_grad_() for k, v in ins.items()}
+    dy = torch.randn_like(ins["u"])
+    for name, fn in impls.items():
+        def fwd():
+            with torch.no_grad():
+                fn(**ins)
+
+        def fwd_bwd():
+            fn(**leaves).backward(dy)
+
+        ms_f = bench(fwd, device)
+        ms_fb = bench(fwd_bwd, device, reps=5 if name == "ref" else 20)
+        rows.append({"case": label, "impl": name, "fwd_ms": ms_f, "fwd_bwd_ms": ms_fb,
+                     "fwd_GBps": scan_bytes(ins, False) / ms_f / 1e6,
+                     "fwd_bwd_GBps": (scan_bytes(ins, False) + scan_bytes(ins, True)) / ms_fb / 1e6})
+    return rows
+
+
+def sweep(ins, device):
+    from medsegmamba.ops.triton.selective_scan import selective_scan_triton
+
+    rows = []
+    for block_d, warps in ((4, 1), (8, 1), (8, 2), (16, 2), (16, 4), (32, 4), (32, 8), (64, 8)):
+        fn = lambda: selective_scan_triton(**ins, block_d=block_d, num_warps=warps)
+        try:
+            with torch.no_grad():
+                rows.append({"block_d": block_d, "num_warps": warps, "fwd_ms": bench(fn, device)})
+        except Exception as exc:  # a config that does not compile is a result, not a crash
+            rows.append({"block_d": block_d, "num_warps": warps, "error": repr(exc)[:200]})
+    return rows
+
+
+def markdown(res):
+    keys = [k for k in res["accuracy"][0] if k != "case"]
+    lines = [f"device: {res['device']}; copy bandwidth {res['copy_GBps']:.0f} GB/s",
+             "", "relative error ||out - ref|| / ||ref|| (ref: float64 on the same device)", "",
+             "| case | " + " | ".join(keys) + " |"]
+    lines.append("|---" * (len(keys) + 1) + "|")
+    for row in res["accuracy"]:
+        lines.append(f"| {row['case']} | " + " | ".join(f"{row[k]:.2e}" for k in keys) + " |")
+    lines += ["", "| case | impl | fwd ms | fwd GB/s | fwd+bwd ms | fwd+bwd GB/s |", "|---|---|---|---|---|---|"]
+    for row in res["timings"]:
+        lines.append(f"| {row['case']} | {row['impl']} | {row['fwd_ms']:.3f} | {row['fwd_GBps']:.0f} | "
+                     f"{row['fwd_bwd_ms']:.3f} | {row['fwd_bwd_GBps']:.0f} |")
+    if res.get("sweep"):
+        lines += ["", "| block_d | num_warps | fwd ms (Bt=1 fp32) |", "|---|---|---|"]
+        for row in res["sweep"]:
+            lines.append(f"| {row['block_d']} | {row['num_warps']} | {row.get('fwd_ms', row.get('error'))} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, type=Path, help="folder for results.json and results.md")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes on the CPU, reference only")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    if args.smoke:
+        device, (dim, groups, n, length), subset = torch.device("cpu"), (64, 8, 8, 96), 4
+    else:
+        if not torch.cuda.is_available():
+            parser.error("CUDA is not available; use --smoke on the CPU")
+        device, (dim, groups, n, length), subset = torch.device("cuda"), (8192, 8, 64, 1728), 64
+    fast = selective_scan_ref
+    impls = {"ref": selective_scan_ref}
+    if device.type == "cuda":
+        from medsegmamba.ops.triton.selective_scan import selective_scan_triton
+
+        fast, impls = selective_scan_triton, {"triton": selective_scan_triton, "ref": selective_scan_ref}
+    res = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+           "sizes": {"D": dim, "G": groups, "N": n, "L": length}, "copy_GBps": copy_bandwidth(device),
+           "accuracy": [], "timings": []}
+    for dtype in (torch.float32, torch.bfloat16):
+        tag = str(dtype).removeprefix("torch.")
+        res["accuracy"].append(accuracy(fast, make_inputs(1, dim, groups, n, length, device, dtype), f"Bt=1 {tag}",
+                                        device))
+        big = make_inputs(8, dim, groups, n, length, device, dtype, seed=1)
+        res["accuracy"].append(accuracy(fast, channel_subset(big, groups, subset),
+                                        f"Bt=8 {tag} ({subset}/group)", device))
+        del big
+    for batch in (1, 8):
+        for dtype in (torch.float32, torch.bfloat16):
+            ins = make_inputs(batch, dim, groups, n, length, device, dtype)
+            label = f"Bt={batch} {str(dtype).removeprefix('torch.')}"
+            res["timings"] += timings(impls if batch == 1 else {k: v for k, v in impls.items() if k != "ref"}
+                                      or impls, ins, device, label)
+            del ins
+    if device.type == "cuda":
+        res["sweep"] = sweep(make_inputs(1, dim, groups, n, length, device, torch.float32), device)
+    (args.out / "results.json").write_text(json.dumps(res, indent=1))
+    table = markdown(res)
+    (args.out / "results.md").write_text(table + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
