@@ -43,11 +43,14 @@ def synth_batches(generator, batch_size: int = 1, seed: int | None = None):
         yield image, target.long()
 
 
-def segmentation_loss():
-    """``loss(logits, target) -> scalar``: the training recipe's Dice + weighted cross-entropy."""
+def segmentation_loss(weights=None, use_ce: bool = True):
+    """``loss(logits, target) -> scalar``: the training recipe's Dice + (weighted) cross-entropy."""
     from ..train import losses
 
-    return losses.segmentation_loss()
+    def loss(logits, target):
+        return losses.segmentation_loss(logits, target, weights=weights, use_ce=use_ce)[0]
+
+    return loss
 
 
 __all__ = ["label_map_paths", "make_generator", "synth_batches", "segmentation_loss"]
