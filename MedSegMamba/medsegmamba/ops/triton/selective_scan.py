@@ -39,9 +39,10 @@ def _delta(dt_raw, bias, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
     x = dt_raw.to(tl.float32)
     if HAS_BIAS:
         x = x + bias
+    dl = x
     if SOFTPLUS:
-        return x, _softplus(x)
-    return x, x
+        dl = _softplus(x)
+    return x, dl
 
 
 @triton.jit
@@ -105,7 +106,7 @@ def _scan_fwd_kernel(
 def _scan_bwd_kernel(
     u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, Dskip_ptr, bias_ptr, dy_ptr, ckpt_ptr, ws_ptr,
     du_ptr, ddt_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
-    length, n_chunks, last_len, groups, dim, dim_group, n_state,
+    length, n_chunks, groups, dim, dim_group, n_state,
     s_ub, s_ud, s_ul, s_tb, s_td, s_tl, s_ad, s_an,
     s_bb, s_bg, s_bn, s_bl, s_cb, s_cg, s_cn, s_cl, s_yb, s_yd, s_yl,
     HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
@@ -147,9 +148,7 @@ def _scan_bwd_kernel(
     for i in range(0, n_chunks):
         c = n_chunks - 1 - i
         t0 = c * CHUNK
-        clen = CHUNK
-        if c == n_chunks - 1:
-            clen = last_len
+        clen = tl.minimum(length - t0, CHUNK)  # the last chunk may be short
         # recompute the chunk's states h_{t-1} from its checkpoint into the workspace
         h = tl.load(ck_base + c * (BLOCK_D * BLOCK_N) + tile)
         for t in range(t0, t0 + clen):
@@ -259,7 +258,7 @@ def _scan_bwd(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt, block_d, num
     _scan_bwd_kernel[grid](
         u, delta, A, B, C, D if D is not None else u, delta_bias if delta_bias is not None else u, dy, ckpt, ws,
         du, ddelta, dA, dB, dC, dD, dbias,
-        length, n_chunks, length - (n_chunks - 1) * CHUNK, groups, dim, dim // groups, n_state,
+        length, n_chunks, groups, dim, dim // groups, n_state,
         *u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *dy.stride(),
         HAS_D=D is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus),
         CHUNK=CHUNK, BLOCK_D=block_d, BLOCK_N=block_n, num_warps=num_warps)
