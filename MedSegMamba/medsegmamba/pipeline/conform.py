@@ -53,9 +53,9 @@ def is_conform(volume: Volume, size: int = SIZE, voxel: float = VOXEL_MM, atol: 
 def intensity_scale(data: np.ndarray, upper_quantile: float = 0.999, bins: int = 1000) -> tuple[float, float]:
     """FastSurfer's rule: (src_min, scale) so that src_min -> 0 and the upper bound -> 255.
 
-    Lower bound: the minimum. Upper bound: from a `bins`-bin histogram of all voxels, the left
-    edge of the bin below the first bin whose cumulative count reaches the total minus
-    (1 - upper_quantile) of the non-zero voxels — about the 0.999 quantile of the non-zero voxels.
+    Lower bound: the minimum. Upper bound: from a `bins`-bin histogram of all voxels, find the
+    first bin edge below which at least (total - (1 - upper_quantile) * non-zero) voxels lie, and
+    step two bins down — about the 0.999 quantile of the non-zero voxels.
     """
     data = np.asarray(data, dtype=np.float64)
     low, high = float(data.min()), float(data.max())
@@ -66,7 +66,7 @@ def intensity_scale(data: np.ndarray, upper_quantile: float = 0.999, bins: int =
     cumulative = np.concatenate(([0], np.cumsum(counts)))
     target = data.size - int((1.0 - upper_quantile) * nonzero)
     reached = np.flatnonzero(cumulative >= target)
-    index = reached[-2] if reached.size >= 2 else bins
+    index = max(int(reached[0]) - 2, 0) if reached.size else bins
     upper = low + index * (high - low) / bins
     scale = 1.0 if upper == low else 255.0 / (upper - low)
     return low, scale

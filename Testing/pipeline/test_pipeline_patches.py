@@ -1,0 +1,42 @@
+"""Pure tiling: sizes, origins and crop boxes checked by hand."""
+
+import numpy as np
+import pytest
+
+from medsegmamba.pipeline import patches
+
+
+@pytest.mark.parametrize("n, step, expected", [(1, 16, 96), (96, 16, 96), (97, 16, 112), (112, 16, 112),
+                                               (113, 32, 128), (200, 32, 224), (200, 16, 208)])
+def test_padded_size(n, step, expected):
+    assert patches.padded_size(n, step) == expected
+
+
+def test_origins_by_hand():
+    origins = patches.patch_origins((96, 128, 112), step=16)
+    assert origins.shape == (1 * 3 * 2, 3)
+    assert origins.tolist()[:3] == [[0, 0, 0], [0, 0, 16], [0, 16, 0]]
+    assert origins.max(0).tolist() == [0, 32, 16]
+
+
+def test_origins_refuse_unpadded_shape():
+    with pytest.raises(ValueError, match="not 96"):
+        patches.patch_origins((100, 96, 96), step=16)
+
+
+def test_bounding_box_and_empty_volume():
+    volume = np.zeros((10, 12, 14))
+    volume[2, 3:5, 13] = 1
+    assert patches.bounding_box(volume) == ((2, 3, 13), (3, 5, 14))
+    assert patches.bounding_box(np.zeros((4, 5, 6))) == ((0, 0, 0), (4, 5, 6))
+
+
+@pytest.mark.parametrize("step", [16, 32])
+def test_tiling_covers_every_voxel_of_the_crop(step):
+    tiling = patches.plan_tiling((10, 30, 5), (150, 60, 210), step)
+    assert all((p - 96) % step == 0 and p >= n for p, n in zip(tiling.padded, (140, 30, 205)))
+    covered = np.zeros(tiling.padded, bool)
+    for a, b, c in tiling.origins:
+        covered[a:a + 96, b:b + 96, c:c + 96] = True
+    assert covered[tiling.inner].all()
+    assert [s.stop - s.start for s in tiling.inner] == [140, 30, 205]
