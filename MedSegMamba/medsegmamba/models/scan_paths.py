@@ -19,7 +19,7 @@ NUM_ORIENTATIONS = 6
 
 def snake_table(size: int = SIZE) -> torch.Tensor:
     """3-D boustrophedon order of a size^3 grid: ``seq[t] = flat[table[t]]`` (int64, (size**3,))."""
-    t = torch.arange(size ** 3).reshape(size, size, size).clone()
+    t = torch.arange(size ** 3, device="cpu").reshape(size, size, size).clone()
     t[:, 1::2, :] = t[:, 1::2, :].flip(-1)  # reverse the inner axis in every odd row
     t[1::2] = t[1::2].flip(-1).flip(-2)  # reverse rows and inner axis in every odd slab
     return t.reshape(-1)
@@ -88,8 +88,8 @@ def check_orientation(orientation: int) -> int:
 @lru_cache(maxsize=None)
 def _paths(size: int) -> torch.Tensor:
     table = snake_table(size)
-    grid = torch.arange(size ** 3).reshape(size, size, size)
-    out = torch.empty(NUM_ORIENTATIONS, NUM_DIRECTIONS, size ** 3, dtype=torch.int64)
+    grid = torch.arange(size ** 3, device="cpu").reshape(size, size, size)
+    out = torch.empty(NUM_ORIENTATIONS, NUM_DIRECTIONS, size ** 3, dtype=torch.int64, device="cpu")
     for o in range(NUM_ORIENTATIONS):
         for k in range(4):
             seq = orient(rotate(grid, k), o).reshape(-1)[table]

@@ -32,7 +32,7 @@ class ScanTables(nn.Module):
         super().__init__()
         table = sp.snake_table(size)
         self.register_buffer("index_flat", table.view(1, 1, -1).clone())
-        self.register_buffer("index_flat_inv", torch.argsort(table).view(1, 1, -1))
+        self.register_buffer("index_flat_inv", torch.argsort(table).view(1, 1, -1).clone())
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         for name in ("index_flat", "index_flat_inv"):
@@ -81,7 +81,7 @@ class SS3D(nn.Module):
 
         paths = sp.scan_paths(size)[self.orientation]  # (8, L)
         length = size ** 3
-        offsets = torch.arange(K)[:, None] * length
+        offsets = torch.arange(K, device=paths.device)[:, None] * length
         # scan: (B, L, C) -> (B, 8L, C); unscan: (B, 8L, C) -> (B, 8L, C) then sum over the 8 blocks
         self.register_buffer("scan_index", paths.reshape(-1), persistent=False)
         self.register_buffer("unscan_index", (sp.inverse_paths(paths) + offsets).reshape(-1),
