@@ -137,6 +137,9 @@ def load_fsaverage(args, device):
     pick = lambda stem: next(p for p in (fs / f"{stem}.nii.gz", fs / f"{stem}.mgz") if p.is_file())
     image = conform(read_volume(pick("orig")), device=device).image
     truth = labels.label_to_class(np.asarray(read_volume(pick("aseg")).data).round().astype(int))
+    if args.smoke:  # CPU check only: a 96^3 box around the subcortical structures
+        box = (slice(80, 176), slice(80, 176), slice(80, 176))
+        image, truth = image[box].contiguous(), truth[box]
     return image, truth
 
 
