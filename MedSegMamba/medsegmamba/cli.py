@@ -66,19 +66,20 @@ class Reporter:
         self.mode, self.bar = mode, None
 
     def start(self, subject: str) -> None:
+        self._close()
         self.subject = subject
-        if self.mode == "bar":
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=100, desc=subject, unit="%", file=sys.stderr, leave=False,
-                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
 
     def __call__(self, stage: str, fraction: float) -> None:
         low, high = self.SPANS.get(stage, (0.0, 1.0))
         overall = round(low + (high - low) * min(max(fraction, 0.0), 1.0), 4)
         if self.mode == "json":
             self._emit({"event": "progress", "subject": self.subject, "stage": stage, "fraction": overall})
-        elif self.bar is not None:
+        elif self.mode == "bar":
+            if self.bar is None:  # opened on the first report, so planning and errors draw no bar
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=100, desc=Path(self.subject).name, unit="%", file=sys.stderr, leave=False,
+                                bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
             self.bar.set_postfix_str(stage, refresh=False)
             self.bar.update(int(overall * 100) - self.bar.n)
 

@@ -153,6 +153,8 @@ def _short(error: Exception) -> str:
 def prepare_output_dir(path: str | os.PathLike) -> Path:
     """Create the output folder if needed; raise `OutputError` if it cannot hold new files."""
     folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError("output path exists and is not a folder", folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:

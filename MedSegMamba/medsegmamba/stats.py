@@ -21,7 +21,8 @@ class VolumeRow:
 
 def voxel_volume(affine: np.ndarray) -> float:
     """Volume of one voxel in mm^3 (|det| of the affine's 3x3 part)."""
-    return float(abs(np.linalg.det(np.asarray(affine, dtype=float)[:3, :3])))
+    # rounded: LU round-off would otherwise turn a 2 x 1.5 x 1 voxel into 2.9999999999999996
+    return round(float(abs(np.linalg.det(np.asarray(affine, dtype=float)[:3, :3]))), 9)
 
 
 def volume_table(labels: np.ndarray, affine: np.ndarray,
