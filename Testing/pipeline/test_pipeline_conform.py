@@ -147,3 +147,20 @@ def test_already_conformed_input_is_not_resampled():
     result = C.conform(volume)
     np.testing.assert_array_equal(result.image.numpy() * 255, data)
     np.testing.assert_array_equal(result.affine, affine)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_whole_voxel_fast_path_matches_twin(seed):
+    """Signed permutations with whole-voxel shifts (partly outside) take the permute/flip path."""
+    rng = np.random.default_rng(seed)
+    data = rng.random((6, 7, 8)).astype(np.float32)
+    voxel_map = np.eye(4)
+    voxel_map[:3, :3] = np.eye(3)[rng.permutation(3)] * rng.choice([-1, 1], 3)
+    voxel_map[:3, 3] = rng.integers(-4, 10, 3)
+    src = oblique_affine()
+    dst, dst_shape = src @ voxel_map, (9, 5, 7)
+    assert C._permute_flip(torch.from_numpy(data), C._voxel_map(src, dst), dst_shape) is not None
+    fast = C.resample_linear(torch.from_numpy(data), src, dst, dst_shape).numpy()
+    np.testing.assert_allclose(fast, C.resample_linear_ref(data, src, dst, dst_shape), atol=1e-6)
+    fast = C.resample_nearest(torch.from_numpy(data), src, dst, dst_shape).numpy()
+    np.testing.assert_array_equal(fast, C.resample_nearest_ref(data, src, dst, dst_shape))

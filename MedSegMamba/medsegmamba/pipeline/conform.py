@@ -101,14 +101,60 @@ def _voxel_map(src_affine: np.ndarray, dst_affine: np.ndarray) -> np.ndarray:
     return np.linalg.inv(src_affine) @ dst_affine
 
 
-def _slab_points(start: int, stop: int, shape, device):
-    """Voxel coordinates (n, y, z, 4) homogeneous, float32, for destination slices start:stop."""
+def _axis_terms(matrix: np.ndarray, shape, device):
+    """Per-axis parts of `matrix` (4x4, voxel -> coordinates) for separable evaluation.
+
+    Returns three tensors (n_k, 3): row i of term k is i * matrix[:3, k] (plus the translation for
+    k = 0), so the coordinates of voxel (i, j, l) are terms[0][i] + terms[1][j] + terms[2][l]:
+    three small tables broadcast-added per slab instead of a 4-vector product per voxel.
+    """
     import torch
 
-    axes = [torch.arange(start, stop, device=device, dtype=torch.float32)]
-    axes += [torch.arange(n, device=device, dtype=torch.float32) for n in shape[1:]]
-    grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
-    return torch.cat([grid, torch.ones_like(grid[..., :1])], dim=-1)
+    terms = []
+    for k, n in enumerate(shape):
+        column = torch.as_tensor(matrix[:3, k], dtype=torch.float64, device=device)
+        term = torch.arange(n, dtype=torch.float64, device=device)[:, None] * column
+        if k == 0:
+            term = term + torch.as_tensor(matrix[:3, 3], dtype=torch.float64, device=device)
+        terms.append(term.float())
+    return terms
+
+
+def _slab(terms, start: int, stop: int):
+    """Coordinates (stop - start, n1, n2, 3) of destination slices start:stop."""
+    return terms[0][start:stop, None, None] + terms[1][None, :, None] + terms[2][None, None, :]
+
+
+def _permute_flip(data, voxel_map: np.ndarray, dst_shape):
+    """Exact resampling when `voxel_map` is a signed axis permutation with a whole-voxel shift.
+
+    The common case of a 1 mm scan stored in another orientation: a permute, flips and a window,
+    no per-voxel arithmetic. Returns None when `voxel_map` is not of that kind.
+    """
+    import torch
+
+    rounded = np.round(voxel_map)
+    if not np.allclose(voxel_map, rounded, atol=1e-6):
+        return None
+    matrix, shift = rounded[:3, :3], rounded[:3, 3].astype(int)
+    if not (np.abs(matrix).sum(0) == 1).all() or not (np.abs(matrix).sum(1) == 1).all():
+        return None
+    order = [int(np.argmax(np.abs(matrix[:, j]))) for j in range(3)]  # source axis of each dst axis
+    view = data.permute(order)
+    offsets = []
+    for j, i in enumerate(order):
+        if matrix[i, j] < 0:  # source index t - v: flip, then index (n - 1 - t) + v
+            view = view.flip(j)
+            offsets.append(data.shape[i] - 1 - shift[i])
+        else:
+            offsets.append(shift[i])
+    out = torch.zeros(tuple(dst_shape), dtype=data.dtype, device=data.device)
+    low = [max(0, -o) for o in offsets]
+    high = [min(n, view.shape[j] - o) for j, (n, o) in enumerate(zip(dst_shape, offsets))]
+    if all(h > l for l, h in zip(low, high)):
+        out[tuple(slice(l, h) for l, h in zip(low, high))] = \
+            view[tuple(slice(l + o, h + o) for l, h, o in zip(low, high, offsets))]
+    return out
 
 
 def resample_linear(data, src_affine, dst_affine, dst_shape, device=None):
@@ -119,22 +165,20 @@ def resample_linear(data, src_affine, dst_affine, dst_shape, device=None):
     device = data.device if device is None else device
     data = data.to(device=device, dtype=torch.float32)
     voxel_map = _voxel_map(src_affine, dst_affine)
-    if np.allclose(voxel_map, np.round(voxel_map), atol=1e-6):
-        # whole-voxel map (e.g. a 1 mm scan in another orientation): samples fall on voxel centres,
-        # where linear equals nearest; gathering them is exact and faster
-        return resample_nearest(data, src_affine, dst_affine, dst_shape, device)
+    exact = _permute_flip(data, voxel_map, dst_shape)  # samples on voxel centres: linear = copy
+    if exact is not None:
+        return exact
     padded = F.pad(data, (1, 1, 1, 1, 1, 1))  # a zero border: blends like 'grid-constant', allows size 1
     sizes = np.array(padded.shape, dtype=float)
     # voxel -> padded source coordinate -> grid_sample's [-1, 1] (align_corners=True), axes as (z, y, x)
     normalise = np.diag(np.append(2.0 / (sizes - 1), 1.0))
     normalise[:3, 3] = 2.0 / (sizes - 1) - 1.0  # includes the +1 shift of the border
-    matrix = (normalise @ voxel_map)[[2, 1, 0, 3]]
-    matrix = torch.as_tensor(matrix[:3].T, dtype=torch.float32, device=device)  # (4, 3)
+    terms = _axis_terms((normalise @ voxel_map)[[2, 1, 0, 3]], dst_shape, device)
     out = torch.empty(tuple(dst_shape), dtype=torch.float32, device=device)
     source = padded[None, None]
     for start in range(0, dst_shape[0], _SLAB):
         stop = min(start + _SLAB, dst_shape[0])
-        grid = _slab_points(start, stop, dst_shape, device) @ matrix
+        grid = _slab(terms, start, stop)
         out[start:stop] = F.grid_sample(source, grid[None], mode="bilinear", padding_mode="zeros",
                                         align_corners=True)[0, 0]
     return out
@@ -156,16 +200,22 @@ def resample_nearest(labels, src_affine, dst_affine, dst_shape, device=None):
 
     device = labels.device if device is None else device
     labels = labels.to(device)
-    sizes = torch.tensor(labels.shape, device=device)
-    matrix = torch.as_tensor(_voxel_map(src_affine, dst_affine)[:3].T, dtype=torch.float32, device=device)
+    exact = _permute_flip(labels, _voxel_map(src_affine, dst_affine), dst_shape)
+    if exact is not None:
+        return exact
+    n0, n1, n2 = labels.shape
+    flat = labels.reshape(-1)
+    # +0.5 folded into the translation: floor(p + 0.5) is the nearest voxel, ties rounding up
+    shifted = _voxel_map(src_affine, dst_affine)
+    shifted[:3, 3] += 0.5
+    terms = _axis_terms(shifted, dst_shape, device)
     out = torch.zeros(tuple(dst_shape), dtype=labels.dtype, device=device)
     for start in range(0, dst_shape[0], _SLAB):
         stop = min(start + _SLAB, dst_shape[0])
-        index = torch.floor(_slab_points(start, stop, dst_shape, device) @ matrix + 0.5).long()
-        inside = ((index >= 0) & (index < sizes)).all(dim=-1)
-        index = index.clamp(min=torch.zeros_like(sizes), max=sizes - 1)
-        values = labels[index[..., 0], index[..., 1], index[..., 2]]
-        out[start:stop] = torch.where(inside, values, torch.zeros_like(values))
+        i, j, k = torch.floor(_slab(terms, start, stop)).long().unbind(-1)
+        inside = (i >= 0) & (i < n0) & (j >= 0) & (j < n1) & (k >= 0) & (k < n2)
+        index = ((i.clamp(0, n0 - 1) * n1 + j.clamp(0, n1 - 1)) * n2 + k.clamp(0, n2 - 1))
+        out[start:stop] = torch.where(inside, flat[index], 0)
     return out
 
 
