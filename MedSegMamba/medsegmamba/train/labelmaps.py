@@ -1,0 +1,93 @@
+"""What each label value of a SynthSeg-style training map becomes: intensity class, target, mirror.
+
+Decisions (see docs/readme/training.md):
+- 25/57 (lesion) are imaged and segmented as cerebral white matter (2/41), like SynthSeg.
+- 24 (CSF: all the extra-cerebral CSF in these maps, ~380k voxels, unlike FreeSurfer's small
+  aseg CSF), 30/62 (vessel), 72 (5th ventricle), 85 (optic chiasm) and the 500s are tissue in the
+  image and background in the target.
+- 136/137 (left) and 163/164 (right) are imaged as their own intensity class and, by default,
+  become the choroid plexus 31 (left) / 63 (right): the product has those classes and fsaverage's
+  aseg labels them; `choroid="ventricle"` maps them like SynthSeg (4, 5, 43, 44) instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..labels import ASEG
+
+LESION_TO_WM = {25: 2, 57: 41}
+BACKGROUND_TARGET = (24, 30, 62, 72, 85)
+CHOROID_TARGETS = {
+    "plexus": {136: 31, 137: 31, 163: 63, 164: 63},
+    "ventricle": {136: 4, 137: 5, 163: 43, 164: 44},
+}
+# Left -> right homologues; flipping swaps them, and a pair shares one intensity class.
+LEFT_RIGHT = {
+    2: 41, 3: 42, 4: 43, 5: 44, 7: 46, 8: 47, 10: 49, 11: 50, 12: 51, 13: 52, 17: 53, 18: 54,
+    25: 57, 26: 58, 28: 60, 30: 62, 31: 63, 136: 163, 137: 164,
+}
+# Tissue type of each brain label, for T1-like contrasts (anything else: random intensity).
+TISSUE = {
+    "wm": (2, 41, 7, 46, 85),
+    "gm": (3, 42, 8, 47, 17, 53, 18, 54),
+    "csf": (4, 43, 5, 44, 14, 15, 24, 72),
+    "thalamus": (10, 49),
+    "pallidum": (13, 52),
+    "striatum": (11, 50, 12, 51, 26, 58),
+    "brainstem": (16,),
+    "ventraldc": (28, 60),
+    "choroid": (136, 137, 163, 164),
+    "background": (0,),
+}
+TISSUE_ORDER = tuple(TISSUE)
+
+
+def target_of(label: int, choroid: str = "plexus") -> int:
+    """FreeSurfer label a map value is segmented as (0: background)."""
+    if choroid not in CHOROID_TARGETS:
+        raise ValueError(f"choroid: expected one of {sorted(CHOROID_TARGETS)}, got {choroid!r}")
+    label = LESION_TO_WM.get(label, label)
+    if label in BACKGROUND_TARGET or 500 <= label < 600:
+        return 0
+    return CHOROID_TARGETS[choroid].get(label, label)
+
+
+class LabelTable:
+    """Lookup tables over the generation labels (every value the maps hold, 0 first).
+
+    gen index g: labels[g] the value; target[g] the class index (0..31); intensity[g] the
+    intensity class; mirror[g] the gen index of the left/right homologue; tissue[g] the
+    index in TISSUE_ORDER, or -1 for random-intensity tissue.
+    """
+
+    def __init__(self, values, choroid: str = "plexus"):
+        values = sorted({int(v) for v in values} | {0})
+        values = [v for v in values if v not in LESION_TO_WM]
+        self.labels = np.array(values, np.int64)
+        self.choroid = choroid
+        index = {v: g for g, v in enumerate(values)}
+        cls = {s.label: i for i, s in enumerate(ASEG)}
+        self.target = np.array([cls.get(target_of(v, choroid), 0) for v in values], np.int64)
+        right_to_left = {r: l for l, r in LEFT_RIGHT.items()}
+        keys = sorted({right_to_left.get(v, v) for v in values})
+        self.intensity = np.array([keys.index(right_to_left.get(v, v)) for v in values], np.int64)
+        self.num_intensity = len(keys)
+        self.mirror = np.array(
+            [index.get(LEFT_RIGHT.get(v, right_to_left.get(v, v)), g) for g, v in enumerate(values)],
+            np.int64)
+        tissue_of = {v: t for t, vs in enumerate(TISSUE.values()) for v in vs}
+        key_values = [keys[c] for c in range(len(keys))]
+        self.intensity_tissue = np.array([tissue_of.get(k, -1) for k in key_values], np.int64)
+
+    def encode(self, label_map: np.ndarray) -> np.ndarray:
+        """Label map -> uint8 map of gen indices (lesions folded into white matter first)."""
+        lm = np.asarray(label_map).astype(np.int64)
+        for src, dst in LESION_TO_WM.items():
+            lm[lm == src] = dst
+        unknown = np.setdiff1d(np.unique(lm), self.labels)
+        if unknown.size:
+            raise ValueError(f"label map holds values {unknown.tolist()} not in the label table")
+        lut = np.zeros(int(self.labels.max()) + 1, np.uint8)
+        lut[self.labels] = np.arange(len(self.labels))
+        return lut[lm]

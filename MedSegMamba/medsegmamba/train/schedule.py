@@ -1,0 +1,21 @@
+"""Learning rate as a pure function of the iteration: linear warm-up, then cosine annealing
+with warm restarts (period `t0` iterations, multiplied by `t_mult` after each restart).
+
+A pure function makes resume exact: the iteration is the whole scheduler state.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def lr_at(it: int, base_lr: float, warmup: int, t0: int, t_mult: float = 1.0,
+          min_lr_ratio: float = 0.01) -> float:
+    if it < warmup:
+        return base_lr * (it + 1) / warmup
+    t, period = it - warmup, t0
+    while t >= period:
+        t -= period
+        period = max(1, int(round(period * t_mult)))
+    lo = base_lr * min_lr_ratio
+    return lo + 0.5 * (base_lr - lo) * (1 + math.cos(math.pi * t / period))
