@@ -79,13 +79,18 @@ class SS3D(nn.Module):
         self.scans = ScanTables(size)
         self._init_ssm(dt_min, dt_max, dt_init_floor)
 
-        paths = sp.scan_paths(size)[self.orientation]  # (8, L)
-        length = size ** 3
-        offsets = torch.arange(K, device=paths.device)[:, None] * length
-        # scan: (B, L, C) -> (B, 8L, C); unscan: (B, 8L, C) -> (B, 8L, C) then sum over the 8 blocks
-        self.register_buffer("scan_index", paths.reshape(-1), persistent=False)
-        self.register_buffer("unscan_index", (sp.inverse_paths(paths) + offsets).reshape(-1),
-                             persistent=False)
+        self.register_buffer("scan_index", torch.empty(0, dtype=torch.long), persistent=False)
+        self.register_buffer("unscan_index", torch.empty(0, dtype=torch.long), persistent=False)
+        self.set_orientation(self.orientation)
+
+    def set_orientation(self, orientation: int) -> None:
+        """Use the 8 paths of ``orientation`` (0..5); the weights are unchanged."""
+        self.orientation = sp.check_orientation(orientation)
+        paths = sp.scan_paths(self.size)[orientation].to(self.scan_index.device)  # (8, L)
+        offsets = torch.arange(K, device=paths.device)[:, None] * paths.shape[1]
+        # scan: (B, L, C) -> (B, 8L, C); unscan: (B, 8L, C) -> (B, 8L, C), then a sum over the 8
+        self.scan_index = paths.reshape(-1)
+        self.unscan_index = (sp.inverse_paths(paths) + offsets).reshape(-1)
 
     @torch.no_grad()
     def _init_ssm(self, dt_min, dt_max, dt_init_floor):
