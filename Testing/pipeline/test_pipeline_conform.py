@@ -164,3 +164,14 @@ def test_whole_voxel_fast_path_matches_twin(seed):
     np.testing.assert_allclose(fast, C.resample_linear_ref(data, src, dst, dst_shape), atol=1e-6)
     fast = C.resample_nearest(torch.from_numpy(data), src, dst, dst_shape).numpy()
     np.testing.assert_array_equal(fast, C.resample_nearest_ref(data, src, dst, dst_shape))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_intensity_scale_torch_matches_numpy(seed):
+    rng = np.random.default_rng(seed)
+    data = (rng.gamma(2.0, 40.0, (30, 40, 50)) * (rng.random((30, 40, 50)) > 0.4)).astype(np.float32)
+    low, scale = C.intensity_scale(data)
+    low_t, scale_t = C.intensity_scale(torch.from_numpy(data))
+    bin_width = (data.max() - data.min()) / 1000
+    assert low == low_t
+    assert abs(255 / scale - 255 / scale_t) <= bin_width * 1.001  # histogram edges may differ by one bin

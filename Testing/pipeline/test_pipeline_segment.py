@@ -38,8 +38,8 @@ def test_known_answer_end_to_end(standin, write_nifti, tmp_path):
     affine[:3, 3] = (-20, -20, -20)
     path = write_nifti(data, affine)
     result = Segmenter(SegmentOptions(model=standin, device="cpu", step=32)).segment_volume(read_volume(path))
-    low, scale = C.intensity_scale(data)
-    levels = C.scale_intensities(torch.from_numpy(data), low, scale).numpy()  # float32 as on the device
+    low, scale = C.intensity_scale(torch.from_numpy(data))  # as on the device: float32
+    levels = C.scale_intensities(torch.from_numpy(data), low, scale).numpy()
     expected = class_to_label(ASEG)[np.round(levels / 255 * 31).astype(int)]
     np.testing.assert_array_equal(result.labels, expected)
     assert set(result.timings) >= {"conform", "predict", "native"}

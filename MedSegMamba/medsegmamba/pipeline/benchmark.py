@@ -28,12 +28,13 @@ def synthetic_head(shape=(192, 224, 192), voxel_mm=1.0, tilt_degrees=10.0, seed:
     rng = np.random.default_rng(seed)
     axes = [(np.arange(n) - (n - 1) / 2) * voxel_mm for n in shape]
     x, y, z = np.meshgrid(*axes, indexing="ij", sparse=True)
-    radii = np.array([75.0, 95.0, 80.0])
+    radii = 0.42 * np.array(shape) * voxel_mm  # about 75, 95, 80 mm at the default size
     r = np.sqrt((x / radii[0]) ** 2 + (y / radii[1]) ** 2 + (z / radii[2]) ** 2)
     data = np.zeros(np.broadcast_shapes(x.shape, y.shape, z.shape), np.float32)
     for outer, value in ((1.0, 60), (0.93, 10), (0.88, 30), (0.85, 70), (0.7, 110)):
         data[r <= outer] = value
-    ventricles = np.sqrt(((np.abs(x) - 12) / 6) ** 2 + (y / 25) ** 2 + (z / 10) ** 2) <= 1
+    ventricles = np.sqrt(((np.abs(x) - radii[0] / 6) / (radii[0] / 12)) ** 2 + (y / (radii[1] / 4)) ** 2
+                         + (z / (radii[2] / 8)) ** 2) <= 1
     data[ventricles] = 25
     data = (data + rng.normal(0, 3, data.shape).astype(np.float32)) * (data > 0)
     angle = np.deg2rad(tilt_degrees)

@@ -50,21 +50,31 @@ def is_conform(volume: Volume, size: int = SIZE, voxel: float = VOXEL_MM, atol: 
     return volume.data.shape == (size,) * 3 and np.allclose(volume.affine[:3, :3], LIA * voxel, atol=atol)
 
 
-def intensity_scale(data: np.ndarray, upper_quantile: float = 0.999, bins: int = 1000) -> tuple[float, float]:
+def intensity_scale(data, upper_quantile: float = 0.999, bins: int = 1000) -> tuple[float, float]:
     """FastSurfer's rule: (src_min, scale) so that src_min -> 0 and the upper bound -> 255.
 
     Lower bound: the minimum. Upper bound: from a `bins`-bin histogram of all voxels, find the
     first bin edge below which at least (total - (1 - upper_quantile) * non-zero) voxels lie, and
-    step two bins down — about the 0.999 quantile of the non-zero voxels.
+    step two bins down — about the 0.999 quantile of the non-zero voxels. `data`: a numpy array
+    (float64 histogram) or a torch tensor (histogram on its device, float32).
     """
-    data = np.asarray(data, dtype=np.float64)
-    low, high = float(data.min()), float(data.max())
+    if isinstance(data, np.ndarray):
+        data = np.asarray(data, dtype=np.float64)
+        low, high = float(data.min()), float(data.max())
+        nonzero = int(np.count_nonzero(np.abs(data) >= 1e-15))
+        counts, _ = np.histogram(data, bins)
+    else:
+        import torch
+
+        data = data.float()
+        low, high = float(data.min()), float(data.max())
+        nonzero = int(torch.count_nonzero(data.abs() >= 1e-15))
+        counts = torch.histc(data, bins, min=low, max=high).double().cpu().numpy()
     if low < 0:
         log.warning("input has values below 0 (minimum %g); they map to 0", low)
-    nonzero = int(np.count_nonzero(np.abs(data) >= 1e-15))
-    counts, _ = np.histogram(data, bins)
     cumulative = np.concatenate(([0], np.cumsum(counts)))
-    target = data.size - int((1.0 - upper_quantile) * nonzero)
+    target = data.size - int((1.0 - upper_quantile) * nonzero) if isinstance(data, np.ndarray) \
+        else data.numel() - int((1.0 - upper_quantile) * nonzero)
     reached = np.flatnonzero(cumulative >= target)
     index = max(int(reached[0]) - 2, 0) if reached.size else bins
     upper = low + index * (high - low) / bins
@@ -82,8 +92,8 @@ def conform(volume: Volume, device="cpu") -> Conformed:
     """Resample `volume` onto the conformed grid and scale it to uint8 levels, divided by 255."""
     import torch
 
-    src_min, scale = intensity_scale(volume.data)
     data = torch.from_numpy(volume.data).to(device=device, dtype=torch.float32)
+    src_min, scale = intensity_scale(data)  # on the device: no pass over the volume on the host
     affine = volume.affine if is_conform(volume) else conformed_affine(volume.data.shape, volume.affine)
     if is_conform(volume):
         log.info("input already conformed: no resampling")
