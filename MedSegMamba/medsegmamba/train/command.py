@@ -16,6 +16,7 @@ _FLAGS = {
     "--fsaverage": ("fsaverage", str, "folder with orig + aseg: real-scan validation"),
     "--out": ("out", str, "output folder: log.jsonl, checkpoints, weights, summary.json"),
     "--resume": ("resume", str, "training checkpoint to resume from (ignored if missing)"),
+    "--max-maps": ("max_maps", int, "use only the first N label maps (0 = all)"),
     "--seed": ("seed", int, "random seed"),
     "--batch-size": ("batch_size", int, "patches per forward pass"),
     "--accum": ("accum", int, "gradient accumulation steps per iteration"),

@@ -62,8 +62,10 @@ class LabelTable:
     """
 
     def __init__(self, values, choroid: str = "plexus"):
-        values = sorted({int(v) for v in values} | {0})
-        values = [v for v in values if v not in LESION_TO_WM]
+        values = {int(v) for v in values} | {0}
+        pairs = {**LEFT_RIGHT, **{r: l for l, r in LEFT_RIGHT.items()}}
+        values |= {pairs[v] for v in values if v in pairs}  # a flip needs both sides
+        values = sorted(v for v in values if v not in LESION_TO_WM)
         self.labels = np.array(values, np.int64)
         self.choroid = choroid
         index = {v: g for g, v in enumerate(values)}
