@@ -80,6 +80,10 @@ class Segmenter:
     def __init__(self, options: SegmentOptions):
         self.options = options
         self.device = resolve_device(options.device)
+        if self.device.type == "cuda":
+            import torch
+
+            torch.backends.cudnn.benchmark = True  # every forward has the same 96^3 shape: tune once
         self.model: LoadedModel = load_model(options.model, self.device)
         self.hippocampus = (None if options.hippocampus is None
                             else load_model(options.hippocampus, self.device))
