@@ -70,3 +70,33 @@ def test_progress_reports_each_batch():
     aggregate(ConvSoftmax(), torch.from_numpy(block), origins, batch_size=5, patch=8, progress=seen.append)
     assert len(seen) == -(-len(origins) // 5)
     assert seen == sorted(seen) and seen[-1] == 1.0
+
+
+def test_out_of_memory_halves_the_batch_then_moves_to_cpu(monkeypatch, caplog):
+    """CUDA cannot be had here: a model that 'runs out of memory' while it believes it is on the GPU."""
+    from medsegmamba.pipeline import aggregate as module
+
+    class Greedy(ConvSoftmax):
+        on_gpu, batches = True, []
+
+        def forward(self, x):
+            self.batches.append(x.shape[0])
+            if self.on_gpu:
+                raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+            return super().forward(x)
+
+        def to(self, device):
+            self.on_gpu = str(device) != "cpu"
+            return self
+
+    model = Greedy()
+    monkeypatch.setattr(module, "_on_cuda", lambda tensor: model.on_gpu)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    block, origins = _case(7)
+    with caplog.at_level("WARNING"):
+        classes = aggregate(model, torch.from_numpy(block), origins, batch_size=4, patch=8).numpy()
+    assert model.batches[:3] == [4, 2, 1] and set(model.batches[3:]) == {1}
+    assert [r.message for r in caplog.records] == ["CUDA out of memory: retrying with batch size 2",
+                                                  "CUDA out of memory: retrying with batch size 1",
+                                                  "CUDA out of memory at batch size 1: falling back to the CPU (slow)"]
+    np.testing.assert_array_equal(classes, aggregate_ref(_predict(ConvSoftmax()), block, origins, patch=8))

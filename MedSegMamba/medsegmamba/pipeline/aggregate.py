@@ -31,7 +31,7 @@ def aggregate(model, block, origins: np.ndarray, batch_size: int = 2, patch: int
         try:
             return _aggregate(model, block, origins, batch_size, patch, progress)
         except torch.OutOfMemoryError:
-            if block.device.type != "cuda":
+            if not _on_cuda(block):
                 raise
             torch.cuda.empty_cache()
             if batch_size > 1:
@@ -41,6 +41,10 @@ def aggregate(model, block, origins: np.ndarray, batch_size: int = 2, patch: int
                 log.warning("CUDA out of memory at batch size 1: falling back to the CPU (slow)")
                 model.to("cpu")
                 block = block.to("cpu")
+
+
+def _on_cuda(tensor) -> bool:
+    return tensor.device.type == "cuda"
 
 
 def _aggregate(model, block, origins, batch_size, patch, progress):

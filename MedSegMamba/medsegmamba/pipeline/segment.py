@@ -124,6 +124,8 @@ class Segmenter:
 
         classes = aggregate(self.model.network, block, tiling.origins, self.batch_size,
                             progress=lambda f: report("predict", f))
+        if classes.device != block.device:  # fell back to the CPU on CUDA OOM: next scan tries again
+            self.model.network.to(self.device)
         lut = torch.as_tensor(class_to_label(ASEG), device=classes.device)
         labels = torch.zeros((SIZE,) * 3, dtype=torch.int32, device=classes.device)
         labels[tiling.crop] = lut[classes[tiling.inner]]
