@@ -214,3 +214,24 @@ def test_demo_uses_the_bundled_template_and_says_when_no_weights_are_shipped(tmp
     status, out, err = _run(capsys, "demo", "-o", tmp_path / "demo", "--device", "cpu")
     assert status != 0 and "no pretrained weights are shipped yet" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1 and _files(tmp_path / "demo") == []
+
+
+def test_folder_of_bids_named_files_is_a_plain_folder(tmp_path):
+    _t1(tmp_path / "in" / "sub-01_T1w.nii.gz")
+    files, problems = cli.find_inputs([str(tmp_path / "in")])
+    assert [f.name for f in files] == ["sub-01_T1w.nii.gz"] and problems == []
+
+
+@pytest.mark.slow
+def test_demo_end_to_end_with_a_checkpoint(tmp_path, capsys):
+    """The whole demo on the MNI template with a tiny random network (minutes on a small CPU)."""
+    from medsegmamba.models import build_model, get_config, save_checkpoint
+
+    config = get_config("small").replace(channels=(1, 8, 16, 32, 64, 16), num_blocks=2, d_state=4)
+    checkpoint = save_checkpoint(build_model(config), config, tmp_path / "tiny.safetensors",
+                                 {"provenance": "random weights for a test"})
+    status, out, err = _run(capsys, "demo", "-o", tmp_path / "demo", "--model", checkpoint, "--device", "cpu")
+    assert status == 0, err
+    assert "random weights for a test" in out and "Left-Hippocampus" in out
+    assert _files(tmp_path / "demo") == ["mni152_T1_aseg.nii.gz", "mni152_T1_qc.png", "mni152_T1_volumes.csv"]
+    assert nib.load(tmp_path / "demo" / "mni152_T1_aseg.nii.gz").shape == nib.load(cli.mni_template_path()).shape

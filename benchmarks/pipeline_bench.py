@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     ok = [r for r in results if "error" not in r]
     with open(out / "results.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        stages = ["read", "conform", "predict", "native", "write", "total"]
+        stages = ["read", "conform", "predict", "native", "write", "compute", "total"]
         writer.writerow(["model", "device", "step", "batch_size", *stages, "peak_gpu_mib", "target_s", "meets_target"])
         for r in ok:
             writer.writerow([r["model"], r["device_name"], r["step"], r["batch_size"],

@@ -33,7 +33,8 @@ def find_inputs(paths: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
         elif path.is_file():
             files.append(path)
         else:
-            found = _bids_t1s(path) if any(path.glob("sub-*")) else _images_in(path)
+            is_bids = any(p.is_dir() for p in path.glob("sub-*"))
+            found = _bids_t1s(path) if is_bids else _images_in(path)
             if found:
                 files += found
             else:

@@ -14,7 +14,7 @@ def test_synthetic_head_is_head_like():
 
 def test_run_benchmark_reports_stages(standin):
     result = run_benchmark(standin, device="cpu", step=32, repeat=1, volume=synthetic_head(shape=(40, 44, 40)))
-    assert set(result["seconds"]) == {"read", "conform", "predict", "native", "write", "total"}
+    assert set(result["seconds"]) == {"read", "conform", "predict", "native", "write", "compute", "total"}
     assert result["seconds"]["total"] >= result["seconds"]["predict"] > 0
     assert result["step"] == 32 and len(result["runs"]) == 2
     table = format_results([result])

@@ -114,6 +114,8 @@ def _timed_run(segmenter, input_path, outdir) -> dict:
     segmenter.write(result, volume, output_paths(input_path, outdir, segmenter.options))
     times = {"read": read, **result.timings, "write": time.perf_counter() - mark}
     times["total"] = time.perf_counter() - start
+    # the device's share: what a faster disk / background writer would leave
+    times["compute"] = sum(times[k] for k in ("conform", "predict", "hippocampus", "native") if k in times)
     return times
 
 
@@ -129,7 +131,7 @@ def _device_name(device) -> str:
 
 def format_results(results: list[dict]) -> str:
     """A text table: one row per (model, step) run, stage medians in seconds."""
-    stages = ["read", "conform", "predict", "native", "write", "total"]
+    stages = ["read", "conform", "predict", "native", "write", "compute", "total"]
     header = f"{'model':<28} {'device':<6} {'step':>4} {'batch':>5} " + " ".join(f"{s:>8}" for s in stages)
     header += f" {'peak_GiB':>8}"
     lines = [header]
