@@ -109,3 +109,13 @@ def test_options_are_checked():
         SegmentOptions(output_format="png")
     with pytest.raises(ValueError, match="step"):
         SegmentOptions(step=17)
+
+
+def test_wrong_class_count_is_a_model_error():
+    from medsegmamba.errors import ModelError
+    from conftest import IntensityBins
+
+    with pytest.raises(ModelError, match="gives 25 classes, expected 32"):
+        Segmenter(SegmentOptions(model=IntensityBins(25), device="cpu"))
+    with pytest.raises(ModelError, match="gives 32 classes, expected 25"):
+        Segmenter(SegmentOptions(model=IntensityBins(32), device="cpu", hippocampus=IntensityBins(32)))

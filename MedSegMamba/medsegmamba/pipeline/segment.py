@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 
 from .. import io, qc, stats
+from ..errors import ModelError
 from ..labels import ASEG, HIPPOCAMPAL_SUBFIELDS, class_to_label
 from . import patches
 from .aggregate import aggregate
@@ -87,6 +88,11 @@ class Segmenter:
         self.model: LoadedModel = load_model(options.model, self.device)
         self.hippocampus = (None if options.hippocampus is None
                             else load_model(options.hippocampus, self.device))
+        for loaded, wanted, what in ((self.model, len(ASEG), "--model (aseg)"),
+                                     (self.hippocampus, len(HIPPOCAMPAL_SUBFIELDS), "--hippocampus (subfields)")):
+            classes = loaded.num_classes if loaded is not None else None
+            if classes is not None and classes != wanted:
+                raise ModelError(f"{what} network gives {classes} classes, expected {wanted}", loaded.name)
         self.step = options.step or (16 if self.device.type == "cuda" else 32)
         self.batch_size = options.batch_size or 2
 
