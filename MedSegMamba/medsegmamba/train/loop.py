@@ -97,10 +97,10 @@ class Trainer:
         self.gen = SynthGenerator(maps, self.table, cfg.synth_config(), self.device,
                                   seed=cfg.seed + 1000 * self.ranks.rank)
         self.trained = sorted(set(self.table.target.tolist()) - {0})
-        counts = np.zeros(32, np.int64)
-        for m in maps:
-            counts += np.bincount(self.table.target[self.table.encode(m)].ravel(), minlength=32)[:32]
-        self.weights = class_weights(counts).to(self.device)
+        counts = sum(torch.bincount(self.gen.target_lut[m.flatten().long()], minlength=32)[:32]
+                     for m in self.gen.maps)
+        self.weights = class_weights(counts.cpu()).to(self.device)
+        del maps
 
         self.model_config = ModelConfig.from_dict(cfg.model)
         self.model = build_model(self.model_config).to(self.device)

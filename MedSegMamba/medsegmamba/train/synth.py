@@ -74,11 +74,12 @@ class SynthGenerator:
         self.base = torch.stack(torch.meshgrid(r, r, r, indexing="ij"), -1)  # (P,P,P,3)
 
     def _coords(self, gmap: np.ndarray, mask: np.ndarray, rng) -> torch.Tensor:
-        idx = np.argwhere(mask)
-        if idx.size == 0:
-            idx = np.argwhere(np.ones_like(mask))
-        pick = rng.choice(len(idx), self.cfg.coords_per_map, replace=len(idx) < self.cfg.coords_per_map)
-        return torch.from_numpy(idx[pick].astype(np.float32))
+        flat = np.flatnonzero(mask)
+        if flat.size == 0:
+            flat = np.arange(mask.size)
+        k = self.cfg.coords_per_map
+        pick = flat[rng.choice(flat.size, k, replace=flat.size < k)]
+        return torch.from_numpy(np.stack(np.unravel_index(pick, mask.shape), 1).astype(np.float32))
 
     # --- random draws -------------------------------------------------------------------------
     def _u(self, *shape, lo=0.0, hi=1.0):
@@ -91,7 +92,7 @@ class SynthGenerator:
         return self.gen.get_state()
 
     def set_state(self, state: torch.Tensor) -> None:
-        self.gen.set_state(state.cpu() if self.device.type == "cpu" else state)
+        self.gen.set_state(state.cpu())
 
     # --- geometry -----------------------------------------------------------------------------
     def _affine(self, b: int) -> torch.Tensor:
