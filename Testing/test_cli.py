@@ -114,7 +114,7 @@ def test_folder_without_images(tmp_path, capsys, standin_model):
     (tmp_path / "empty" / "notes.txt").write_text("x")
     status, out, err = _run(capsys, "segment", tmp_path / "empty", "-o", tmp_path / "out")
     assert status != 0 and f"medsegmamba: error: {tmp_path / 'empty'}: no images found" in err
-    assert "Traceback" not in err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()
 
 
 def test_unwritable_output_folder(tmp_path, capsys, standin_model):

@@ -160,7 +160,8 @@ def run_segment(args: argparse.Namespace) -> int:
     from .pipeline.segment import SegmentOptions, Segmenter, output_paths
 
     files, problems = find_inputs(args.inputs)
-    prepare_output_dir(args.output)
+    if files:  # nothing to do: no output folder either
+        prepare_output_dir(args.output)
     options = SegmentOptions(model=args.model, device=args.device, step=args.step, batch_size=args.batch_size,
                              hippocampus=args.hippocampus, overwrite=args.overwrite,
                              output_format=args.output_format, qc=args.qc)
