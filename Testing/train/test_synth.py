@@ -104,3 +104,16 @@ def test_flip_swaps_sides():
     gen.base = torch.stack(torch.meshgrid(r, r, r, indexing="ij"), -1)
     _, tgt = gen.sample(1)
     assert (tgt[0, 14:18, 8:12, 8:12] == CLS[49]).all() and not (tgt == CLS[10]).any()
+
+
+def test_pair_generator(maps):
+    from medsegmamba.train.synth import PairGenerator
+
+    values = set().union(*(np.unique(m).tolist() for m in maps))
+    images = [np.where(m > 0, 100.0, 0.0) + (m == 10) * 50 for m in maps]
+    gen = PairGenerator(images, maps, LabelTable(values), SynthConfig(patch=24, coords_per_map=500))
+    img, tgt = gen.sample(2)
+    assert img.shape == (2, 1, 24, 24, 24) and tgt.shape == (2, 24, 24, 24)
+    assert float(img.min()) >= 0 and float(img.max()) <= 1
+    with pytest.raises(ValueError, match="2 images but 1"):
+        PairGenerator(images, maps[:1], LabelTable(values), SynthConfig(patch=24))

@@ -13,6 +13,7 @@ log = logging.getLogger(__name__)
 # flag -> (TrainConfig field, type, help)
 _FLAGS = {
     "--data": ("data", str, "folder of label maps (synthetic mode) [.data/label_maps]"),
+    "--images": ("images", str, "real-pair mode: folder of conformed images matching --data"),
     "--fsaverage": ("fsaverage", str, "folder with orig + aseg: real-scan validation"),
     "--out": ("out", str, "output folder: log.jsonl, checkpoints, weights, summary.json"),
     "--resume": ("resume", str, "training checkpoint to resume from (ignored if missing)"),

@@ -34,6 +34,14 @@ def load_label_maps(folder, limit: int = 0) -> list[np.ndarray]:
     return maps
 
 
+def load_images(folder, limit: int = 0) -> list[np.ndarray]:
+    """Conformed images (real-pair mode), in sorted file-name order like the label maps."""
+    import nibabel as nib
+
+    return [np.asarray(nib.load(str(f)).dataobj, dtype=np.float32)
+            for f in volume_files(folder)[: limit or None]]
+
+
 def find_pair(folder) -> tuple[Path, Path]:
     """(image, aseg) in a folder: orig.* (or T1.*) and aseg.*."""
     folder = Path(folder)

@@ -19,12 +19,12 @@ import numpy as np
 import torch
 
 from .config import TrainConfig
-from .data import load_eval_pair, load_label_maps
+from .data import load_eval_pair, load_images, load_label_maps
 from .labelmaps import LabelTable
 from .losses import class_weights, segmentation_loss
 from .schedule import lr_at
 from .state import load_training_state, save_training_state
-from .synth import SynthGenerator
+from .synth import PairGenerator, SynthGenerator
 from .validate import dice_per_class, evaluate_scan, predict_patches
 
 log = logging.getLogger(__name__)
@@ -94,8 +94,12 @@ class Trainer:
         maps = load_label_maps(cfg.data, cfg.max_maps)
         values = set().union(*(np.unique(m).tolist() for m in maps))
         self.table = LabelTable(values, cfg.choroid)
-        self.gen = SynthGenerator(maps, self.table, cfg.synth_config(), self.device,
-                                  seed=cfg.seed + 1000 * self.ranks.rank)
+        seed = cfg.seed + 1000 * self.ranks.rank
+        if cfg.images:  # real-pair mode: images matched to the label maps by sorted file name
+            images = load_images(cfg.images, cfg.max_maps)
+            self.gen = PairGenerator(images, maps, self.table, cfg.synth_config(), self.device, seed)
+        else:
+            self.gen = SynthGenerator(maps, self.table, cfg.synth_config(), self.device, seed)
         self.trained = sorted(set(self.table.target.tolist()) - {0})
         counts = sum(torch.bincount(self.gen.target_lut[m.flatten().long()], minlength=32)[:32]
                      for m in self.gen.maps)
@@ -104,6 +108,10 @@ class Trainer:
 
         self.model_config = ModelConfig.from_dict(cfg.model)
         self.model = build_model(self.model_config).to(self.device)
+        if self.autocast and hasattr(self.model, "set_fused_groupnorm"):
+            self.model.set_fused_groupnorm(True)  # fp32 statistics, faster under bf16
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
         self.net = _Logits(self.model)
         if self.ranks.world > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(

@@ -219,3 +219,43 @@ def _gaussian_blur(x: torch.Tensor, sigmas) -> torch.Tensor:
         pad[2 * (2 - axis)] = pad[2 * (2 - axis) + 1] = r
         x = F.conv3d(F.pad(x, pad, mode="replicate"), k)
     return x
+
+
+class PairGenerator(SynthGenerator):
+    """Real-pair mode: conformed images with their label maps, same geometry as the synthetic
+    generator (image trilinear, labels nearest), light intensity augmentation (bias, noise,
+    gamma), then the pipeline's intensity rule."""
+
+    def __init__(self, images: list[np.ndarray], maps: list[np.ndarray], table: LabelTable,
+                 config: SynthConfig, device="cpu", seed: int = 0):
+        if len(images) != len(maps):
+            raise ValueError(f"real pairs: {len(images)} images but {len(maps)} label maps")
+        super().__init__(maps, table, config, device, seed)
+        for i, (im, m) in enumerate(zip(images, self.maps)):
+            if tuple(im.shape) != tuple(m.shape):
+                raise ValueError(f"pair {i}: image shape {im.shape} differs from labels {tuple(m.shape)}")
+        self.images = [torch.as_tensor(np.asarray(im, np.float32)).to(self.device) for im in images]
+
+    def sample(self, b: int):
+        c, p = self.cfg, self.cfg.patch
+        subj = (self._u(b) * len(self.maps)).long().clamp_max(len(self.maps) - 1)
+        grid = self._grid(b, subj)
+        imgs, gens = [], []
+        for i in range(b):
+            s = int(subj[i])
+            g = grid[i:i + 1]
+            gens.append(F.grid_sample(self.maps[s][None, None].float(), g, mode="nearest",
+                                      align_corners=True)[0, 0])
+            imgs.append(F.grid_sample(self.images[s][None, None], g, mode="bilinear",
+                                      align_corners=True)[0])
+        gen, img = torch.stack(gens).long(), torch.stack(imgs).clamp_min(0)
+        flip = self._u(b) < c.flip_prob
+        gen = torch.where(flip[:, None, None, None], self.mirror_lut[gen.flip(1)], gen)
+        img = torch.where(flip[:, None, None, None, None], img.flip(2), img)
+        bias = self._n(b, 1, 4, 4, 4) * self._u(b, 1, 1, 1, 1, hi=c.bias_std / 2)
+        img = img * F.interpolate(bias, size=(p, p, p), mode="trilinear", align_corners=True).exp()
+        img = img / img.flatten(1).amax(1).clamp_min(1e-6)[:, None, None, None, None]
+        img = (img + self._n(*img.shape) * self._u(b, 1, 1, 1, 1, hi=0.02)).clamp_min(0)
+        img = img ** (self._n(b, 1, 1, 1, 1) * c.gamma_std / 2).exp()
+        jitter = self._u(b, lo=1 - c.scale_jitter, hi=1 + c.scale_jitter)
+        return conform_intensity(img, jitter), self.target_lut[gen]
