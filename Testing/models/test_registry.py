@@ -3,7 +3,7 @@ import torch
 
 from medsegmamba.models import PRESETS, ModelConfig, build_model, get_config
 
-TINY = dict(channels=(1, 8, 16, 32, 64, 16), num_blocks=2, d_state=4, patch_size=32)
+TINY = dict(channels=(1, 8, 16, 32, 64, 16), num_blocks=1, d_state=4, patch_size=32)
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
