@@ -4,6 +4,7 @@
 module (conform, patches, aggregate, hippocampus). Importing this package does not import torch.
 """
 
-from .segment import SegmentOptions, Segmentation, Segmenter, segment
+from .segment import SegmentOptions, Segmentation, Segmenter
 
-__all__ = ["SegmentOptions", "Segmentation", "Segmenter", "segment"]
+# (the function segment.segment is not re-exported: it would hide the module of the same name)
+__all__ = ["SegmentOptions", "Segmentation", "Segmenter"]
