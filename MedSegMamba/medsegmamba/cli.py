@@ -320,7 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module_name, summary) in EXTERNAL.items():
         try:
             module = importlib.import_module(module_name)
-        except ImportError:
+        except Exception as error:  # a missing or broken optional part must not break `segment`
+            log.debug("subcommand %s left out: %s", name, error)
             continue
         if not (hasattr(module, "add_arguments") and hasattr(module, "run")):
             continue
