@@ -223,7 +223,7 @@ class Trainer:
         cfg = self.cfg
         start, start_it = self.t_start, self.iteration
         limit = cfg.max_minutes * 60 if cfg.max_minutes > 0 else float("inf")
-        margin, window, t_win = 15.0, [], time.perf_counter()
+        margin, window, t_win = 45.0, [], time.perf_counter()
         last_val: dict = {}
         while self.iteration < cfg.max_iters:
             elapsed = time.time() - start
@@ -247,7 +247,8 @@ class Trainer:
                 log.info("it %d loss %.4f dice %.4f ce %.4f lr %.2e %.2f it/s", self.iteration,
                          summary["loss"], summary["dice"], summary["ce"], rec["lr"], summary["it_per_s"])
                 window, t_win = [], time.perf_counter()
-            if self.iteration % cfg.val_every == 0 and self.ranks.main:
+            early = self.iteration == start_it + 50  # measures validation time for the margin
+            if (self.iteration % cfg.val_every == 0 or early) and self.ranks.main:
                 t0 = time.perf_counter()
                 last_val = self.validate()
                 self.write(last_val)
