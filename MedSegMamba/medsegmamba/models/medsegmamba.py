@@ -21,7 +21,7 @@ from .vss3d import VSS3DBottleneck
 
 log = logging.getLogger(__name__)
 
-BOTTLENECKS = ("vss3d", "vss3d-authors", "trimamba", "transformer")
+BOTTLENECKS = ("vss3d", "vss3d-authors", "trimamba", "transformer", "kan-mamba")
 DOWNSAMPLING = 8  # three MaxPool(2)
 PAPER_CHANNELS = (1, 32, 64, 128, 256, 1024)
 
@@ -142,4 +142,9 @@ def make_bottleneck(kind: str, dim: int, num_blocks: int, d_state: int, size: in
         return TriMambaBottleneck(dim, num_blocks, d_state, size, dropout, drop_path, scan_impl)
     if kind == "transformer":
         return TransformerBottleneck(dim, num_blocks, size, num_heads, dropout, drop_path)
+    if kind == "kan-mamba":
+        from .kan_mamba import KANMambaBottleneck
+
+        return KANMambaBottleneck(dim, num_blocks, d_state, size, dropout=dropout,
+                                  drop_path=drop_path, scan_impl=scan_impl, expand=expand)
     raise ValueError(f"bottleneck: expected one of {BOTTLENECKS}, got {kind!r}")

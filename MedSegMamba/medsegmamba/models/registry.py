@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 from torch import nn
 
-ARCHS = ("medsegmamba", "segmambabot", "tabsurfer")
+from .students import PRESETS as STUDENTS
+
+ARCHS = ("medsegmamba", "segmambabot", "tabsurfer", "kan-mamba")
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,10 @@ PRESETS: dict[str, ModelConfig] = {
     "small-hsf": _SMALL.replace(num_classes=25),
     "segmambabot": _PAPER.replace(arch="segmambabot"),
     "tabsurfer": _PAPER.replace(arch="tabsurfer", num_blocks=8, d_state=1, num_heads=16),
+    "kan-mamba": _PAPER.replace(arch="kan-mamba"),
+    # ReCo-KD students of the paper network: widths scaled by 2^-t (models/students.py).
+    **{name: _PAPER.replace(channels=spec.channels, d_state=spec.d_state)
+       for name, spec in STUDENTS.items()},
 }
 
 
@@ -94,6 +100,8 @@ def build_model(config_or_name, **overrides) -> nn.Module:
                   drop_path=cfg.drop_path, patch_size=cfg.patch_size, scan_impl=scan_impl)
     if cfg.arch == "medsegmamba":
         return MedSegMamba(**kwargs)
+    if cfg.arch == "kan-mamba":
+        return MedSegMamba(bottleneck="kan-mamba", **kwargs)
     if cfg.arch == "tabsurfer":
         kwargs["num_heads"] = cfg.num_heads
     return BASELINES[cfg.arch](**kwargs)
