@@ -1,22 +1,4 @@
-"""Shared fixtures for the model tests: the golden vectors of the authors' code."""
+"""Fixtures for these tests live in models_support.py (a unique name, so test modules can import its
+helpers without colliding with the other folders' conftest modules)."""
 
-from pathlib import Path
-
-import pytest
-import torch
-
-GOLDEN = Path(__file__).resolve().parents[2].parent / "shared" / "golden"
-
-
-def golden(name: str) -> dict:
-    if not (GOLDEN / name).is_file():
-        pytest.skip(f"golden vectors not found: {GOLDEN / name} (they live in ../shared/golden)")
-    from safetensors.torch import load_file
-
-    return load_file(str(GOLDEN / name))
-
-
-def report(tag: str, got: torch.Tensor, want: torch.Tensor) -> float:
-    err = (got.double() - want.double()).abs()
-    print(f"{tag}: max abs err {err.max().item():.3e}, mean {err.mean().item():.3e}")
-    return err.max().item()
+from models_support import *  # noqa: F401,F403

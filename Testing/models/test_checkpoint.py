@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from conftest import golden
+from models_support import golden
 from medsegmamba import weights
 from medsegmamba.models import (ModelConfig, authors_state_dict_to_ours, build_model, infer_config,
                                 load_authors_checkpoint, load_checkpoint, save_checkpoint)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from conftest import golden, report
+from models_support import golden, report
 from medsegmamba.models import MedSegMamba
 
 CFG_A = dict(channels=(1, 8, 16, 32, 64, 32), num_blocks=6, d_state=8, num_classes=4)

@@ -1,6 +1,6 @@
 import torch
 
-from conftest import golden
+from models_support import golden
 from medsegmamba.models import scan_paths as sp
 
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from conftest import golden, report
+from models_support import golden, report
 from medsegmamba.models import SS3D, SS3DAuthorsLayout
 
 TOL = 1e-5

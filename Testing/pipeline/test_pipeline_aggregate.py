@@ -55,7 +55,7 @@ def test_twin_tells_a_missing_patch_apart():
 
 def test_pointwise_model_gives_per_voxel_argmax():
     """A network that looks at each voxel alone: overlaps cannot change the per-voxel answer."""
-    from conftest import IntensityBins
+    from pipeline_support import IntensityBins
 
     rng = np.random.default_rng(5)
     block = rng.random((112, 96, 96)).astype(np.float32)

@@ -7,7 +7,7 @@ import torch
 from medsegmamba.io import Volume
 from medsegmamba.pipeline import conform as C
 
-from conftest import oblique_affine
+from pipeline_support import oblique_affine
 
 
 def _random_pair(seed):

@@ -11,7 +11,7 @@ from medsegmamba.pipeline import conform as C
 from medsegmamba.pipeline.hippocampus import hippocampus_box, segment_subfields
 from medsegmamba.pipeline.segment import SegmentOptions, Segmenter
 
-from conftest import head_like, oblique_affine
+from pipeline_support import head_like, oblique_affine
 
 ASEG_LABELS = set(class_to_label(ASEG).tolist())
 
@@ -113,7 +113,7 @@ def test_options_are_checked():
 
 def test_wrong_class_count_is_a_model_error():
     from medsegmamba.errors import ModelError
-    from conftest import IntensityBins
+    from pipeline_support import IntensityBins
 
     with pytest.raises(ModelError, match="gives 25 classes, expected 32"):
         Segmenter(SegmentOptions(model=IntensityBins(25), device="cpu"))

@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ElementTree
 
 import pytest
 
-from conftest import ROOT
+from slicer_support import ROOT
 
 MODULE_DIR = os.path.join(ROOT, "MedSegMamba")
 UI = os.path.join(ROOT, "Resources", "UI", "MedSegMamba.ui")

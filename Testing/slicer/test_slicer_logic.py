@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import HERE, SLICER_MISSING
+from slicer_support import HERE, SLICER_MISSING
 
 slicer = pytest.importorskip("slicer", reason=SLICER_MISSING)
 import vtk  # noqa: E402  (comes with slicer-core)
