@@ -261,6 +261,10 @@ def describe_weights(model) -> str:
     for key in ("provenance", "description", "trained_on", "training_data", "metrics"):
         if meta.get(key):
             value = meta[key]
+            if key == "metrics" and isinstance(value, dict):
+                # Scalars only: the per-structure tables belong in the model card, not on one line.
+                value = {k: (round(v, 3) if isinstance(v, float) else v)
+                         for k, v in value.items() if not isinstance(v, (dict, list))}
             parts.append(f"{key}: {json.dumps(value) if isinstance(value, (dict, list)) else value}")
     if len(parts) == 1:
         parts.append("no provenance recorded with these weights")
