@@ -197,15 +197,20 @@ def _interpreting():
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
-def _config(dim_group, n_state, block_d=None, num_warps=None):
-    """(BLOCK_D, BLOCK_N, num_warps): about 1024 state elements per program by default."""
+def _config(dim_group, n_state, block_d=None, num_warps=None, elems_per_warp=256):
+    """(BLOCK_D, BLOCK_N, num_warps): about 1024 state elements per program by default.
+
+    The forward kernel runs with 512 state elements per warp: on an H100 (sweep in
+    benchmarks/results/2026-11-23-h100/scan.md) 16 channels x 64 states took 1.22 ms with 2 warps
+    against 2.34 ms with 4. The backward keeps 256 until it is measured.
+    """
     block_n = triton.next_power_of_2(n_state)
     if block_d is None:
         block_d = min(triton.next_power_of_2(dim_group), max(1, 1024 // block_n))
     if block_d < 1 or block_d & (block_d - 1):
         raise ValueError(f"selective_scan_triton: block_d must be a power of two, got {block_d}")
     if num_warps is None:
-        num_warps = max(1, min(8, block_d * block_n // 256))
+        num_warps = max(1, min(8, block_d * block_n // elems_per_warp))
     return block_d, block_n, num_warps
 
 
@@ -222,7 +227,7 @@ def _scan_fwd(u, delta, A, B, C, D, delta_bias, softplus, store_ckpt, block_d=No
     """Launch the forward kernel. Returns y (Bt, D, L) in u's dtype and the checkpoints (or None)."""
     batch, dim, length = u.shape
     groups, n_state = B.shape[1], A.shape[1]
-    block_d, block_n, num_warps = _config(dim // groups, n_state, block_d, num_warps)
+    block_d, block_n, num_warps = _config(dim // groups, n_state, block_d, num_warps, 512)
     grid = (batch, groups, triton.cdiv(dim // groups, block_d))
     n_chunks = triton.cdiv(length, CHUNK)
     y = torch.empty((batch, dim, length), device=u.device, dtype=u.dtype)
@@ -272,7 +277,9 @@ class _SelectiveScanTriton(torch.autograd.Function):
         y, ckpt, cfg = _scan_fwd(u, delta, A, B, C, D, delta_bias, softplus, needs_grad, block_d, num_warps)
         if needs_grad:
             ctx.save_for_backward(u, delta, A, B, C, D, delta_bias, ckpt)
-            ctx.softplus, ctx.cfg = softplus, cfg
+            # Same channel block (the checkpoint layout depends on it); the backward picks its own
+            # warps unless the caller fixed them.
+            ctx.softplus, ctx.cfg = softplus, (cfg[0], num_warps)
         return y
 
     @staticmethod
