@@ -69,8 +69,12 @@ def _ref_chunk(h, dl, du, A, B, C):
     """One time chunk. h (Bt, G, Dg, N); dl, du (Bt, G, Dg, T); A (G, Dg, N); B, C (Bt, G, N, T).
 
     Returns y (Bt, G, Dg, T) and the last state."""
-    dA = torch.exp(torch.einsum("bgdt,gdn->tbgdn", dl, A))
-    hs = torch.einsum("bgdt,bgnt->tbgdn", du, B)  # dl*B*u; becomes the states below
+    # Built time-major by broadcasting (contiguous, no strided copies), so each step below reads
+    # and writes one contiguous (Bt, G, Dg, N) block; strided per-step slices were several times
+    # slower on CPU.
+    dl_t, du_t, B_t = (x.permute(3, 0, 1, 2).contiguous() for x in (dl, du, B))
+    dA = torch.exp(dl_t[..., None] * A)                 # (T, Bt, G, Dg, N)
+    hs = du_t[..., None] * B_t[:, :, :, None, :]        # dl*B*u; becomes the states below
     if torch.is_grad_enabled():
         states = []
         for t in range(hs.shape[0]):
@@ -81,7 +85,9 @@ def _ref_chunk(h, dl, du, A, B, C):
         hs[0].addcmul_(dA[0], h)
         for t in range(1, hs.shape[0]):
             hs[t].addcmul_(dA[t], hs[t - 1])
-    return torch.einsum("tbgdn,bgnt->bgdt", hs, C), hs[-1]
+    C_t = C.permute(3, 0, 1, 2).contiguous()              # (T, Bt, G, N)
+    y = (hs * C_t[:, :, :, None, :]).sum(-1)               # (T, Bt, G, Dg), reads hs in order
+    return y.permute(1, 2, 3, 0), hs[-1]
 
 
 def selective_scan_ref(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True, *, chunk_size=None):
