@@ -75,18 +75,24 @@ def test_state_roundtrip(maps):
     assert torch.equal(x[0], y[0]) and torch.equal(x[1], y[1])
 
 
-def test_identity_geometry_copies_labels():
-    """No rotation/scale/shear/elastic/flip/jitter, centre = a focus voxel: the patch is the map."""
-    m = np.zeros((20, 20, 20), np.int32)
-    m[8:12, 8:12, 8:12] = 10
-    m[10, 10, 10] = 49
-    cfg = dict(rotation=0, scaling=0, shear=0, elastic_std=0, flip_prob=0, centre_jitter=0)
+def _centred_whole_map(m, cfg):
+    """A generator whose 20^3 patch is the whole 20^3 map, centred, on an unshifted grid."""
     gen = make([m], **cfg)
     gen.focus[:] = torch.tensor([9.5, 9.5, 9.5])
     gen.head[:] = torch.tensor([9.5, 9.5, 9.5])
     gen.cfg.patch = 20
     r = torch.arange(20, dtype=torch.float32) - 9.5
     gen.base = torch.stack(torch.meshgrid(r, r, r, indexing="ij"), -1)
+    return gen
+
+
+def test_identity_geometry_copies_labels():
+    """No rotation/scale/shear/elastic/flip/jitter, centre = a focus voxel: the patch is the map."""
+    m = np.zeros((20, 20, 20), np.int32)
+    m[8:12, 8:12, 8:12] = 10
+    m[10, 10, 10] = 49
+    cfg = dict(rotation=0, scaling=0, shear=0, elastic_std=0, flip_prob=0, centre_jitter=0)
+    gen = _centred_whole_map(m, cfg)
     _, tgt = gen.sample(1)
     expect = np.vectorize(lambda v: CLS.get(v, 0))(m)
     assert np.array_equal(tgt[0].numpy(), expect)
@@ -96,12 +102,7 @@ def test_flip_swaps_sides():
     m = np.zeros((20, 20, 20), np.int32)
     m[2:6, 8:12, 8:12] = 10
     cfg = dict(rotation=0, scaling=0, shear=0, elastic_std=0, flip_prob=1.0, centre_jitter=0)
-    gen = make([m], **cfg)
-    gen.focus[:] = torch.tensor([9.5, 9.5, 9.5])
-    gen.head[:] = torch.tensor([9.5, 9.5, 9.5])
-    gen.cfg.patch = 20
-    r = torch.arange(20, dtype=torch.float32) - 9.5
-    gen.base = torch.stack(torch.meshgrid(r, r, r, indexing="ij"), -1)
+    gen = _centred_whole_map(m, cfg)
     _, tgt = gen.sample(1)
     assert (tgt[0, 14:18, 8:12, 8:12] == CLS[49]).all() and not (tgt == CLS[10]).any()
 
