@@ -149,6 +149,9 @@ def main(argv=None):
     ap.add_argument("--smoke", action="store_true", help="CPU, tiny widths, 32^3 patches")
     ap.add_argument("--scan-impl", default=None, help="selective_scan impl: auto, ref, triton, mamba_ssm")
     ap.add_argument("--iters", type=int, default=None)
+    ap.add_argument("--variants", nargs="+", default=None, choices=("ours", "ours+fusedGN", "authors-layout"),
+                    help="only these variants (default: all)")
+    ap.add_argument("--no-channels-last", action="store_true", help="skip the channels_last_3d cases")
     args = ap.parse_args(argv)
 
     device = torch.device("cpu" if args.smoke or not torch.cuda.is_available() else "cuda")
@@ -164,6 +167,8 @@ def main(argv=None):
     rows, t0 = [], time.time()
     models = {}
     for variant, mode, dtype, batch, cl in cases(args.smoke):
+        if (args.variants and variant not in args.variants) or (args.no_channels_last and cl):
+            continue
         key = (variant, cl)
         if key not in models:
             models.clear()

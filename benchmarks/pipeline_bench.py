@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import logging
 import sys
@@ -31,6 +32,9 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="+", default=["paper", "small"], help="presets or checkpoint paths")
     parser.add_argument("--steps", nargs="+", type=int, default=[16, 32])
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[0], help="0: the default")
+    parser.add_argument("--tilings", nargs="+", default=["full"], choices=("focused", "full"),
+                        help="focused only means something for trained weights: random ones label "
+                             "everything, so the coarse pass finds the whole head (default: full)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--input", default=None, help="a T1 file instead of the synthetic head")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs after one warm-up")
@@ -57,14 +61,16 @@ def main(argv=None) -> int:
     results = []
     for model in models:
         for step in args.steps:
-            for batch in args.batch_sizes:
+            for batch, tiling in itertools.product(args.batch_sizes, args.tilings):
                 name = model if isinstance(model, str) else "tiny (random weights)"
                 try:
                     result = run_benchmark(model, input_path=args.input, device=args.device, step=step,
-                                           batch_size=batch or None, repeat=args.repeat, volume=volume)
+                                           batch_size=batch or None, repeat=args.repeat, volume=volume,
+                                           tiling=tiling)
                 except Exception as error:  # keep going: one failing configuration is a result too
                     logging.exception("%s step %d batch %s failed", name, step, batch)
-                    results.append({"model": name, "step": step, "batch_size": batch, "error": repr(error)})
+                    results.append({"model": name, "step": step, "batch_size": batch, "tiling": tiling,
+                                    "error": repr(error)})
                     continue
                 target = TARGETS.get((model, step)) if isinstance(model, str) else None
                 result["target_s"] = target
@@ -77,14 +83,15 @@ def main(argv=None) -> int:
     with open(out / "results.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         stages = ["read", "conform", "predict", "native", "write", "compute", "total"]
-        writer.writerow(["model", "device", "step", "batch_size", *stages, "peak_gpu_mib", "target_s", "meets_target"])
+        writer.writerow(["model", "device", "tiling", "step", "batch_size", "patches", *stages, "peak_gpu_mib",
+                         "target_s", "meets_target"])
         for r in ok:
-            writer.writerow([r["model"], r["device_name"], r["step"], r["batch_size"],
+            writer.writerow([r["model"], r["device_name"], r["tiling"], r["step"], r["batch_size"], r["patches"],
                              *[f"{r['seconds'].get(s, 0):.4f}" for s in stages],
                              f"{r.get('peak_gpu_mib', 0):.0f}", r["target_s"], r["meets_target"]])
     for r in results:
         if "error" in r:
-            print(f"FAILED {r['model']} step {r['step']} batch {r['batch_size']}: {r['error']}")
+            print(f"FAILED {r['model']} {r['tiling']} step {r['step']} batch {r['batch_size']}: {r['error']}")
     if ok:
         print(f"device: {ok[0]['device_name']}; input {ok[0]['input_shape']}; median of {ok[0]['repeat']} runs (s)")
         print(format_results(ok))

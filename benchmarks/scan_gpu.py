@@ -1,13 +1,18 @@
 """Selective scan on the GPU: Triton vs reference accuracy at the paper's sizes, and timings.
 
-    python3 benchmarks/scan_gpu.py --out "$OUT"          # CUDA, about 1-2 minutes
-    python3 benchmarks/scan_gpu.py --out /tmp/x --smoke  # CPU, tiny sizes, reference only
+    python3 benchmarks/scan_gpu.py --out "$OUT"                  # CUDA, about 3 minutes
+    python3 benchmarks/scan_gpu.py --out "$OUT" --parts sweep    # CUDA, launch settings only
+    python3 benchmarks/scan_gpu.py --out /tmp/x --smoke          # CPU, tiny sizes, reference only
 
-(a) relative error ||out - ref|| / ||ref|| of y and every gradient, Triton vs selective_scan_ref
-    in float64 on the same GPU; fp32 and bf16 inputs, batch 1 and 8 (batch 8 on a group-aligned
-    subset of channels, the same for both). (b) median times (triton.testing.do_bench) of forward
-    and forward+backward, bytes moved / time against a measured copy bandwidth, a small sweep of
-    launch configurations, and the reference for comparison. Writes results.json and results.md.
+Both Triton forward kernels are measured side by side: "seq" (one step at a time) and "chunked"
+(T steps at once through an associative scan); the backward is the same kernel for both.
+(a) accuracy: relative error ||out - ref|| / ||ref|| of y and every gradient, each Triton forward
+    vs selective_scan_ref in float64 on the same GPU; fp32 and bf16 inputs, batch 1 and 8 (batch 8
+    on a group-aligned subset of channels, the same for all). (b) timings: median times
+    (triton.testing.do_bench) of forward and forward+backward, bytes moved / time against a
+    measured copy bandwidth, and the reference for comparison. (c) sweep: forward times over launch
+    settings at batch 1 (seq: fp32; chunked: fp32 and bf16). Writes results.json and results.md; prints the tables and
+    a summary.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import json
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -25,6 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "MedSegMamba"))
 from medsegmamba.ops import selective_scan_ref  # noqa: E402
 
 NAMES = ("u", "delta", "A", "B", "C", "D", "delta_bias")
+PARTS = ("accuracy", "timings", "sweep")
+SEQ_SWEEP = ((4, 1), (8, 1), (8, 2), (16, 2), (16, 4), (32, 4), (32, 8), (64, 8))  # (block_d, num_warps)
+# (block_d, T, num_warps): 64 elements of the (T, N, block_d) tensors per thread at N=64, except
+# the last two (128), which trade registers for fewer, longer chunks
+CHUNKED_SWEEP = ((32, 4, 4), (32, 2, 2), (64, 4, 8), (64, 2, 4), (16, 4, 2), (32, 8, 8), (16, 8, 4), (32, 16, 8),
+                 (32, 8, 4), (32, 4, 2))
 
 
 def make_inputs(batch, dim, groups, n, length, device, dtype, seed=0):
@@ -66,11 +78,15 @@ def rel_err(a, b):
     return ((a - b).norm() / b.norm().clamp_min(1e-300)).item()
 
 
-def accuracy(fast, ins, label, device):
+def accuracy(fast_impls, ins, label):
+    """One row per implementation: relative errors against the float64 reference."""
     dy = torch.randn_like(ins["u"], dtype=torch.float32).to(ins["u"].dtype)
-    got = run_with_grads(fast, ins, dy)
     want = run_with_grads(selective_scan_ref, {k: v.double() for k, v in ins.items()}, dy.double())
-    return {"case": label} | {k: rel_err(got[k], want[k]) for k in want}
+    rows = []
+    for name, fn in fast_impls.items():
+        got = run_with_grads(fn, ins, dy)
+        rows.append({"case": label, "impl": name} | {k: rel_err(got[k], want[k]) for k in want})
+    return rows
 
 
 def bench(fn, device, reps=20):
@@ -121,36 +137,64 @@ def timings(impls, ins, device, label):
     return rows
 
 
-def sweep(ins, device):
+def sweep(ins, device, label, kernels=("seq", "chunked")):
+    """Forward times of the Triton kernels over launch settings (no gradient, no checkpoints)."""
     from medsegmamba.ops.triton.selective_scan import selective_scan_triton
 
+    settings = [("seq", dict(block_d=bd, num_warps=w)) for bd, w in SEQ_SWEEP if "seq" in kernels]
+    settings += [("chunked", dict(block_d=bd, chunk_t=t, num_warps=w)) for bd, t, w in CHUNKED_SWEEP
+                 if "chunked" in kernels]
     rows = []
-    for block_d, warps in ((4, 1), (8, 1), (8, 2), (16, 2), (16, 4), (32, 4), (32, 8), (64, 8)):
-        fn = lambda: selective_scan_triton(**ins, block_d=block_d, num_warps=warps)
+    for kernel, cfg in settings:
+        row = {"case": label, "kernel": kernel, "block_d": cfg["block_d"], "T": cfg.get("chunk_t", 1),
+               "num_warps": cfg["num_warps"]}
+        fn = partial(selective_scan_triton, **ins, kernel=kernel, **cfg)
         try:
             with torch.no_grad():
-                rows.append({"block_d": block_d, "num_warps": warps, "fwd_ms": bench(fn, device)})
-        except Exception as exc:  # a config that does not compile is a result, not a crash
-            rows.append({"block_d": block_d, "num_warps": warps, "error": repr(exc)[:200]})
+                ms = bench(fn, device)
+            row |= {"fwd_ms": ms, "fwd_GBps": scan_bytes(ins, False) / ms / 1e6}
+        except Exception as exc:  # a setting that does not compile is a result, not a crash
+            row["error"] = repr(exc)[:200]
+        rows.append(row)
     return rows
 
 
 def markdown(res):
-    keys = [k for k in res["accuracy"][0] if k != "case"]
-    lines = [f"device: {res['device']}; copy bandwidth {res['copy_GBps']:.0f} GB/s",
-             "", "relative error ||out - ref|| / ||ref|| (ref: float64 on the same device)", "",
-             "| case | " + " | ".join(keys) + " |"]
-    lines.append("|---" * (len(keys) + 1) + "|")
-    for row in res["accuracy"]:
-        lines.append(f"| {row['case']} | " + " | ".join(f"{row[k]:.2e}" for k in keys) + " |")
-    lines += ["", "| case | impl | fwd ms | fwd GB/s | fwd+bwd ms | fwd+bwd GB/s |", "|---|---|---|---|---|---|"]
-    for row in res["timings"]:
-        lines.append(f"| {row['case']} | {row['impl']} | {row['fwd_ms']:.3f} | {row['fwd_GBps']:.0f} | "
-                     f"{row['fwd_bwd_ms']:.3f} | {row['fwd_bwd_GBps']:.0f} |")
-    if res.get("sweep"):
-        lines += ["", "| block_d | num_warps | fwd ms (Bt=1 fp32) |", "|---|---|---|"]
+    lines = [f"device: {res['device']}; copy bandwidth {res['copy_GBps']:.0f} GB/s"]
+    if res["accuracy"]:
+        keys = [k for k in res["accuracy"][0] if k not in ("case", "impl")]
+        lines += ["", "relative error ||out - ref|| / ||ref|| (ref: float64 on the same device)", "",
+                  "| case | impl | " + " | ".join(keys) + " |", "|---" * (len(keys) + 2) + "|"]
+        for row in res["accuracy"]:
+            lines.append(f"| {row['case']} | {row['impl']} | " + " | ".join(f"{row[k]:.2e}" for k in keys) + " |")
+    if res["timings"]:
+        lines += ["", "| case | impl | fwd ms | fwd GB/s | fwd+bwd ms | fwd+bwd GB/s |", "|---|---|---|---|---|---|"]
+        for row in res["timings"]:
+            lines.append(f"| {row['case']} | {row['impl']} | {row['fwd_ms']:.3f} | {row['fwd_GBps']:.0f} | "
+                         f"{row['fwd_bwd_ms']:.3f} | {row['fwd_bwd_GBps']:.0f} |")
+    if res["sweep"]:
+        lines += ["", "forward only, launch settings (T: steps per chunk; 1 for seq)", "",
+                  "| case | kernel | block_d | T | num_warps | fwd ms | fwd GB/s |", "|---|---|---|---|---|---|---|"]
         for row in res["sweep"]:
-            lines.append(f"| {row['block_d']} | {row['num_warps']} | {row.get('fwd_ms', row.get('error'))} |")
+            ms = f"{row['fwd_ms']:.3f} | {row['fwd_GBps']:.0f}" if "fwd_ms" in row else f"{row['error']} | -"
+            lines.append(f"| {row['case']} | {row['kernel']} | {row['block_d']} | {row['T']} | {row['num_warps']} | "
+                         f"{ms} |")
+    return "\n".join(lines)
+
+
+def summary(res):
+    """The headline: forward ms of each kernel per case, default and best launch setting."""
+    lines = ["", "summary (ms; default launch settings unless named)", "",
+             "| case | impl | fwd | fwd+bwd | best fwd in sweep (block_d/T/warps) |", "|---|---|---|---|---|"]
+    best = {}
+    for row in res["sweep"]:
+        key = (row["case"], row["kernel"])
+        if "fwd_ms" in row and (key not in best or row["fwd_ms"] < best[key]["fwd_ms"]):
+            best[key] = row
+    for row in res["timings"]:
+        b = best.get((row["case"], row["impl"].removeprefix("triton-")))
+        tag = f"{b['fwd_ms']:.3f} ({b['block_d']}/{b['T']}/{b['num_warps']})" if b else "-"
+        lines.append(f"| {row['case']} | {row['impl']} | {row['fwd_ms']:.3f} | {row['fwd_bwd_ms']:.3f} | {tag} |")
     return "\n".join(lines)
 
 
@@ -158,7 +202,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path, help="folder for results.json and results.md")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes on the CPU, reference only")
+    parser.add_argument("--parts", default=",".join(PARTS),
+                        help=f"comma-separated subset of {','.join(PARTS)} (default: all)")
     args = parser.parse_args(argv)
+    parts = [p for p in args.parts.split(",") if p]
+    if not parts or any(p not in PARTS for p in parts):
+        parser.error(f"--parts must be a comma-separated subset of {','.join(PARTS)}, got {args.parts!r}")
     args.out.mkdir(parents=True, exist_ok=True)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -168,34 +217,36 @@ def main(argv=None):
         if not torch.cuda.is_available():
             parser.error("CUDA is not available; use --smoke on the CPU")
         device, (dim, groups, n, length), subset = torch.device("cuda"), (8192, 8, 64, 1728), 64
-    fast = selective_scan_ref
-    impls = {"ref": selective_scan_ref}
+    fast = {"ref": selective_scan_ref}
     if device.type == "cuda":
         from medsegmamba.ops.triton.selective_scan import selective_scan_triton
 
-        fast, impls = selective_scan_triton, {"triton": selective_scan_triton, "ref": selective_scan_ref}
+        fast = {f"triton-{k}": partial(selective_scan_triton, kernel=k) for k in ("seq", "chunked")}
     res = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
            "sizes": {"D": dim, "G": groups, "N": n, "L": length}, "copy_GBps": copy_bandwidth(device),
-           "accuracy": [], "timings": []}
-    for dtype in (torch.float32, torch.bfloat16):
-        tag = str(dtype).removeprefix("torch.")
-        res["accuracy"].append(accuracy(fast, make_inputs(1, dim, groups, n, length, device, dtype), f"Bt=1 {tag}",
-                                        device))
-        big = make_inputs(8, dim, groups, n, length, device, dtype, seed=1)
-        res["accuracy"].append(accuracy(fast, channel_subset(big, groups, subset),
-                                        f"Bt=8 {tag} ({subset}/group)", device))
-        del big
-    for batch in (1, 8):
-        for dtype in (torch.float32, torch.bfloat16):
-            ins = make_inputs(batch, dim, groups, n, length, device, dtype)
-            label = f"Bt={batch} {str(dtype).removeprefix('torch.')}"
-            res["timings"] += timings(impls if batch == 1 else {k: v for k, v in impls.items() if k != "ref"}
-                                      or impls, ins, device, label)
-            del ins
-    if device.type == "cuda":
-        res["sweep"] = sweep(make_inputs(1, dim, groups, n, length, device, torch.float32), device)
+           "accuracy": [], "timings": [], "sweep": []}
+    dtypes = (torch.float32, torch.bfloat16)
+    if "accuracy" in parts:
+        for dtype in dtypes:
+            tag = str(dtype).removeprefix("torch.")
+            res["accuracy"] += accuracy(fast, make_inputs(1, dim, groups, n, length, device, dtype), f"Bt=1 {tag}")
+            big = make_inputs(8, dim, groups, n, length, device, dtype, seed=1)
+            res["accuracy"] += accuracy(fast, channel_subset(big, groups, subset), f"Bt=8 {tag} ({subset}/group)")
+            del big
+    if "timings" in parts:
+        for batch in (1, 8):
+            for dtype in dtypes:
+                ins = make_inputs(batch, dim, groups, n, length, device, dtype)
+                label = f"Bt={batch} {str(dtype).removeprefix('torch.')}"
+                impls = fast | {"ref": selective_scan_ref} if batch == 1 else fast
+                res["timings"] += timings(impls, ins, device, label)
+                del ins
+    if "sweep" in parts and device.type == "cuda":
+        for dtype, kernels in ((torch.float32, ("seq", "chunked")), (torch.bfloat16, ("chunked",))):
+            label = f"Bt=1 {str(dtype).removeprefix('torch.')}"
+            res["sweep"] += sweep(make_inputs(1, dim, groups, n, length, device, dtype), device, label, kernels)
     (args.out / "results.json").write_text(json.dumps(res, indent=1))
-    table = markdown(res)
+    table = markdown(res) + "\n" + (summary(res) if res["timings"] else "")
     (args.out / "results.md").write_text(table + "\n")
     print(table)
 

@@ -1,4 +1,4 @@
-"""The Triton kernel, forward and backward, through Triton's CPU interpreter vs the reference."""
+"""The Triton kernels, forward and backward, through Triton's CPU interpreter vs the reference."""
 
 import importlib.util
 import json
@@ -10,6 +10,9 @@ import pytest
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
 
+CASES = ["full", "bare_noncontig", "chunked_full", "chunked_bare_noncontig_nosoftplus", "chunked_wide", "chunked_bf16",
+         "chunked_by_env"]
+
 
 @pytest.fixture(scope="module")
 def interpreted():
@@ -19,12 +22,52 @@ def interpreted():
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("case", ["full", "bare_noncontig"])
+@pytest.mark.parametrize("case", CASES)
 def test_triton_matches_reference_forward_and_backward(interpreted, case):
     results = interpreted[case]
     for name, (max_err, mean_err, ref_max, same_dtype) in results.items():
         print(f"{case} {name}: max err {max_err:.3e} mean err {mean_err:.3e} (ref absmax {ref_max:.3g})")
     assert set(results) >= {"y", "du", "ddelta", "dA", "dB", "dC"}
+    # float32: the fp32 state against float64; bfloat16: both round to bf16, at most one ulp apart
+    tol = 2.0**-7 if case.endswith("bf16") else 2e-6
     for name, (max_err, _, ref_max, same_dtype) in results.items():
         assert same_dtype, name
-        assert max_err <= 2e-6 * max(1.0, ref_max), name
+        assert max_err <= tol * max(1.0, ref_max), name
+
+
+def test_the_chosen_forward_kernel_is_the_one_launched(interpreted):
+    launched = interpreted["launched"]
+    assert launched["full"] == launched["bare_noncontig"] == ["seq"]
+    assert all(launched[case] == ["chunked"] for case in CASES if case.startswith("chunked"))
+
+
+def test_forward_kernel_choice(monkeypatch):
+    from medsegmamba.ops.triton import selective_scan as tscan
+
+    monkeypatch.delenv(tscan.FWD_ENV_VAR, raising=False)
+    assert tscan._fwd_kernel_name(None) == "chunked"  # the faster one on the H100 (0.51 vs 1.21 ms)
+    monkeypatch.setenv(tscan.FWD_ENV_VAR, "seq")
+    assert tscan._fwd_kernel_name(None) == "seq"
+    assert tscan._fwd_kernel_name("chunked") == "chunked"  # the argument wins
+    monkeypatch.setenv(tscan.FWD_ENV_VAR, "chunked")
+    monkeypatch.setenv(tscan.FWD_ENV_VAR, "fast")
+    with pytest.raises(ValueError, match=r"\$MEDSEGMAMBA_TRITON_FWD must be one of seq, chunked, got 'fast'"):
+        tscan._fwd_kernel_name(None)
+    with pytest.raises(ValueError, match=r"kernel must be one of seq, chunked, got 'parallel'"):
+        tscan._fwd_kernel_name("parallel")
+
+
+def test_chunked_config():
+    from medsegmamba.ops.triton import selective_scan as tscan
+
+    # paper size: 1024 channels per group, N=64; T must divide the checkpoint interval
+    block_d, block_n, chunk_t, warps = tscan._chunked_config(1024, 64)
+    assert (block_d, block_n, chunk_t, warps) == (16, 64, 4, 2)  # the sweep's fastest on the H100
+    assert (block_n, tscan.CHUNK % chunk_t) == (64, 0)
+    assert block_d * block_n * chunk_t // (32 * warps) == 64  # state-and-step elements per thread
+    assert tscan._chunked_config(6, 5, chunk_t=4)[:3] == (8, 8, 4)
+    for bad in (3, 2 * tscan.CHUNK):
+        with pytest.raises(ValueError, match=f"chunk_t must be a power of two dividing {tscan.CHUNK}, got {bad}"):
+            tscan._chunked_config(1024, 64, chunk_t=bad)
+    with pytest.raises(ValueError, match="block_d must be a power of two, got 24"):
+        tscan._chunked_config(1024, 64, block_d=24)

@@ -1,7 +1,7 @@
 """Run the Triton selective scan through Triton's CPU interpreter and compare it with the reference.
 
 Run as a script (a subprocess of test_scan_triton.py): TRITON_INTERPRET must be set before triton
-is imported. Prints one JSON line {case: {output: [max_err, mean_err, max_ref]}}.
+is imported. Prints one JSON line {case: {output: [max_err, mean_err, max_ref, same_dtype]}}.
 """
 
 import json
@@ -29,19 +29,24 @@ from medsegmamba.ops.triton import selective_scan as tscan  # noqa: E402
 tscan.CHUNK = 8  # several chunks at tiny lengths
 
 
-def case(batch, dim, groups, n, length, with_d, with_bias, non_contiguous, dtype, seed, block_d):
+def case(batch, dim, groups, n, length, with_d, with_bias, non_contiguous, dtype, seed, block_d, kernel="seq",
+         chunk_t=None, softplus=True):
     g = torch.Generator().manual_seed(seed)
     r = lambda *s: torch.randn(*s, generator=g)
     u, delta = r(batch, dim, length), r(batch, dim, length) - 1.0
+    if not softplus:  # delta is then the step itself: keep it a plausible positive step
+        delta = delta.abs() * 0.3
     A, B, C = -torch.rand(dim, n, generator=g) * 3 - 0.1, r(batch, groups, n, length), r(batch, groups, n, length)
     D, bias = (r(dim) if with_d else None), (r(dim) * 0.5 if with_bias else None)
     if non_contiguous:
-        u = u.transpose(1, 2).contiguous().transpose(1, 2)
+        u, delta = (x.transpose(1, 2).contiguous().transpose(1, 2) for x in (u, delta))
+        A = A.t().contiguous().t()
         B = B.permute(0, 3, 1, 2).contiguous().permute(0, 2, 3, 1)
+        C = torch.stack([C, torch.zeros_like(C)], -1)[..., 0]  # stride 2 along L
     ins = [t if t is None else t.to(dtype).requires_grad_() for t in (u, delta, A, B, C, D, bias)]
     dy = r(batch, dim, length).to(dtype)
-    y = tscan.selective_scan_triton(*ins, block_d=block_d)
-    y_ref = selective_scan_ref(*[t if t is None else t.double() for t in ins]).to(dtype)
+    y = tscan.selective_scan_triton(*ins, softplus, kernel=kernel, block_d=block_d, chunk_t=chunk_t)
+    y_ref = selective_scan_ref(*[t if t is None else t.double() for t in ins], softplus).to(dtype)
     live = [t for t in ins if t is not None]
     grads = torch.autograd.grad(y, live, dy)
     grads_ref = torch.autograd.grad(y_ref, live, dy)
@@ -51,10 +56,41 @@ def case(batch, dim, groups, n, length, with_d, with_bias, non_contiguous, dtype
                 b.double().abs().max().item(), a.dtype == b.dtype] for k, (a, b) in out.items()}
 
 
+class _Spy:
+    """Stands in for a forward kernel and records its launches."""
+
+    def __init__(self, kernel, name, log):
+        self.kernel, self.name, self.log = kernel, name, log
+
+    def __getitem__(self, grid):
+        self.log.append(self.name)
+        return self.kernel[grid]
+
+
+CASES = {
+    # 6 channels per group with block_d 4: a masked half block; N=5 pads to 8; 37 steps = 5 chunks
+    "full": (2, 12, 2, 5, 37, True, True, False, torch.float32, 0, 4),
+    "bare_noncontig": (1, 8, 4, 4, 9, False, False, True, torch.float32, 1, None),
+    # the chunked forward with T=4: two chunks per checkpoint; 37 steps end inside a chunk
+    "chunked_full": (2, 12, 2, 5, 37, True, True, False, torch.float32, 2, 4, "chunked", 4),
+    "chunked_bare_noncontig_nosoftplus": (1, 8, 4, 4, 9, False, False, True, torch.float32, 3, None, "chunked",
+                                          None, False),
+    # N=40 pads to 64, so the backward's channel block is 16 while the chunked forward takes 32:
+    # checkpoints are written across layouts, and 24 channels leave the second block part empty
+    "chunked_wide": (1, 48, 2, 40, 11, True, False, False, torch.float32, 4, None, "chunked"),
+    "chunked_bf16": (1, 12, 2, 5, 19, True, True, False, torch.bfloat16, 5, 4, "chunked", 8),
+    # kernel=None: the forward comes from $MEDSEGMAMBA_TRITON_FWD, set below
+    "chunked_by_env": (1, 8, 2, 3, 10, True, True, False, torch.float32, 6, None, None),
+}
+
 if __name__ == "__main__":
-    results = {
-        # 6 channels per group with block_d 4: a masked half block; N=5 pads to 8; 37 steps = 5 chunks
-        "full": case(2, 12, 2, 5, 37, True, True, False, torch.float32, 0, 4),
-        "bare_noncontig": case(1, 8, 4, 4, 9, False, False, True, torch.float32, 1, None),
-    }
+    launched = []
+    tscan._scan_fwd_kernel = _Spy(tscan._scan_fwd_kernel, "seq", launched)
+    tscan._scan_fwd_chunked_kernel = _Spy(tscan._scan_fwd_chunked_kernel, "chunked", launched)
+    os.environ["MEDSEGMAMBA_TRITON_FWD"] = "chunked"
+    results = {"launched": {}}
+    for name, args in CASES.items():
+        del launched[:]
+        results[name] = case(*args)
+        results["launched"][name] = list(launched)
     print(json.dumps(results))

@@ -100,3 +100,12 @@ def test_out_of_memory_halves_the_batch_then_moves_to_cpu(monkeypatch, caplog):
                                                   "CUDA out of memory: retrying with batch size 1",
                                                   "CUDA out of memory at batch size 1: falling back to the CPU (slow)"]
     np.testing.assert_array_equal(classes, aggregate_ref(_predict(ConvSoftmax()), block, origins, patch=8))
+
+
+@pytest.mark.parametrize("seed, batch_size", [(4, 1), (5, 3)])
+def test_non_overlapping_patches_skip_the_sum_and_give_the_same_classes(seed, batch_size):
+    model = ConvSoftmax(seed=seed)
+    block, origins = _case(seed, shape=(16, 24, 8), step=8)  # step == patch: 2 x 3 x 1 patches, no overlap
+    expected = aggregate_ref(_predict(model), block, origins, patch=8)
+    got = aggregate(model, torch.from_numpy(block), origins, batch_size=batch_size, patch=8, overlap=False)
+    assert got.dtype == torch.int64 and np.array_equal(got.numpy(), expected)

@@ -17,5 +17,8 @@ def test_run_benchmark_reports_stages(standin):
     assert set(result["seconds"]) == {"read", "conform", "predict", "native", "write", "compute", "total"}
     assert result["seconds"]["total"] >= result["seconds"]["predict"] > 0
     assert result["step"] == 32 and len(result["runs"]) == 2
+    # a 40x44x40 head is one coarse patch; the stand-in labels most of it, so one fine patch follows
+    assert result["tiling"] == "focused" and result["patches"] == 2
     table = format_results([result])
-    assert table.splitlines()[0].split()[:4] == ["model", "device", "step", "batch"] and "IntensityBins" in table
+    header = table.splitlines()[0].split()
+    assert header[:6] == ["model", "device", "tiling", "step", "batch", "patches"] and "IntensityBins" in table

@@ -63,7 +63,7 @@ def make_model(spec, device):
 
 
 def run_benchmark(model="small", input_path=None, device="auto", step=None, batch_size=None,
-                  repeat: int = 2, volume: io.Volume | None = None) -> dict:
+                  repeat: int = 2, volume: io.Volume | None = None, tiling: str = "focused") -> dict:
     """One warm-up run and `repeat` timed runs; per-stage median seconds and peak GPU memory."""
     import torch
 
@@ -73,7 +73,7 @@ def run_benchmark(model="small", input_path=None, device="auto", step=None, batc
     device = resolve_device(device)
     loaded = make_model(model, device)
     options = SegmentOptions(model=loaded.network, device=str(device), step=step, batch_size=batch_size,
-                             overwrite=True)
+                             tiling=tiling, overwrite=True)
     segmenter = Segmenter(options)
     with tempfile.TemporaryDirectory(prefix="medsegmamba-bench-") as scratch:
         if input_path is None:
@@ -94,8 +94,10 @@ def run_benchmark(model="small", input_path=None, device="auto", step=None, batc
     timed = runs[1:]
     result = {"model": loaded.name, "parameters": sum(p.numel() for p in loaded.network.parameters()),
               "device": str(device), "device_name": _device_name(device), "step": segmenter.step,
-              "batch_size": segmenter.batch_size, "input_shape": shape, "repeat": len(timed),
-              "seconds": {k: statistics.median(r[k] for r in timed) for k in timed[0] if k != "peak_gpu_mib"},
+              "batch_size": segmenter.batch_size, "tiling": tiling, "patches": timed[0]["patches"],
+              "input_shape": shape, "repeat": len(timed),
+              "seconds": {k: statistics.median(r[k] for r in timed) for k in timed[0]
+                          if k not in ("peak_gpu_mib", "patches")},
               "runs": runs}
     if device.type == "cuda":
         result["peak_gpu_mib"] = max(r["peak_gpu_mib"] for r in runs)
@@ -113,6 +115,7 @@ def _timed_run(segmenter, input_path, outdir) -> dict:
     io.prepare_output_dir(outdir)
     segmenter.write(result, volume, output_paths(input_path, outdir, segmenter.options))
     times = {"read": read, **result.timings, "write": time.perf_counter() - mark}
+    times["patches"] = sum(result.patches.values())
     times["total"] = time.perf_counter() - start
     # the device's share: what a faster disk / background writer would leave
     times["compute"] = sum(times[k] for k in ("conform", "predict", "hippocampus", "native") if k in times)
@@ -132,11 +135,13 @@ def _device_name(device) -> str:
 def format_results(results: list[dict]) -> str:
     """A text table: one row per (model, step) run, stage medians in seconds."""
     stages = ["read", "conform", "predict", "native", "write", "compute", "total"]
-    header = f"{'model':<28} {'device':<6} {'step':>4} {'batch':>5} " + " ".join(f"{s:>8}" for s in stages)
+    header = (f"{'model':<28} {'device':<6} {'tiling':<7} {'step':>4} {'batch':>5} {'patches':>7} "
+              + " ".join(f"{s:>8}" for s in stages))
     header += f" {'peak_GiB':>8}"
     lines = [header]
     for r in results:
         peak = f"{r['peak_gpu_mib'] / 1024:8.2f}" if "peak_gpu_mib" in r else f"{'-':>8}"
-        lines.append(f"{r['model'][:28]:<28} {r['device'][:6]:<6} {r['step']:>4} {r['batch_size']:>5} "
+        lines.append(f"{r['model'][:28]:<28} {r['device'][:6]:<6} {r.get('tiling', 'full'):<7} {r['step']:>4} "
+                     f"{r['batch_size']:>5} {r.get('patches', '-'):>7} "
                      + " ".join(f"{r['seconds'].get(s, 0.0):8.2f}" for s in stages) + f" {peak}")
     return "\n".join(lines)

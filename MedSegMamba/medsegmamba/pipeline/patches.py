@@ -83,3 +83,25 @@ def plan_tiling(start, stop, step: int, patch: int = PATCH) -> Tiling:
     padded = tuple(padded_size(n, step, patch) for n in sizes)
     offset = tuple((p - n) // 2 for p, n in zip(padded, sizes))
     return Tiling(tuple(start), tuple(stop), offset, padded, patch_origins(padded, step, patch), patch)
+
+
+def fit_box(start, stop, step: int, volume_shape, margin: int = 0, patch: int = PATCH):
+    """The box start:stop widened by `margin`, then grown (centred, kept inside the volume where it
+    fits) to the size its tiling pads it to anyway, so the patches' reach is all used.
+
+    Returns (start, stop) clipped to `volume_shape`; an axis longer than the volume keeps the whole
+    axis and `plan_tiling` pads it.
+    """
+    new_start, new_stop = [], []
+    for a, b, size in zip(start, stop, volume_shape):
+        a, b = max(0, a - margin), min(size, b + margin)
+        padded = padded_size(b - a, step, patch)
+        a -= (padded - (b - a)) // 2
+        b = a + padded
+        if a < 0:  # shift inward rather than lose reach at the volume's edge
+            a, b = 0, b - a
+        if b > size:
+            a, b = max(0, a - (b - size)), size
+        new_start.append(int(a))
+        new_stop.append(int(b))
+    return tuple(new_start), tuple(new_stop)

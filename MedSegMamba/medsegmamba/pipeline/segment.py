@@ -1,7 +1,8 @@
 """The one orchestrator: a T1 file -> a label map on the input's own grid, its volumes and a QC picture.
 
 Reads top to bottom as the pipeline (FastSurfer's run_prediction main):
-read -> conform -> crop/pad -> patches -> model -> add probabilities -> argmax -> FreeSurfer labels
+read -> conform -> (coarse pass: where are the structures) -> patches -> model -> add probabilities
+-> argmax -> FreeSurfer labels
 -> un-pad/un-crop -> back to native -> write. Everything between read and write stays on the device.
 """
 
@@ -19,9 +20,8 @@ import numpy as np
 from .. import io, qc, stats
 from ..errors import ModelError
 from ..labels import ASEG, HIPPOCAMPAL_SUBFIELDS, class_to_label
-from . import patches
-from .aggregate import aggregate
-from .conform import SIZE, conform, to_native
+from .focus import TILINGS, predict_classes
+from .conform import conform, to_native
 from .hippocampus import segment_subfields
 from .loading import LoadedModel, load_model, resolve_device
 
@@ -40,6 +40,7 @@ class SegmentOptions:
     device: str = "auto"             # auto | cpu | cuda | cuda:N
     step: int | None = None          # patch step; None: 16 on CUDA (the paper), 32 on CPU (~4x faster)
     batch_size: int | None = None    # patches per forward; None: 2
+    tiling: str = "focused"          # focused: fine patches only where a coarse pass finds structures; full
     hippocampus: object = None       # subfield weights (name, path or nn.Module); None: no subfields
     overwrite: bool = False
     output_format: str = "nii.gz"    # nii.gz | nii | mgz
@@ -48,6 +49,8 @@ class SegmentOptions:
     def __post_init__(self):
         if self.output_format not in FORMATS:
             raise ValueError(f"output_format: expected one of {sorted(FORMATS)}, got {self.output_format!r}")
+        if self.tiling not in TILINGS:
+            raise ValueError(f"tiling: expected one of {TILINGS}, got {self.tiling!r}")
         if self.step is not None and self.step not in (8, 16, 32, 48, 96):
             raise ValueError(f"step: expected 16 or 32 (or 8, 48, 96), got {self.step}")
 
@@ -61,6 +64,7 @@ class Segmentation:
     subfields: np.ndarray | None = None  # (X, Y, Z) int32 subfield labels, or None
     qc_slices: tuple | None = None       # (image slices, label slices) on the conformed grid
     timings: dict = field(default_factory=dict)
+    patches: dict = field(default_factory=dict)  # patches per pass: {"coarse": n, "fine": m}
 
 
 def output_paths(input_path, outdir, options: SegmentOptions) -> dict[str, Path]:
@@ -120,21 +124,14 @@ class Segmenter:
         clock.lap("conform")
         report("conform", 1.0)
 
-        # crop the all-zero border, pad to 96 + k*step, cut into patches
-        mask = image > 0
-        projections = [mask.flatten(1).any(1), mask.any(2).any(0), mask.any(0).any(0)]
-        start, stop = patches.box_from_projections([p.cpu().numpy() for p in projections])
-        tiling = patches.plan_tiling(start, stop, self.step)
-        block = torch.zeros(tiling.padded, dtype=torch.float32, device=self.device)
-        block[tiling.inner] = image[tiling.crop]
-
-        classes = aggregate(self.model.network, block, tiling.origins, self.batch_size,
-                            progress=lambda f: report("predict", f))
-        if classes.device != block.device:  # fell back to the CPU on CUDA OOM: next scan tries again
+        # the tiling's box: where the coarse pass finds structures (or the whole non-zero box)
+        patch_counts = {}
+        classes = predict_classes(self.model.network, image, self.step, self.batch_size,
+                                  self.options.tiling, lambda f: report("predict", f), patch_counts)
+        if classes.device != image.device:  # fell back to the CPU on CUDA OOM: next scan tries again
             self.model.network.to(self.device)
         lut = torch.as_tensor(class_to_label(ASEG), device=classes.device)
-        labels = torch.zeros((SIZE,) * 3, dtype=torch.int32, device=classes.device)
-        labels[tiling.crop] = lut[classes[tiling.inner]]
+        labels = lut[classes].to(torch.int32)
         clock.lap("predict")
 
         subfields = None
@@ -151,6 +148,7 @@ class Segmenter:
             result.qc_slices = qc.orthogonal_slices(image.to(labels.device), labels)
         clock.lap("native")
         result.timings = clock.laps
+        result.patches = patch_counts
         return result
 
     def write(self, result: Segmentation, volume: io.Volume, outputs: dict[str, Path]) -> None:

@@ -4,6 +4,16 @@ Same contract as `medsegmamba.ops.selective_scan_ref`. One program owns BLOCK_D 
 group of one batch element, holds their (BLOCK_D, N) state in float32 registers and walks over L;
 the group's B_t/C_t (N values) are loaded once per step for all its channels.
 
+Two forward kernels, chosen by `kernel=` or $MEDSEGMAMBA_TRITON_FWD (default "chunked"):
+- "seq" takes one step at a time. Each step waits on the last (exp2, FMA, a reduction over N, a
+  store), so it is bound by latency: about 0.7 us a step on an H100.
+- "chunked" takes T steps at once: it loads (T, channels) and (T, N) tiles, forms dA and dl*u*B
+  for all T steps, runs `tl.associative_scan` over time with (a1, b1), (a2, b2) -> (a1 a2,
+  a2 b1 + b2), reduces y for the T steps together and carries the last state to the next chunk.
+  On an H100 at the paper's size (8 x 1024 channels, N 64, L 1728) it takes 0.51 ms against the
+  sequential kernel's 1.21 ms, at the same error (benchmarks/results/2026-11-23-h100-s2/).
+Both leave the same checkpoints, so one backward kernel serves both.
+
 Backward memory: the forward pass, when a gradient is needed, stores the state at every CHUNK-th
 step (Bt * D * N * ceil(L / CHUNK) float32, 56 MB for Bt=1, D=8192, N=64, L=1728). The backward
 pass walks the chunks last to first: it recomputes the chunk's states from its checkpoint into a
@@ -23,6 +33,8 @@ import triton.language as tl
 
 LOG2E = 1.4426950408889634
 CHUNK = 64
+FWD_KERNELS = ("seq", "chunked")
+FWD_ENV_VAR = "MEDSEGMAMBA_TRITON_FWD"
 
 
 @triton.jit
@@ -100,6 +112,98 @@ def _scan_fwd_kernel(
         if HAS_D:
             y += Dskip * u_t
         tl.store(y_row + t * s_yl, y.to(y_ptr.dtype.element_ty), mask=d_mask)
+
+
+@triton.jit
+def _combine(a1, b1, a2, b2):
+    # step (a1, b1) then step (a2, b2): h -> a2 * (a1 * h + b1) + b2
+    return a1 * a2, a2 * b1 + b2
+
+
+@triton.jit
+def _load_chunk(u_tile, dt_tile, B_tile, C_tile, s_ul, s_tl, s_bl, s_cl, t0, s, length, d_mask, n_mask, bias,
+                HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
+    """u, delta (T, BLOCK_D) and B, C (T, BLOCK_N) of steps t0 .. t0 + T - 1, in float32.
+
+    Steps past the end get delta = 0, so dA = 1 and delta*u*B = 0: they leave the state unchanged.
+    Converting here, in the layout of the loads, keeps Triton from moving the conversion (and
+    the softplus) after the layout change, where every warp would redo it on more elements.
+    """
+    live = (t0 + s < length)[:, None]
+    u = tl.load(u_tile + t0 * s_ul, mask=live & d_mask[None, :], other=0.0).to(tl.float32)
+    dt = tl.load(dt_tile + t0 * s_tl, mask=live & d_mask[None, :], other=0.0)
+    B = tl.load(B_tile + t0 * s_bl, mask=live & n_mask[None, :], other=0.0).to(tl.float32)
+    C = tl.load(C_tile + t0 * s_cl, mask=live & n_mask[None, :], other=0.0).to(tl.float32)
+    _, dl = _delta(dt, bias[None, :], HAS_BIAS, SOFTPLUS)
+    return u, tl.where(live, dl, 0.0), B, C
+
+
+@triton.jit
+def _scan_fwd_chunked_kernel(
+    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, Dskip_ptr, bias_ptr, y_ptr, ckpt_ptr,
+    length, groups, dim_group, n_state,
+    s_ub, s_ud, s_ul, s_tb, s_td, s_tl, s_ad, s_an,
+    s_bb, s_bg, s_bn, s_bl, s_cb, s_cg, s_cn, s_cl, s_yb, s_yd, s_yl,
+    HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, STORE_CKPT: tl.constexpr,
+    CHUNK: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, T: tl.constexpr,
+    CKPT_BLOCK_D: tl.constexpr,
+):
+    pid_b, pid_g, pid_c = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    d_loc = pid_c * BLOCK_D + tl.arange(0, BLOCK_D)
+    d_mask = d_loc < dim_group
+    d = pid_g * dim_group + d_loc
+    n = tl.arange(0, BLOCK_N)
+    n_mask = n < n_state
+    nd_mask = n_mask[:, None] & d_mask[None, :]
+    A2 = tl.load(A_ptr + n[:, None] * s_an + d[None, :] * s_ad, mask=nd_mask, other=0.0).to(tl.float32)
+    A2 = A2 * 1.4426950408889634                                        # (BLOCK_N, BLOCK_D)
+    bias = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
+    Dskip = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    if HAS_D:
+        Dskip = tl.load(Dskip_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
+    b64 = pid_b.to(tl.int64)
+    s = tl.arange(0, T)
+    # Tiles are (T, channels) and (T, states), time first: in the (T, BLOCK_N, BLOCK_D) tensors
+    # below Triton then spreads channels (and states) over lanes and keeps the T steps of each
+    # in one thread's registers, so the scan runs within threads, without shuffles.
+    u_tile = u_ptr + b64 * s_ub + s[:, None] * s_ul + d[None, :] * s_ud
+    dt_tile = dt_ptr + b64 * s_tb + s[:, None] * s_tl + d[None, :] * s_td
+    y_tile = y_ptr + b64 * s_yb + s[:, None] * s_yl + d[None, :] * s_yd
+    B_tile = B_ptr + b64 * s_bb + pid_g * s_bg + s[:, None] * s_bl + n[None, :] * s_bn
+    C_tile = C_ptr + b64 * s_cb + pid_g * s_cg + s[:, None] * s_cl + n[None, :] * s_cn
+    # The checkpoints go where the backward kernel, whose channel block is CKPT_BLOCK_D, reads them,
+    # so this kernel's BLOCK_D is free to follow its own register budget.
+    ck_prog = (pid_b * groups + pid_g) * tl.cdiv(dim_group, CKPT_BLOCK_D) + d_loc // CKPT_BLOCK_D
+    ck_col = ck_prog.to(tl.int64) * (tl.cdiv(length, CHUNK) * CKPT_BLOCK_D * BLOCK_N) + (d_loc % CKPT_BLOCK_D) * BLOCK_N
+    ck_tile = ckpt_ptr + n[None, :, None] + ck_col[None, None, :]
+
+    # kept 3D, (1, BLOCK_N, BLOCK_D), so that it stays in the layout of the chunk's tensors
+    h = tl.zeros((1, BLOCK_N, BLOCK_D), dtype=tl.float32)
+    # the next chunk is loaded (and its delta computed) before this chunk's math, so the load
+    # latency hides behind it
+    u_n, dl_n, B_n, C_n = _load_chunk(u_tile, dt_tile, B_tile, C_tile, s_ul, s_tl, s_bl, s_cl, 0, s, length,
+                                      d_mask, n_mask, bias, HAS_BIAS, SOFTPLUS)
+    for t0 in range(0, length, T):
+        if STORE_CKPT:
+            if t0 % CHUNK == 0:  # T divides CHUNK, so every checkpoint falls on a chunk start
+                tl.store(ck_tile + (t0 // CHUNK) * (CKPT_BLOCK_D * BLOCK_N), h, mask=nd_mask[None, :, :])
+        u, dl, B, C = u_n, dl_n, B_n, C_n
+        u_n, dl_n, B_n, C_n = _load_chunk(u_tile, dt_tile, B_tile, C_tile, s_ul, s_tl, s_bl, s_cl, t0 + T, s, length,
+                                          d_mask, n_mask, bias, HAS_BIAS, SOFTPLUS)
+        dA = tl.exp2(dl[:, None, :] * A2[None, :, :])                   # (T, BLOCK_N, BLOCK_D)
+        dBu = (dl * u)[:, None, :] * B[:, :, None]
+        # The carried state enters as part of the first step, so the scan yields the states
+        # themselves and its running products of dA are dead code; -0.0 elsewhere adds nothing.
+        dBu += tl.where((s == 0)[:, None, None], dA * h, -0.0)
+        _, hs = tl.associative_scan((dA, dBu), 0, _combine)
+        y = tl.sum(hs * C[:, :, None], axis=1)                          # (T, BLOCK_D)
+        if HAS_D:
+            y += Dskip[None, :] * u
+        tl.store(y_tile + t0 * s_yl, y.to(y_ptr.dtype.element_ty), mask=(t0 + s < length)[:, None] & d_mask[None, :])
+        # the last step's state, exactly: a sum of it and -0.0s
+        h = tl.sum(tl.where((s == T - 1)[:, None, None], hs, -0.0), axis=0, keep_dims=True)
 
 
 @triton.jit
@@ -223,23 +327,78 @@ def _check_device(*tensors):
             raise ValueError(f"selective_scan_triton: all inputs must be on {device}, got one on {t.device}")
 
 
-def _scan_fwd(u, delta, A, B, C, D, delta_bias, softplus, store_ckpt, block_d=None, num_warps=None):
-    """Launch the forward kernel. Returns y (Bt, D, L) in u's dtype and the checkpoints (or None)."""
+def _fwd_kernel_name(kernel):
+    """The forward kernel to run: the argument, else $MEDSEGMAMBA_TRITON_FWD, else "chunked"."""
+    source = "kernel"
+    if kernel is None:
+        kernel, source = os.environ.get(FWD_ENV_VAR, "chunked") or "chunked", f"${FWD_ENV_VAR}"
+    if kernel not in FWD_KERNELS:
+        raise ValueError(f"selective_scan_triton: {source} must be one of {', '.join(FWD_KERNELS)}, got {kernel!r}")
+    return kernel
+
+
+def _chunked_config(dim_group, n_state, block_d=None, num_warps=None, chunk_t=None):
+    """(BLOCK_D, BLOCK_N, T, num_warps) of the chunked forward kernel.
+
+    Default: 16 channels, 2 warps splitting the states, and T steps such that each thread holds
+    64 elements of the (T, BLOCK_N, BLOCK_D) tensors (T=4 for N=64): the fastest of the sweep on
+    an H100 (0.51 ms in fp32 at the paper's size; 32 channels / 4 warps, 0.71 ms; 32 / 2 warps,
+    0.58 ms; benchmarks/results/2026-11-23-h100-s2/scan.md).
+    T must divide CHUNK, so that every checkpoint falls on the start of a chunk of T steps.
+    """
+    block_n = triton.next_power_of_2(n_state)
+    if block_d is None:
+        block_d = min(triton.next_power_of_2(dim_group), 16)
+    if block_d < 1 or block_d & (block_d - 1):
+        raise ValueError(f"selective_scan_triton: block_d must be a power of two, got {block_d}")
+    if num_warps is None:
+        num_warps = 2
+    if chunk_t is None:
+        chunk_t = max(1, min(CHUNK, 64 * 32 * num_warps // (block_d * block_n)))
+    if chunk_t < 1 or chunk_t & (chunk_t - 1) or CHUNK % chunk_t:
+        raise ValueError(f"selective_scan_triton: chunk_t must be a power of two dividing {CHUNK}, got {chunk_t}")
+    return block_d, block_n, chunk_t, num_warps
+
+
+def _scan_fwd(u, delta, A, B, C, D, delta_bias, softplus, store_ckpt, block_d=None, num_warps=None,
+              kernel="seq", chunk_t=None):
+    """Launch a forward kernel ("seq" or "chunked").
+
+    Returns y (Bt, D, L) in u's dtype, the checkpoints (or None) and the backward's launch
+    configuration (block_d, num_warps or None), which the checkpoint layout depends on.
+    """
     batch, dim, length = u.shape
     groups, n_state = B.shape[1], A.shape[1]
-    block_d, block_n, num_warps = _config(dim // groups, n_state, block_d, num_warps, 512)
-    grid = (batch, groups, triton.cdiv(dim // groups, block_d))
-    n_chunks = triton.cdiv(length, CHUNK)
+    dim_group = dim // groups
+    if kernel == "chunked":
+        # the backward keeps its own default channel block: checkpoints are written in its layout
+        ckpt_block_d, block_n, _ = _config(dim_group, n_state)
+        block_d, _, chunk_t, num_warps = _chunked_config(dim_group, n_state, block_d, num_warps, chunk_t)
+        bwd_cfg = (ckpt_block_d, None)
+    else:
+        bwd_warps = num_warps
+        block_d, block_n, num_warps = _config(dim_group, n_state, block_d, num_warps, 512)
+        ckpt_block_d, bwd_cfg = block_d, (block_d, bwd_warps)
+    grid = (batch, groups, triton.cdiv(dim_group, block_d))
+    ckpt_shape = (batch * groups * triton.cdiv(dim_group, ckpt_block_d), triton.cdiv(length, CHUNK), ckpt_block_d,
+                  block_n)
     y = torch.empty((batch, dim, length), device=u.device, dtype=u.dtype)
-    ckpt = (torch.empty((grid[0] * grid[1] * grid[2], n_chunks, block_d, block_n), device=u.device,
-                        dtype=torch.float32) if store_ckpt else y)
-    _scan_fwd_kernel[grid](
-        u, delta, A, B, C, D if D is not None else u, delta_bias if delta_bias is not None else u, y, ckpt,
-        length, groups, dim // groups, n_state,
-        *u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *y.stride(),
-        HAS_D=D is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus),
-        STORE_CKPT=store_ckpt, CHUNK=CHUNK, BLOCK_D=block_d, BLOCK_N=block_n, num_warps=num_warps)
-    return y, (ckpt if store_ckpt else None), (block_d, num_warps)
+    ckpt = y
+    if store_ckpt:
+        # the chunked kernel masks its stores to real channels; a partly used block must still
+        # hold finite states for the backward, which reads whole blocks
+        padded = kernel == "chunked" and dim_group % ckpt_block_d
+        ckpt = (torch.zeros if padded else torch.empty)(ckpt_shape, device=u.device, dtype=torch.float32)
+    args = (u, delta, A, B, C, D if D is not None else u, delta_bias if delta_bias is not None else u, y, ckpt,
+            length, groups, dim_group, n_state,
+            *u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *y.stride())
+    flags = dict(HAS_D=D is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus),
+                 STORE_CKPT=store_ckpt, CHUNK=CHUNK, BLOCK_D=block_d, BLOCK_N=block_n, num_warps=num_warps)
+    if kernel == "chunked":
+        _scan_fwd_chunked_kernel[grid](*args, **flags, T=chunk_t, CKPT_BLOCK_D=ckpt_block_d)
+    else:
+        _scan_fwd_kernel[grid](*args, **flags)
+    return y, (ckpt if store_ckpt else None), bwd_cfg
 
 
 def _scan_bwd(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt, block_d, num_warps):
@@ -272,14 +431,15 @@ def _scan_bwd(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt, block_d, num
 
 class _SelectiveScanTriton(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, delta_bias, softplus, block_d, num_warps):
+    def forward(ctx, u, delta, A, B, C, D, delta_bias, softplus, kernel, block_d, num_warps, chunk_t):
         needs_grad = any(t is not None and t.requires_grad for t in (u, delta, A, B, C, D, delta_bias))
-        y, ckpt, cfg = _scan_fwd(u, delta, A, B, C, D, delta_bias, softplus, needs_grad, block_d, num_warps)
+        y, ckpt, bwd_cfg = _scan_fwd(u, delta, A, B, C, D, delta_bias, softplus, needs_grad, block_d, num_warps,
+                                     kernel, chunk_t)
         if needs_grad:
             ctx.save_for_backward(u, delta, A, B, C, D, delta_bias, ckpt)
-            # Same channel block (the checkpoint layout depends on it); the backward picks its own
-            # warps unless the caller fixed them.
-            ctx.softplus, ctx.cfg = softplus, (cfg[0], num_warps)
+            # the checkpoint layout fixes the backward's channel block; it picks its own warps
+            # unless the caller fixed them for the sequential forward
+            ctx.softplus, ctx.cfg = softplus, bwd_cfg
         return y
 
     @staticmethod
@@ -289,17 +449,24 @@ class _SelectiveScanTriton(torch.autograd.Function):
                                                      ckpt, *ctx.cfg)
         return (du, ddelta, dA.to(A.dtype), dB.to(B.dtype), dC.to(C.dtype),
                 None if D is None else dD.to(D.dtype),
-                None if delta_bias is None else dbias.to(delta_bias.dtype), None, None, None)
+                None if delta_bias is None else dbias.to(delta_bias.dtype), None, None, None, None, None)
 
 
 def selective_scan_triton(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True, *,
-                          block_d=None, num_warps=None):
+                          kernel=None, block_d=None, num_warps=None, chunk_t=None):
     """Triton selective scan on CUDA; y (Bt, D, L) in u's dtype. Shapes as `selective_scan_ref`.
 
-    block_d / num_warps override the launch configuration (benchmarks only).
+    kernel picks the forward: "seq" (one step at a time) or "chunked" (T steps at once through an
+    associative scan); None reads $MEDSEGMAMBA_TRITON_FWD, default "chunked". Both leave the same
+    checkpoints, so the backward is the same. block_d / num_warps / chunk_t (T, chunked only)
+    override the forward's launch configuration (benchmarks only).
     """
     from ..selective_scan import check_scan_args
 
     check_scan_args(u, delta, A, B, C, D, delta_bias)
     _check_device(u, delta, A, B, C, D, delta_bias)
-    return _SelectiveScanTriton.apply(u, delta, A, B, C, D, delta_bias, delta_softplus, block_d, num_warps)
+    kernel = _fwd_kernel_name(kernel)
+    if chunk_t is not None and kernel != "chunked":
+        raise ValueError(f"selective_scan_triton: chunk_t is for kernel='chunked', got kernel={kernel!r}")
+    return _SelectiveScanTriton.apply(u, delta, A, B, C, D, delta_bias, delta_softplus, kernel, block_d, num_warps,
+                                      chunk_t)

@@ -1,0 +1,106 @@
+"""Where to tile: a coarse pass finds the structures, the fine pass tiles only their box.
+
+Every structure we segment lies in a box of about 110 x 100 x 125 mm around the brain stem and the
+ventricles, while the non-zero box of a head is up to 200 x 256 x 240 mm: 36-180 patches at step
+32, 175-880 at step 16. The coarse pass cuts the non-zero box into non-overlapping 96^3 patches
+(8-27), takes the box of the largest connected region it labels, widens it by a few voxels and grows
+it to the size its tiling covers anyway; the fine pass tiles that box at the requested step (16-24
+patches at step 32 on an adult brain). Voxels outside it are background.
+
+Why the largest region and not every labelled voxel: the subcortical structures, ventricles, brain
+stem and cerebellum touch each other and form one region, while a coarse pass over a head with
+skull and neck also labels scattered specks outside the brain (on fsaverage's orig.mgz: 279
+regions, the largest 257k voxels, the next one 43k voxels in the neck). Their box would be the
+whole head.
+
+`tiling="full"` is the plain twin: the whole non-zero box at the requested step, as the paper does.
+If the coarse pass misses a structure altogether, the fine pass cannot recover it: the price of the
+speed, measured on fsaverage against the full tiling (README, "Speed").
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from . import patches
+from .aggregate import aggregate
+
+log = logging.getLogger(__name__)
+
+TILINGS = ("focused", "full")
+FOCUS_MARGIN = 3     # voxels added on every side of the coarse box before it is grown
+COARSE_SHARE = 0.4   # share of the progress bar given to the coarse pass (about its share of patches)
+
+
+def predict_classes(network, image, step: int, batch_size: int, tiling: str = "focused",
+                    progress: Callable[[float], None] | None = None, counts: dict | None = None):
+    """Class map (int64, image's shape) of the conformed `image` (X, Y, Z), on the device the
+    network ended on (the CPU after a CUDA out-of-memory fallback). `counts`, when given, gets the
+    number of patches of each pass ("coarse", "fine")."""
+    counts = {} if counts is None else counts
+    if tiling not in TILINGS:
+        raise ValueError(f"tiling: expected one of {TILINGS}, got {tiling!r}")
+    report = progress or (lambda fraction: None)
+    mask = image > 0
+    projections = [mask.flatten(1).any(1), mask.any(2).any(0), mask.any(0).any(0)]
+    start, stop = patches.box_from_projections([p.cpu().numpy() for p in projections])
+    if tiling == "full":
+        classes = classes_in_box(network, image, start, stop, step, batch_size, report, counts, "fine")
+        return _place(classes, start, image.shape)
+
+    coarse = classes_in_box(network, image, start, stop, patches.PATCH, batch_size,
+                            lambda f: report(COARSE_SHARE * f), counts, "coarse")
+    found = largest_region((coarse > 0).cpu().numpy())
+    if not found.any():
+        log.info("coarse pass found no structure: nothing to tile")
+        report(1.0)
+        return _place(coarse, start, image.shape)
+    low, high = patches.bounding_box(found)
+    box = patches.fit_box([s + a for s, a in zip(start, low)], [s + b for s, b in zip(start, high)],
+                          step, image.shape, FOCUS_MARGIN)
+    log.info("focused tiling: structures in %s..%s of the non-zero box %s..%s", *box, start, stop)
+    fine = classes_in_box(network, image, *box, step, batch_size,
+                          lambda f: report(COARSE_SHARE + (1 - COARSE_SHARE) * f), counts, "fine")
+    return _place(fine, box[0], image.shape)
+
+
+def largest_region(mask):
+    """The largest 26-connected region of a boolean array (all False when there is none)."""
+    import numpy as np
+    from scipy import ndimage
+
+    regions, count = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
+    if count <= 1:
+        return mask
+    sizes = np.bincount(regions.ravel())
+    sizes[0] = 0
+    return regions == int(sizes.argmax())
+
+
+def classes_in_box(network, image, start, stop, step: int, batch_size: int, progress=None,
+                   counts: dict | None = None, name: str = "patches"):
+    """Class map of image[start:stop] from patches every `step` voxels over its padded block.
+
+    The block is built where the network's weights are, so a pass that follows a CUDA
+    out-of-memory fallback starts on the CPU instead of failing again."""
+    import torch
+
+    tiling = patches.plan_tiling(start, stop, step)
+    device = next(network.parameters(), image).device
+    block = torch.zeros(tiling.padded, dtype=torch.float32, device=device)
+    block[tiling.inner] = image[tiling.crop].to(device)
+    if counts is not None:
+        counts[name] = len(tiling.origins)
+    classes = aggregate(network, block, tiling.origins, batch_size, progress=progress,
+                        overlap=step < patches.PATCH)
+    return classes[tiling.inner]
+
+
+def _place(classes, start, shape):
+    """`classes` of the box at `start` put into a background volume of `shape`."""
+    import torch
+
+    out = torch.zeros(tuple(shape), dtype=classes.dtype, device=classes.device)
+    out[tuple(slice(a, a + n) for a, n in zip(start, classes.shape))] = classes
+    return out

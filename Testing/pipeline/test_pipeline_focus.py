@@ -1,0 +1,88 @@
+"""Focused tiling: the coarse pass's box worked out by hand, and the same labels as the full tiling
+(its plain twin) wherever the network does not look at context."""
+
+import numpy as np
+import pytest
+import torch
+
+from medsegmamba.pipeline import patches
+from medsegmamba.pipeline.focus import predict_classes
+from pipeline_support import IntensityBins
+
+
+def test_fit_box_grows_to_its_tiling_centred():
+    # axis 0: 70..178 widened by 3 -> 67..181 (114) -> padded 128 at step 32 -> 14 more, 7 a side
+    # axis 1: 77..184 (107) -> 128, 21 more: 10 before, 11 after
+    # axis 2: 57..189 (132) -> 160, 28 more: 14 a side
+    assert patches.fit_box((70, 80, 60), (178, 181, 186), 32, (256,) * 3, margin=3) == \
+        ((60, 67, 43), (188, 195, 203))
+
+
+def test_fit_box_shifts_inward_at_the_edge_and_keeps_a_too_long_axis():
+    assert patches.fit_box((0, 5, 200), (100, 20, 256), 32, (256,) * 3) == ((0, 0, 160), (128, 96, 256))
+    # step 48 pads 256 voxels to 288: the box keeps the whole axis and plan_tiling pads the rest
+    assert patches.fit_box((0, 0, 0), (256, 256, 256), 48, (256,) * 3) == ((0, 0, 0), (256, 256, 256))
+
+
+def scene(shape, blobs, seed=0):
+    """A faint shell over the whole volume (non-zero, yet class 0 for the stand-in) and bright blobs
+    (classes 1..3) at `blobs`: (corner, size) pairs."""
+    rng = np.random.default_rng(seed)
+    image = np.zeros(shape, np.float32)
+    image[2:-2, 2:-2, 2:-2] = 0.05
+    for corner, size in blobs:
+        box = tuple(slice(c, c + size) for c in corner)
+        image[box] = rng.uniform(0.3, 1.0, (size,) * 3)
+    return torch.from_numpy(image)
+
+
+@pytest.mark.parametrize("shape, step, blobs", [
+    ((160, 150, 170), 32, [((60, 50, 70), 30), ((90, 60, 80), 8)]),  # two blobs that touch: one region
+    ((120, 120, 112), 16, [((50, 50, 40), 16)]),
+])
+def test_focused_tiling_matches_full_tiling_with_fewer_patches(shape, step, blobs):
+    network = IntensityBins(num_classes=4)
+    image = scene(shape, blobs)
+    full_counts, focused_counts = {}, {}
+    full = predict_classes(network, image, step, 4, "full", counts=full_counts)
+    focused = predict_classes(network, image, step, 4, "focused", counts=focused_counts)
+    print(f"patches: full {full_counts}, focused {focused_counts}")
+    assert full.shape == focused.shape == image.shape
+    assert int((full > 0).sum()) == sum(size ** 3 for _, size in blobs)  # the stand-in labels every blob voxel
+    assert torch.equal(full, focused)
+    assert focused_counts["fine"] < full_counts["fine"]
+
+
+def test_specks_apart_from_the_largest_region_are_left_out():
+    network = IntensityBins(num_classes=4)
+    image = scene((160, 160, 160), [((70, 60, 70), 24), ((140, 140, 10), 3)])  # brain-like blob, far speck
+    full = predict_classes(network, image, 32, 4, "full")
+    counts = {}
+    focused = predict_classes(network, image, 32, 4, "focused", counts=counts)
+    speck = (slice(140, 143), slice(140, 143), slice(10, 13))
+    assert full[speck].all() and not focused[speck].any()
+    full[speck] = 0
+    assert torch.equal(full, focused)
+    assert counts["fine"] == 1  # 24^3 + 3 voxels a side fits one patch
+
+
+def test_largest_region_by_hand():
+    from medsegmamba.pipeline.focus import largest_region
+
+    mask = np.zeros((6, 6, 6), bool)
+    mask[0, 0, 0] = mask[1, 1, 1] = True  # diagonal neighbours: one region of 2 under 26-connectivity
+    mask[4, 4, 4] = mask[4, 4, 5] = mask[4, 5, 5] = True  # a region of 3
+    assert largest_region(mask).sum() == 3 and largest_region(mask)[4, 5, 5]
+    assert not largest_region(np.zeros((3, 3, 3), bool)).any()
+
+
+def test_nothing_found_gives_background_and_no_fine_pass():
+    counts = {}
+    classes = predict_classes(IntensityBins(num_classes=4), scene((150, 150, 150), []), 32, 2, counts=counts)
+    assert not classes.any()
+    assert counts == {"coarse": 8}  # the shell, 146^3, pads to 192^3 at step 96: 2 x 2 x 2
+
+
+def test_unknown_tiling_is_refused():
+    with pytest.raises(ValueError, match="tiling: expected one of"):
+        predict_classes(IntensityBins(), torch.zeros(8, 8, 8), 32, 1, tiling="sparse")
