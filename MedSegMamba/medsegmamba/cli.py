@@ -132,7 +132,8 @@ def _add_model_options(parser: argparse.ArgumentParser, step_default_help: str) 
     parser.add_argument("--step", type=int, choices=(16, 32), default=None,
                         help=f"patch step in voxels: 16 as in the paper, 32 about 4x faster ({step_default_help})")
     parser.add_argument("--batch-size", type=int, default=None, metavar="N",
-                        help="patches per forward pass; halved automatically on CUDA out-of-memory (default: 2)")
+                        help="patches per forward pass; halved automatically on CUDA out-of-memory "
+                             "(default: 2 on CUDA, 1 on CPU)")
     parser.add_argument("--tiling", choices=("focused", "full"), default="focused",
                         help="focused: a coarse pass of non-overlapping patches finds the structures and only "
                              "their box is tiled at --step (3-10x fewer patches); full: the whole head box at "

@@ -73,7 +73,20 @@ def test_largest_region_by_hand():
     mask[0, 0, 0] = mask[1, 1, 1] = True  # diagonal neighbours: one region of 2 under 26-connectivity
     mask[4, 4, 4] = mask[4, 4, 5] = mask[4, 5, 5] = True  # a region of 3
     assert largest_region(mask).sum() == 3 and largest_region(mask)[4, 5, 5]
+    # [1, 1, 1] is sqrt(3^2 + 3^2 + 3^2) = 5.2 voxels from [4, 4, 4]: kept with a gap of 6, not of 5
+    assert largest_region(mask, gap=6).sum() == 5
+    assert largest_region(mask, gap=5).sum() == 3
     assert not largest_region(np.zeros((3, 3, 3), bool)).any()
+
+
+def test_a_piece_cut_off_near_the_largest_region_stays_in_the_box():
+    network = IntensityBins(num_classes=4)
+    # main blob, and a piece 4 voxels beyond its edge (a coarse patch border can cut a structure so)
+    image = scene((160, 160, 160), [((60, 60, 60), 30), ((94, 70, 70), 6)])
+    full = predict_classes(network, image, 32, 4, "full")
+    focused = predict_classes(network, image, 32, 4, "focused")
+    assert focused[94:100, 70:76, 70:76].all()
+    assert torch.equal(full, focused)
 
 
 def test_nothing_found_gives_background_and_no_fine_pass():

@@ -39,7 +39,7 @@ class SegmentOptions:
     model: object = "default"        # shipped weights name, .safetensors path, or an nn.Module
     device: str = "auto"             # auto | cpu | cuda | cuda:N
     step: int | None = None          # patch step; None: 16 on CUDA (the paper), 32 on CPU (~4x faster)
-    batch_size: int | None = None    # patches per forward; None: 2
+    batch_size: int | None = None    # patches per forward; None: 2 on CUDA, 1 on CPU
     tiling: str = "focused"          # focused: fine patches only where a coarse pass finds structures; full
     hippocampus: object = None       # subfield weights (name, path or nn.Module); None: no subfields
     overwrite: bool = False
@@ -98,7 +98,8 @@ class Segmenter:
             if classes is not None and classes != wanted:
                 raise ModelError(f"{what} network gives {classes} classes, expected {wanted}", loaded.name)
         self.step = options.step or (16 if self.device.type == "cuda" else 32)
-        self.batch_size = options.batch_size or 2
+        # on a CPU one patch at a time is ~20 % faster per patch than two (cache); GPUs like batches
+        self.batch_size = options.batch_size or (2 if self.device.type == "cuda" else 1)
 
     def segment_file(self, path, outdir, progress: Progress | None = None) -> dict[str, Path]:
         """Segment one file and write its outputs atomically (all or none); return their paths."""
