@@ -5,14 +5,17 @@
     python3 benchmarks/scan_gpu.py --out /tmp/x --smoke          # CPU, tiny sizes, reference only
 
 Both Triton forward kernels are measured side by side: "seq" (one step at a time) and "chunked"
-(T steps at once through an associative scan); the backward is the same kernel for both.
+(T steps at once through an associative scan), each with the sequential backward; and both
+backward kernels: "seq" and "chunked" (T steps at once, opt-in through bwd_kernel= or
+$MEDSEGMAMBA_TRITON_BWD), the impls named ".../bwd-chunked".
 (a) accuracy: relative error ||out - ref|| / ||ref|| of y and every gradient, each Triton forward
-    vs selective_scan_ref in float64 on the same GPU; fp32 and bf16 inputs, batch 1 and 8 (batch 8
-    on a group-aligned subset of channels, the same for all). (b) timings: median times
-    (triton.testing.do_bench) of forward and forward+backward, bytes moved / time against a
+    and backward vs selective_scan_ref in float64 on the same GPU; fp32 and bf16 inputs, batch 1
+    and 8 (batch 8 on a group-aligned subset of channels, the same for all). (b) timings: median
+    times (triton.testing.do_bench) of forward and forward+backward, bytes moved / time against a
     measured copy bandwidth, and the reference for comparison. (c) sweep: forward times over launch
-    settings at batch 1 (seq: fp32; chunked: fp32 and bf16). Writes results.json and results.md; prints the tables and
-    a summary.
+    settings at batch 1 (seq: fp32; chunked: fp32 and bf16), and forward+backward times of the
+    chunked backward over its (block_d, T, num_warps) at batch 1, fp32. Writes results.json and
+    results.md; prints the tables and a summary.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ SEQ_SWEEP = ((4, 1), (8, 1), (8, 2), (16, 2), (16, 4), (32, 4), (32, 8), (64, 8)
 # the last two (128), which trade registers for fewer, longer chunks
 CHUNKED_SWEEP = ((32, 4, 4), (32, 2, 2), (64, 4, 8), (64, 2, 4), (16, 4, 2), (32, 8, 8), (16, 8, 4), (32, 16, 8),
                  (32, 8, 4), (32, 4, 2))
+# chunked backward, (block_d, T, num_warps) after the chunked forward: elements of a (T, N, block_d)
+# tensor per thread at N=64 are 8 (no spills offline for sm_90), 16 (64-144 bytes spilled) or 32
+BWD_SWEEP = ((16, 2, 8), (16, 4, 8), (16, 2, 4), (8, 2, 4), (8, 4, 4), (8, 4, 8), (32, 2, 8), (16, 8, 8))
 
 
 def make_inputs(batch, dim, groups, n, length, device, dtype, seed=0):
@@ -159,6 +165,24 @@ def sweep(ins, device, label, kernels=("seq", "chunked")):
     return rows
 
 
+def bwd_sweep(ins, device, label):
+    """Forward+backward times of the chunked backward over its launch settings (chunked forward)."""
+    from medsegmamba.ops.triton.selective_scan import selective_scan_triton
+
+    leaves = {k: v.detach().clone().requires_grad_() for k, v in ins.items()}
+    dy = torch.randn_like(ins["u"])
+    rows = []
+    for bd, t, w in BWD_SWEEP:
+        row = {"case": label, "kernel": "bwd-chunked", "block_d": bd, "T": t, "num_warps": w}
+        fn = partial(selective_scan_triton, **leaves, kernel="chunked", bwd_kernel="chunked", bwd_launch=(bd, t, w))
+        try:
+            row["fwd_bwd_ms"] = bench(lambda: fn().backward(dy), device)
+        except Exception as exc:  # a setting that does not compile is a result, not a crash
+            row["error"] = repr(exc)[:200]
+        rows.append(row)
+    return rows
+
+
 def markdown(res):
     lines = [f"device: {res['device']}; copy bandwidth {res['copy_GBps']:.0f} GB/s"]
     if res["accuracy"]:
@@ -179,21 +203,29 @@ def markdown(res):
             ms = f"{row['fwd_ms']:.3f} | {row['fwd_GBps']:.0f}" if "fwd_ms" in row else f"{row['error']} | -"
             lines.append(f"| {row['case']} | {row['kernel']} | {row['block_d']} | {row['T']} | {row['num_warps']} | "
                          f"{ms} |")
+    if res["bwd_sweep"]:
+        lines += ["", "chunked backward, launch settings (forward+backward after the chunked forward)", "",
+                  "| case | block_d | T | num_warps | fwd+bwd ms |", "|---|---|---|---|---|"]
+        for row in res["bwd_sweep"]:
+            ms = f"{row['fwd_bwd_ms']:.3f}" if "fwd_bwd_ms" in row else row["error"]
+            lines.append(f"| {row['case']} | {row['block_d']} | {row['T']} | {row['num_warps']} | {ms} |")
     return "\n".join(lines)
 
 
 def summary(res):
     """The headline: forward ms of each kernel per case, default and best launch setting."""
     lines = ["", "summary (ms; default launch settings unless named)", "",
-             "| case | impl | fwd | fwd+bwd | best fwd in sweep (block_d/T/warps) |", "|---|---|---|---|---|"]
+             "| case | impl | fwd | fwd+bwd | best in sweep (block_d/T/warps; bwd-chunked: fwd+bwd) |",
+             "|---|---|---|---|---|"]
     best = {}
-    for row in res["sweep"]:
-        key = (row["case"], row["kernel"])
-        if "fwd_ms" in row and (key not in best or row["fwd_ms"] < best[key]["fwd_ms"]):
-            best[key] = row
+    for row in res["sweep"] + res["bwd_sweep"]:
+        key, ms = (row["case"], row["kernel"]), "fwd_ms" if "fwd_ms" in row else "fwd_bwd_ms"
+        if ms in row and (key not in best or row[ms] < best[key][ms]):
+            best[key] = row | {"ms": row[ms]}
     for row in res["timings"]:
-        b = best.get((row["case"], row["impl"].removeprefix("triton-")))
-        tag = f"{b['fwd_ms']:.3f} ({b['block_d']}/{b['T']}/{b['num_warps']})" if b else "-"
+        kernel = "bwd-chunked" if row["impl"].endswith("/bwd-chunked") else row["impl"].removeprefix("triton-")
+        b = best.get((row["case"], kernel))
+        tag = f"{b['ms']:.3f} ({b['block_d']}/{b['T']}/{b['num_warps']})" if b else "-"
         lines.append(f"| {row['case']} | {row['impl']} | {row['fwd_ms']:.3f} | {row['fwd_bwd_ms']:.3f} | {tag} |")
     return "\n".join(lines)
 
@@ -221,17 +253,21 @@ def main(argv=None):
     if device.type == "cuda":
         from medsegmamba.ops.triton.selective_scan import selective_scan_triton
 
-        fast = {f"triton-{k}": partial(selective_scan_triton, kernel=k) for k in ("seq", "chunked")}
+        fast = {f"triton-{k}": partial(selective_scan_triton, kernel=k, bwd_kernel="seq") for k in ("seq", "chunked")}
+        fast["triton-chunked/bwd-chunked"] = partial(selective_scan_triton, kernel="chunked", bwd_kernel="chunked")
+    # the chunked backward after the sequential forward too, which writes the checkpoints itself
+    checked = fast | ({"triton-seq/bwd-chunked": partial(selective_scan_triton, kernel="seq", bwd_kernel="chunked")}
+                      if device.type == "cuda" else {})
     res = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
            "sizes": {"D": dim, "G": groups, "N": n, "L": length}, "copy_GBps": copy_bandwidth(device),
-           "accuracy": [], "timings": [], "sweep": []}
+           "accuracy": [], "timings": [], "sweep": [], "bwd_sweep": []}
     dtypes = (torch.float32, torch.bfloat16)
     if "accuracy" in parts:
         for dtype in dtypes:
             tag = str(dtype).removeprefix("torch.")
-            res["accuracy"] += accuracy(fast, make_inputs(1, dim, groups, n, length, device, dtype), f"Bt=1 {tag}")
+            res["accuracy"] += accuracy(checked, make_inputs(1, dim, groups, n, length, device, dtype), f"Bt=1 {tag}")
             big = make_inputs(8, dim, groups, n, length, device, dtype, seed=1)
-            res["accuracy"] += accuracy(fast, channel_subset(big, groups, subset), f"Bt=8 {tag} ({subset}/group)")
+            res["accuracy"] += accuracy(checked, channel_subset(big, groups, subset), f"Bt=8 {tag} ({subset}/group)")
             del big
     if "timings" in parts:
         for batch in (1, 8):
@@ -245,6 +281,8 @@ def main(argv=None):
         for dtype, kernels in ((torch.float32, ("seq", "chunked")), (torch.bfloat16, ("chunked",))):
             label = f"Bt=1 {str(dtype).removeprefix('torch.')}"
             res["sweep"] += sweep(make_inputs(1, dim, groups, n, length, device, dtype), device, label, kernels)
+        ins = make_inputs(1, dim, groups, n, length, device, torch.float32)
+        res["bwd_sweep"] = bwd_sweep(ins, device, "Bt=1 float32")
     (args.out / "results.json").write_text(json.dumps(res, indent=1))
     table = markdown(res) + "\n" + (summary(res) if res["timings"] else "")
     (args.out / "results.md").write_text(table + "\n")

@@ -137,7 +137,8 @@ def _add_model_options(parser: argparse.ArgumentParser, step_default_help: str) 
     parser.add_argument("--tiling", choices=("focused", "full"), default="focused",
                         help="focused: a coarse pass of non-overlapping patches finds the structures and only "
                              "their box is tiled at --step (3-10x fewer patches); full: the whole head box at "
-                             "--step, as in the paper (default: %(default)s)")
+                             "--step, as in the paper (default: focused; `benchmark` uses full for presets with random "
+                             "weights, which label every voxel)")
 
 
 def add_segment_arguments(parser: argparse.ArgumentParser) -> None:
@@ -285,7 +286,9 @@ def add_benchmark_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", nargs="?", default=None, metavar="INPUT",
                         help="a T1 image to time (default: a synthetic head-like volume)")
     _add_model_options(parser, "default: 16 on CUDA, 32 on CPU")
-    parser.set_defaults(model="small")
+    # random-weight presets label every voxel, so a coarse pass would find the whole head: their
+    # default is full tiling; trained weights get focused tiling, as `segment` does
+    parser.set_defaults(model="small", tiling=None)
     parser.add_argument("--repeat", type=int, default=2, metavar="N",
                         help="timed runs after one warm-up run (default: %(default)s)")
     parser.add_argument("--json-out", default=None, metavar="FILE", help="also write the results as JSON")

@@ -12,6 +12,9 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("triton") is None, reas
 
 CASES = ["full", "bare_noncontig", "chunked_full", "chunked_bare_noncontig_nosoftplus", "chunked_wide", "chunked_bf16",
          "chunked_by_env"]
+# the chunked backward (T steps at once), after either forward
+BWD_CASES = ["bwd_chunked_full", "bwd_chunked_after_chunked", "bwd_chunked_bare_noncontig_nosoftplus",
+             "bwd_chunked_bf16", "bwd_chunked_by_env"]
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +25,7 @@ def interpreted():
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", CASES + BWD_CASES)
 def test_triton_matches_reference_forward_and_backward(interpreted, case):
     results = interpreted[case]
     for name, (max_err, mean_err, ref_max, same_dtype) in results.items():
@@ -39,6 +42,14 @@ def test_the_chosen_forward_kernel_is_the_one_launched(interpreted):
     launched = interpreted["launched"]
     assert launched["full"] == launched["bare_noncontig"] == ["seq"]
     assert all(launched[case] == ["chunked"] for case in CASES if case.startswith("chunked"))
+    assert launched["bwd_chunked_full"] == ["seq"]
+    assert all(launched[case] == ["chunked"] for case in BWD_CASES[1:])
+
+
+def test_the_chosen_backward_kernel_is_the_one_launched(interpreted):
+    launched = interpreted["launched_bwd"]
+    assert all(launched[case] == ["seq"] for case in CASES)  # the default, $MEDSEGMAMBA_TRITON_BWD unset
+    assert all(launched[case] == ["chunked"] for case in BWD_CASES)
 
 
 def test_forward_kernel_choice(monkeypatch):
@@ -55,6 +66,38 @@ def test_forward_kernel_choice(monkeypatch):
         tscan._fwd_kernel_name(None)
     with pytest.raises(ValueError, match=r"kernel must be one of seq, chunked, got 'parallel'"):
         tscan._fwd_kernel_name("parallel")
+
+
+def test_backward_kernel_choice(monkeypatch):
+    from medsegmamba.ops.triton import selective_scan as tscan
+
+    monkeypatch.delenv(tscan.BWD_ENV_VAR, raising=False)
+    assert tscan._bwd_kernel_name(None) == "seq"  # until the chunked backward is measured on a GPU
+    monkeypatch.setenv(tscan.BWD_ENV_VAR, "chunked")
+    assert tscan._bwd_kernel_name(None) == "chunked"
+    assert tscan._bwd_kernel_name("seq") == "seq"  # the argument wins
+    monkeypatch.setenv(tscan.BWD_ENV_VAR, "")
+    assert tscan._bwd_kernel_name(None) == "seq"
+    monkeypatch.setenv(tscan.BWD_ENV_VAR, "fast")
+    with pytest.raises(ValueError, match=r"\$MEDSEGMAMBA_TRITON_BWD must be one of seq, chunked, got 'fast'"):
+        tscan._bwd_kernel_name(None)
+    with pytest.raises(ValueError, match=r"bwd_kernel must be one of seq, chunked, got 'parallel'"):
+        tscan._bwd_kernel_name("parallel")
+
+
+def test_bwd_chunked_config():
+    from medsegmamba.ops.triton import selective_scan as tscan
+
+    # paper size: the checkpoints' 16 channels x N=64, 8 warps: 8 elements of a (T, N, channels)
+    # tensor per thread, the most that compiled without spilling for sm_90
+    chunk_t, warps = tscan._bwd_chunked_config(64, 16)
+    assert (chunk_t, warps) == (2, 8)
+    assert 16 * 64 * chunk_t // (32 * warps) == 8
+    assert tscan._bwd_chunked_config(5, 4, num_warps=1, chunk_t=2) == (2, 1)
+    assert tscan.CHUNK % tscan._bwd_chunked_config(3, 1)[0] == 0  # capped at the checkpoint interval
+    for bad in (3, 2 * tscan.CHUNK):
+        with pytest.raises(ValueError, match=f"bwd chunk_t must be a power of two dividing {tscan.CHUNK}, got {bad}"):
+            tscan._bwd_chunked_config(64, 16, chunk_t=bad)
 
 
 def test_chunked_config():

@@ -30,7 +30,7 @@ tscan.CHUNK = 8  # several chunks at tiny lengths
 
 
 def case(batch, dim, groups, n, length, with_d, with_bias, non_contiguous, dtype, seed, block_d, kernel="seq",
-         chunk_t=None, softplus=True):
+         chunk_t=None, softplus=True, bwd_kernel=None, bwd_launch=None):
     g = torch.Generator().manual_seed(seed)
     r = lambda *s: torch.randn(*s, generator=g)
     u, delta = r(batch, dim, length), r(batch, dim, length) - 1.0
@@ -45,7 +45,8 @@ def case(batch, dim, groups, n, length, with_d, with_bias, non_contiguous, dtype
         C = torch.stack([C, torch.zeros_like(C)], -1)[..., 0]  # stride 2 along L
     ins = [t if t is None else t.to(dtype).requires_grad_() for t in (u, delta, A, B, C, D, bias)]
     dy = r(batch, dim, length).to(dtype)
-    y = tscan.selective_scan_triton(*ins, softplus, kernel=kernel, block_d=block_d, chunk_t=chunk_t)
+    y = tscan.selective_scan_triton(*ins, softplus, kernel=kernel, block_d=block_d, chunk_t=chunk_t,
+                                    bwd_kernel=bwd_kernel, bwd_launch=bwd_launch)
     y_ref = selective_scan_ref(*[t if t is None else t.double() for t in ins], softplus).to(dtype)
     live = [t for t in ins if t is not None]
     grads = torch.autograd.grad(y, live, dy)
@@ -57,7 +58,7 @@ def case(batch, dim, groups, n, length, with_d, with_bias, non_contiguous, dtype
 
 
 class _Spy:
-    """Stands in for a forward kernel and records its launches."""
+    """Stands in for a kernel and records its launches."""
 
     def __init__(self, kernel, name, log):
         self.kernel, self.name, self.log = kernel, name, log
@@ -83,14 +84,37 @@ CASES = {
     "chunked_by_env": (1, 8, 2, 3, 10, True, True, False, torch.float32, 6, None, None),
 }
 
+# The chunked backward, T steps at once; (arguments of `case`, keyword arguments).
+BWD_CASES = {
+    # after the sequential forward (block_d 4): T=4, two tiles per checkpoint; 37 steps end inside a tile
+    "bwd_chunked_full": ((2, 12, 2, 5, 37, True, True, False, torch.float32, 7, 4, "seq"),
+                         dict(bwd_kernel="chunked", bwd_launch=(4, 4, None))),
+    # after the chunked forward (its block_d 8) with the backward's block_d 4: checkpoints across
+    # layouts; 6 channels per group leave the second block part empty; T=2
+    "bwd_chunked_after_chunked": ((1, 12, 2, 3, 21, True, False, False, torch.float32, 8, None, "chunked", 4),
+                                  dict(bwd_kernel="chunked", bwd_launch=(4, 2, 1))),
+    "bwd_chunked_bare_noncontig_nosoftplus": ((1, 8, 4, 4, 9, False, False, True, torch.float32, 9, None, "chunked",
+                                               None, False), dict(bwd_kernel="chunked")),
+    "bwd_chunked_bf16": ((1, 12, 2, 5, 19, True, True, False, torch.bfloat16, 10, 4, "chunked", 8),
+                         dict(bwd_kernel="chunked", bwd_launch=(None, 4, None))),
+    # bwd_kernel=None: the backward comes from $MEDSEGMAMBA_TRITON_BWD, set for this case only
+    "bwd_chunked_by_env": ((1, 8, 2, 3, 10, True, True, False, torch.float32, 11, None, None), {}),
+}
+
 if __name__ == "__main__":
-    launched = []
+    launched, launched_bwd = [], []
     tscan._scan_fwd_kernel = _Spy(tscan._scan_fwd_kernel, "seq", launched)
     tscan._scan_fwd_chunked_kernel = _Spy(tscan._scan_fwd_chunked_kernel, "chunked", launched)
+    tscan._scan_bwd_kernel = _Spy(tscan._scan_bwd_kernel, "seq", launched_bwd)
+    tscan._scan_bwd_chunked_kernel = _Spy(tscan._scan_bwd_chunked_kernel, "chunked", launched_bwd)
     os.environ["MEDSEGMAMBA_TRITON_FWD"] = "chunked"
-    results = {"launched": {}}
-    for name, args in CASES.items():
-        del launched[:]
-        results[name] = case(*args)
-        results["launched"][name] = list(launched)
+    os.environ.pop("MEDSEGMAMBA_TRITON_BWD", None)
+    results = {"launched": {}, "launched_bwd": {}}
+    for name, (args, kwargs) in [(k, (v, {})) for k, v in CASES.items()] + list(BWD_CASES.items()):
+        del launched[:], launched_bwd[:]
+        if name == "bwd_chunked_by_env":
+            os.environ["MEDSEGMAMBA_TRITON_BWD"] = "chunked"
+        results[name] = case(*args, **kwargs)
+        os.environ.pop("MEDSEGMAMBA_TRITON_BWD", None)
+        results["launched"][name], results["launched_bwd"][name] = list(launched), list(launched_bwd)
     print(json.dumps(results))

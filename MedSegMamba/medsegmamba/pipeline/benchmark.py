@@ -63,8 +63,11 @@ def make_model(spec, device):
 
 
 def run_benchmark(model="small", input_path=None, device="auto", step=None, batch_size=None,
-                  repeat: int = 2, volume: io.Volume | None = None, tiling: str = "focused") -> dict:
-    """One warm-up run and `repeat` timed runs; per-stage median seconds and peak GPU memory."""
+                  repeat: int = 2, volume: io.Volume | None = None, tiling: str | None = None) -> dict:
+    """One warm-up run and `repeat` timed runs; per-stage median seconds and peak GPU memory.
+
+    tiling None: "full" for a preset with random weights (they label every voxel, so a coarse
+    pass would find the whole head), else "focused" as `segment` does."""
     import torch
 
     from .loading import resolve_device
@@ -72,6 +75,8 @@ def run_benchmark(model="small", input_path=None, device="auto", step=None, batc
 
     device = resolve_device(device)
     loaded = make_model(model, device)
+    if tiling is None:
+        tiling = "full" if "random weights" in loaded.metadata.get("provenance", "") else "focused"
     options = SegmentOptions(model=loaded.network, device=str(device), step=step, batch_size=batch_size,
                              tiling=tiling, overwrite=True)
     segmenter = Segmenter(options)

@@ -1,0 +1,403 @@
+"""The @triton.jit kernels of the selective scan: forward ("seq", "chunked") and backward ("seq",
+"chunked"). What each does and why is in `selective_scan.py`, which launches them and holds the
+autograd.Function; this file is only the device code.
+
+Every kernel takes the checkpoint interval CHUNK as a constexpr parameter, not from a global, so
+the launchers (and the tests, which shrink it) decide it in one place.
+"""
+
+import triton
+import triton.language as tl
+
+@triton.jit
+def _softplus(x):
+    # torch's softplus (threshold 20) with an accurate log1p(exp(x)) for very negative x
+    z = tl.exp(tl.minimum(x, 20.0))
+    w = 1.0 + z
+    lp = tl.where(w == 1.0, z, tl.log(w) * (z / (w - 1.0)))
+    return tl.where(x > 20.0, x, lp)
+
+
+@triton.jit
+def _delta(dt_raw, bias, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
+    x = dt_raw.to(tl.float32)
+    if HAS_BIAS:
+        x = x + bias
+    dl = x
+    if SOFTPLUS:
+        dl = _softplus(x)
+    return x, dl
+
+
+@triton.jit
+def _scan_fwd_kernel(
+    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, Dskip_ptr, bias_ptr, y_ptr, ckpt_ptr,
+    length, groups, dim_group, n_state,
+    s_ub, s_ud, s_ul, s_tb, s_td, s_tl, s_ad, s_an,
+    s_bb, s_bg, s_bn, s_bl, s_cb, s_cg, s_cn, s_cl, s_yb, s_yd, s_yl,
+    HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, STORE_CKPT: tl.constexpr,
+    CHUNK: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    pid_b, pid_g, pid_c = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    d_loc = pid_c * BLOCK_D + tl.arange(0, BLOCK_D)
+    d_mask = d_loc < dim_group
+    d = pid_g * dim_group + d_loc
+    n = tl.arange(0, BLOCK_N)
+    n_mask = n < n_state
+    A2 = tl.load(A_ptr + d[:, None] * s_ad + n[None, :] * s_an,
+                 mask=d_mask[:, None] & n_mask[None, :], other=0.0).to(tl.float32) * 1.4426950408889634
+    bias = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
+    Dskip = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    if HAS_D:
+        Dskip = tl.load(Dskip_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
+    b64 = pid_b.to(tl.int64)
+    u_row = u_ptr + b64 * s_ub + d * s_ud
+    dt_row = dt_ptr + b64 * s_tb + d * s_td
+    y_row = y_ptr + b64 * s_yb + d * s_yd
+    B_row = B_ptr + b64 * s_bb + pid_g * s_bg + n * s_bn
+    C_row = C_ptr + b64 * s_cb + pid_g * s_cg + n * s_cn
+    prog = (pid_b * groups + pid_g) * tl.num_programs(2) + pid_c
+    tile = tl.arange(0, BLOCK_D)[:, None] * BLOCK_N + n[None, :]
+    ck_base = ckpt_ptr + prog.to(tl.int64) * (tl.cdiv(length, CHUNK) * BLOCK_D * BLOCK_N)
+
+    h = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)
+    # loads run one step ahead so their latency hides behind the current step's math
+    u_n = tl.load(u_row, mask=d_mask, other=0.0)
+    dt_n = tl.load(dt_row, mask=d_mask, other=0.0)
+    B_n = tl.load(B_row, mask=n_mask, other=0.0)
+    C_n = tl.load(C_row, mask=n_mask, other=0.0)
+    for t in range(0, length):
+        if STORE_CKPT:
+            if t % CHUNK == 0:
+                tl.store(ck_base + (t // CHUNK) * (BLOCK_D * BLOCK_N) + tile, h)
+        u_t, dt_t, B_t, C_t = u_n.to(tl.float32), dt_n, B_n.to(tl.float32), C_n.to(tl.float32)
+        ahead = t + 1 < length
+        u_n = tl.load(u_row + (t + 1) * s_ul, mask=d_mask & ahead, other=0.0)
+        dt_n = tl.load(dt_row + (t + 1) * s_tl, mask=d_mask & ahead, other=0.0)
+        B_n = tl.load(B_row + (t + 1) * s_bl, mask=n_mask & ahead, other=0.0)
+        C_n = tl.load(C_row + (t + 1) * s_cl, mask=n_mask & ahead, other=0.0)
+        _, dl = _delta(dt_t, bias, HAS_BIAS, SOFTPLUS)
+        h = tl.exp2(dl[:, None] * A2) * h + (dl * u_t)[:, None] * B_t[None, :]
+        y = tl.sum(h * C_t[None, :], axis=1)
+        if HAS_D:
+            y += Dskip * u_t
+        tl.store(y_row + t * s_yl, y.to(y_ptr.dtype.element_ty), mask=d_mask)
+
+
+@triton.jit
+def _combine(a1, b1, a2, b2):
+    # step (a1, b1) then step (a2, b2): h -> a2 * (a1 * h + b1) + b2
+    return a1 * a2, a2 * b1 + b2
+
+
+@triton.jit
+def _load_chunk(u_tile, dt_tile, B_tile, C_tile, s_ul, s_tl, s_bl, s_cl, t0, s, length, d_mask, n_mask, bias,
+                HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
+    """u, delta (T, BLOCK_D) and B, C (T, BLOCK_N) of steps t0 .. t0 + T - 1, in float32.
+
+    Steps past the end get delta = 0, so dA = 1 and delta*u*B = 0: they leave the state unchanged.
+    Converting here, in the layout of the loads, keeps Triton from moving the conversion (and
+    the softplus) after the layout change, where every warp would redo it on more elements.
+    """
+    live = (t0 + s < length)[:, None]
+    u = tl.load(u_tile + t0 * s_ul, mask=live & d_mask[None, :], other=0.0).to(tl.float32)
+    dt = tl.load(dt_tile + t0 * s_tl, mask=live & d_mask[None, :], other=0.0)
+    B = tl.load(B_tile + t0 * s_bl, mask=live & n_mask[None, :], other=0.0).to(tl.float32)
+    C = tl.load(C_tile + t0 * s_cl, mask=live & n_mask[None, :], other=0.0).to(tl.float32)
+    _, dl = _delta(dt, bias[None, :], HAS_BIAS, SOFTPLUS)
+    return u, tl.where(live, dl, 0.0), B, C
+
+
+@triton.jit
+def _scan_fwd_chunked_kernel(
+    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, Dskip_ptr, bias_ptr, y_ptr, ckpt_ptr,
+    length, groups, dim_group, n_state,
+    s_ub, s_ud, s_ul, s_tb, s_td, s_tl, s_ad, s_an,
+    s_bb, s_bg, s_bn, s_bl, s_cb, s_cg, s_cn, s_cl, s_yb, s_yd, s_yl,
+    HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, STORE_CKPT: tl.constexpr,
+    CHUNK: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, T: tl.constexpr,
+    CKPT_BLOCK_D: tl.constexpr,
+):
+    pid_b, pid_g, pid_c = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    d_loc = pid_c * BLOCK_D + tl.arange(0, BLOCK_D)
+    d_mask = d_loc < dim_group
+    d = pid_g * dim_group + d_loc
+    n = tl.arange(0, BLOCK_N)
+    n_mask = n < n_state
+    nd_mask = n_mask[:, None] & d_mask[None, :]
+    A2 = tl.load(A_ptr + n[:, None] * s_an + d[None, :] * s_ad, mask=nd_mask, other=0.0).to(tl.float32)
+    A2 = A2 * 1.4426950408889634                                        # (BLOCK_N, BLOCK_D)
+    bias = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
+    Dskip = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    if HAS_D:
+        Dskip = tl.load(Dskip_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
+    b64 = pid_b.to(tl.int64)
+    s = tl.arange(0, T)
+    # Tiles are (T, channels) and (T, states), time first: in the (T, BLOCK_N, BLOCK_D) tensors
+    # below Triton then spreads channels (and states) over lanes and keeps the T steps of each
+    # in one thread's registers, so the scan runs within threads, without shuffles.
+    u_tile = u_ptr + b64 * s_ub + s[:, None] * s_ul + d[None, :] * s_ud
+    dt_tile = dt_ptr + b64 * s_tb + s[:, None] * s_tl + d[None, :] * s_td
+    y_tile = y_ptr + b64 * s_yb + s[:, None] * s_yl + d[None, :] * s_yd
+    B_tile = B_ptr + b64 * s_bb + pid_g * s_bg + s[:, None] * s_bl + n[None, :] * s_bn
+    C_tile = C_ptr + b64 * s_cb + pid_g * s_cg + s[:, None] * s_cl + n[None, :] * s_cn
+    # The checkpoints go where the backward kernel, whose channel block is CKPT_BLOCK_D, reads them,
+    # so this kernel's BLOCK_D is free to follow its own register budget.
+    ck_prog = (pid_b * groups + pid_g) * tl.cdiv(dim_group, CKPT_BLOCK_D) + d_loc // CKPT_BLOCK_D
+    ck_col = ck_prog.to(tl.int64) * (tl.cdiv(length, CHUNK) * CKPT_BLOCK_D * BLOCK_N) + (d_loc % CKPT_BLOCK_D) * BLOCK_N
+    ck_tile = ckpt_ptr + n[None, :, None] + ck_col[None, None, :]
+
+    # kept 3D, (1, BLOCK_N, BLOCK_D), so that it stays in the layout of the chunk's tensors
+    h = tl.zeros((1, BLOCK_N, BLOCK_D), dtype=tl.float32)
+    # the next chunk is loaded (and its delta computed) before this chunk's math, so the load
+    # latency hides behind it
+    u_n, dl_n, B_n, C_n = _load_chunk(u_tile, dt_tile, B_tile, C_tile, s_ul, s_tl, s_bl, s_cl, 0, s, length,
+                                      d_mask, n_mask, bias, HAS_BIAS, SOFTPLUS)
+    for t0 in range(0, length, T):
+        if STORE_CKPT:
+            if t0 % CHUNK == 0:  # T divides CHUNK, so every checkpoint falls on a chunk start
+                tl.store(ck_tile + (t0 // CHUNK) * (CKPT_BLOCK_D * BLOCK_N), h, mask=nd_mask[None, :, :])
+        u, dl, B, C = u_n, dl_n, B_n, C_n
+        u_n, dl_n, B_n, C_n = _load_chunk(u_tile, dt_tile, B_tile, C_tile, s_ul, s_tl, s_bl, s_cl, t0 + T, s, length,
+                                          d_mask, n_mask, bias, HAS_BIAS, SOFTPLUS)
+        dA = tl.exp2(dl[:, None, :] * A2[None, :, :])                   # (T, BLOCK_N, BLOCK_D)
+        dBu = (dl * u)[:, None, :] * B[:, :, None]
+        # The carried state enters as part of the first step, so the scan yields the states
+        # themselves and its running products of dA are dead code; -0.0 elsewhere adds nothing.
+        dBu += tl.where((s == 0)[:, None, None], dA * h, -0.0)
+        _, hs = tl.associative_scan((dA, dBu), 0, _combine)
+        y = tl.sum(hs * C[:, :, None], axis=1)                          # (T, BLOCK_D)
+        if HAS_D:
+            y += Dskip[None, :] * u
+        tl.store(y_tile + t0 * s_yl, y.to(y_ptr.dtype.element_ty), mask=(t0 + s < length)[:, None] & d_mask[None, :])
+        # the last step's state, exactly: a sum of it and -0.0s
+        h = tl.sum(tl.where((s == T - 1)[:, None, None], hs, -0.0), axis=0, keep_dims=True)
+
+
+@triton.jit
+def _scan_bwd_kernel(
+    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, Dskip_ptr, bias_ptr, dy_ptr, ckpt_ptr, ws_ptr,
+    du_ptr, ddt_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
+    length, n_chunks, groups, dim, dim_group, n_state,
+    s_ub, s_ud, s_ul, s_tb, s_td, s_tl, s_ad, s_an,
+    s_bb, s_bg, s_bn, s_bl, s_cb, s_cg, s_cn, s_cl, s_yb, s_yd, s_yl,
+    HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    CHUNK: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    # outputs du, ddt (Bt, D, L) and dB, dC (Bt, G, N, L) are contiguous; dA (Bt, D, N), dD, dbias (Bt, D)
+    pid_b, pid_g, pid_c = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    d_loc = pid_c * BLOCK_D + tl.arange(0, BLOCK_D)
+    d_mask = d_loc < dim_group
+    d = pid_g * dim_group + d_loc
+    n = tl.arange(0, BLOCK_N)
+    n_mask = n < n_state
+    dn_mask = d_mask[:, None] & n_mask[None, :]
+    A = tl.load(A_ptr + d[:, None] * s_ad + n[None, :] * s_an, mask=dn_mask, other=0.0).to(tl.float32)
+    A2 = A * 1.4426950408889634
+    bias = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
+    Dskip = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    if HAS_D:
+        Dskip = tl.load(Dskip_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
+    b64 = pid_b.to(tl.int64)
+    u_row = u_ptr + b64 * s_ub + d * s_ud
+    dt_row = dt_ptr + b64 * s_tb + d * s_td
+    dy_row = dy_ptr + b64 * s_yb + d * s_yd
+    B_row = B_ptr + b64 * s_bb + pid_g * s_bg + n * s_bn
+    C_row = C_ptr + b64 * s_cb + pid_g * s_cg + n * s_cn
+    out_row = b64 * dim * length + d * length
+    bc_row = (b64 * groups + pid_g) * n_state * length + n * length
+    prog = (pid_b * groups + pid_g) * tl.num_programs(2) + pid_c
+    tile = tl.arange(0, BLOCK_D)[:, None] * BLOCK_N + n[None, :]
+    ck_base = ckpt_ptr + prog.to(tl.int64) * (n_chunks * BLOCK_D * BLOCK_N)
+    ws_base = ws_ptr + prog.to(tl.int64) * (CHUNK * BLOCK_D * BLOCK_N)
+
+    carry = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)  # exp(dl_{t+1} A) * g_{t+1}
+    dA_acc = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)
+    dD_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    dbias_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    for i in range(0, n_chunks):
+        c = n_chunks - 1 - i
+        t0 = c * CHUNK
+        clen = tl.minimum(length - t0, CHUNK)  # the last chunk may be short
+        # recompute the chunk's states h_{t-1} from its checkpoint into the workspace
+        h = tl.load(ck_base + c * (BLOCK_D * BLOCK_N) + tile)
+        for t in range(t0, t0 + clen):
+            tl.store(ws_base + (t - t0) * (BLOCK_D * BLOCK_N) + tile, h)
+            u_t = tl.load(u_row + t * s_ul, mask=d_mask, other=0.0).to(tl.float32)
+            _, dl = _delta(tl.load(dt_row + t * s_tl, mask=d_mask, other=0.0), bias, HAS_BIAS, SOFTPLUS)
+            B_t = tl.load(B_row + t * s_bl, mask=n_mask, other=0.0).to(tl.float32)
+            h = tl.exp2(dl[:, None] * A2) * h + (dl * u_t)[:, None] * B_t[None, :]
+        tl.debug_barrier()
+        for j in range(0, clen):
+            t = t0 + clen - 1 - j
+            h_prev = tl.load(ws_base + (t - t0) * (BLOCK_D * BLOCK_N) + tile)
+            u_t = tl.load(u_row + t * s_ul, mask=d_mask, other=0.0).to(tl.float32)
+            x, dl = _delta(tl.load(dt_row + t * s_tl, mask=d_mask, other=0.0), bias, HAS_BIAS, SOFTPLUS)
+            dy = tl.load(dy_row + t * s_yl, mask=d_mask, other=0.0).to(tl.float32)
+            B_t = tl.load(B_row + t * s_bl, mask=n_mask, other=0.0).to(tl.float32)
+            C_t = tl.load(C_row + t * s_cl, mask=n_mask, other=0.0).to(tl.float32)
+            a = tl.exp2(dl[:, None] * A2)
+            dlu = dl * u_t
+            h = a * h_prev + dlu[:, None] * B_t[None, :]
+            g = dy[:, None] * C_t[None, :] + carry
+            tl.atomic_add(dC_ptr + bc_row + t, tl.sum(dy[:, None] * h, axis=0), mask=n_mask)
+            tl.atomic_add(dB_ptr + bc_row + t, tl.sum(g * dlu[:, None], axis=0), mask=n_mask)
+            gah = g * a * h_prev
+            dA_acc += gah * dl[:, None]
+            gB = tl.sum(g * B_t[None, :], axis=1)
+            ddl = tl.sum(gah * A, axis=1) + gB * u_t
+            du = gB * dl
+            if HAS_D:
+                du += Dskip * dy
+                dD_acc += dy * u_t
+            if SOFTPLUS:
+                ddl = tl.where(x > 20.0, ddl, ddl / (1.0 + tl.exp(-x)))
+            dbias_acc += ddl
+            tl.store(du_ptr + out_row + t, du.to(du_ptr.dtype.element_ty), mask=d_mask)
+            tl.store(ddt_ptr + out_row + t, ddl.to(ddt_ptr.dtype.element_ty), mask=d_mask)
+            carry = a * g
+        tl.debug_barrier()
+    part = b64 * dim + d
+    tl.store(dA_ptr + part[:, None] * n_state + n[None, :], dA_acc, mask=dn_mask)
+    tl.store(dD_ptr + part, dD_acc, mask=d_mask)
+    tl.store(dbias_ptr + part, dbias_acc, mask=d_mask)
+
+
+
+@triton.jit
+def _load_delta(dt_tile, steps, length, d_mask, bias, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
+    """x (delta + bias) and delta (T, BLOCK_D) at `steps`; 0 past the end, where the step is the identity."""
+    live = (steps < length)[:, None]
+    x, dl = _delta(tl.load(dt_tile, mask=live & d_mask[None, :], other=0.0), bias[None, :], HAS_BIAS, SOFTPLUS)
+    return x, tl.where(live, dl, 0.0)
+
+
+@triton.jit
+def _tile_states(h, u, dl, B, A2, s):
+    """States after each of T steps (T, BLOCK_N, BLOCK_D) from the state h (1, BLOCK_N, BLOCK_D) before them."""
+    dA = tl.exp2(dl[:, None, :] * A2[None, :, :])
+    dBu = (dl * u)[:, None, :] * B[:, :, None]
+    dBu += tl.where((s == 0)[:, None, None], dA * h, -0.0)
+    _, hs = tl.associative_scan((dA, dBu), 0, _combine)
+    return hs
+
+
+@triton.jit
+def _scan_bwd_chunked_kernel(
+    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, Dskip_ptr, bias_ptr, dy_ptr, ckpt_ptr, ws_ptr,
+    du_ptr, ddt_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
+    length, n_chunks, groups, dim, dim_group, n_state,
+    s_ub, s_ud, s_ul, s_tb, s_td, s_tl, s_ad, s_an,
+    s_bb, s_bg, s_bn, s_bl, s_cb, s_cg, s_cn, s_cl, s_yb, s_yd, s_yl,
+    HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    CHUNK: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, T: tl.constexpr,
+):
+    # Outputs as in _scan_bwd_kernel; tensors are (T, BLOCK_N, BLOCK_D), time first, for the reason
+    # given in _scan_fwd_chunked_kernel.
+    pid_b, pid_g, pid_c = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    d_loc = pid_c * BLOCK_D + tl.arange(0, BLOCK_D)
+    d_mask = d_loc < dim_group
+    d = pid_g * dim_group + d_loc
+    n = tl.arange(0, BLOCK_N)
+    n_mask = n < n_state
+    nd_mask = n_mask[:, None] & d_mask[None, :]
+    A = tl.load(A_ptr + n[:, None] * s_an + d[None, :] * s_ad, mask=nd_mask, other=0.0).to(tl.float32)
+    A2 = A * 1.4426950408889634                                         # (BLOCK_N, BLOCK_D)
+    bias = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
+    Dskip = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    if HAS_D:
+        Dskip = tl.load(Dskip_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
+    b64 = pid_b.to(tl.int64)
+    s = tl.arange(0, T)
+    r = T - 1 - s  # the tile's steps, last first
+    u_tile = u_ptr + b64 * s_ub + s[:, None] * s_ul + d[None, :] * s_ud
+    dt_tile = dt_ptr + b64 * s_tb + s[:, None] * s_tl + d[None, :] * s_td
+    dy_tile = dy_ptr + b64 * s_yb + s[:, None] * s_yl + d[None, :] * s_yd
+    B_tile = B_ptr + b64 * s_bb + pid_g * s_bg + s[:, None] * s_bl + n[None, :] * s_bn
+    C_tile = C_ptr + b64 * s_cb + pid_g * s_cg + s[:, None] * s_cl + n[None, :] * s_cn
+    # the adjoint runs backwards in time; its scan runs forwards over tiles read last step first
+    # (associative_scan(reverse=True) has miscompiled non-commutative combines: triton#4362)
+    dt_next_rtile = dt_ptr + b64 * s_tb + (r + 1)[:, None] * s_tl + d[None, :] * s_td
+    dy_rtile = dy_ptr + b64 * s_yb + r[:, None] * s_yl + d[None, :] * s_yd
+    C_rtile = C_ptr + b64 * s_cb + pid_g * s_cg + r[:, None] * s_cl + n[None, :] * s_cn
+    out_tile = b64 * dim * length + d[None, :] * length + s[:, None]
+    bc_tile = (b64 * groups + pid_g) * n_state * length + n[None, :] * length + s[:, None]
+    prog = (pid_b * groups + pid_g) * tl.num_programs(2) + pid_c
+    # checkpoints are (BLOCK_D, BLOCK_N) blocks, read here as (1, BLOCK_N, BLOCK_D)
+    ck_tile = (ckpt_ptr + prog.to(tl.int64) * (n_chunks * BLOCK_D * BLOCK_N)
+               + n[None, :, None] + tl.arange(0, BLOCK_D)[None, None, :] * BLOCK_N)
+    # the workspace holds only the state at the start of each tile of a chunk: CHUNK / T states
+    ws_tile = (ws_ptr + prog.to(tl.int64) * ((CHUNK // T) * BLOCK_D * BLOCK_N)
+               + n[None, :, None] * BLOCK_D + tl.arange(0, BLOCK_D)[None, None, :])
+
+    g_next = tl.zeros((1, BLOCK_N, BLOCK_D), dtype=tl.float32)  # g of the step after the tile
+    dA_acc = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
+    dD_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    dbias_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    for i in range(0, n_chunks):
+        c0 = (n_chunks - 1 - i) * CHUNK
+        n_tiles = tl.cdiv(tl.minimum(length - c0, CHUNK), T)
+        h = tl.load(ck_tile + (c0 // CHUNK) * (BLOCK_D * BLOCK_N))
+        for k in range(0, n_tiles):
+            t0 = c0 + k * T
+            tl.store(ws_tile + k * (BLOCK_D * BLOCK_N), h)
+            u = tl.load(u_tile + t0 * s_ul, mask=(t0 + s < length)[:, None] & d_mask[None, :], other=0.0)
+            _, dl = _load_delta(dt_tile + t0 * s_tl, t0 + s, length, d_mask, bias, HAS_BIAS, SOFTPLUS)
+            B = tl.load(B_tile + t0 * s_bl, mask=(t0 + s < length)[:, None] & n_mask[None, :], other=0.0)
+            hs = _tile_states(h, u.to(tl.float32), dl, B.to(tl.float32), A2, s)
+            h = tl.sum(tl.where((s == T - 1)[:, None, None], hs, -0.0), axis=0, keep_dims=True)
+        tl.debug_barrier()
+        for j in range(0, n_tiles):
+            t0 = c0 + (n_tiles - 1 - j) * T
+            live = (t0 + s < length)[:, None]
+            h = tl.load(ws_tile + (n_tiles - 1 - j) * (BLOCK_D * BLOCK_N))
+            u = tl.load(u_tile + t0 * s_ul, mask=live & d_mask[None, :], other=0.0).to(tl.float32)
+            x, dl = _load_delta(dt_tile + t0 * s_tl, t0 + s, length, d_mask, bias, HAS_BIAS, SOFTPLUS)
+            B = tl.load(B_tile + t0 * s_bl, mask=live & n_mask[None, :], other=0.0).to(tl.float32)
+            dy = tl.load(dy_tile + t0 * s_yl, mask=live & d_mask[None, :], other=0.0).to(tl.float32)
+            dlu = dl * u
+            # g_t = C_t dy_t + exp(dl_{t+1} A) g_{t+1}, last step first
+            _, dl_next = _load_delta(dt_next_rtile + t0 * s_tl, t0 + r + 1, length, d_mask, bias, HAS_BIAS,
+                                     SOFTPLUS)
+            C_r = tl.load(C_rtile + t0 * s_cl, mask=(t0 + r < length)[:, None] & n_mask[None, :], other=0.0)
+            dy_r = tl.load(dy_rtile + t0 * s_yl, mask=(t0 + r < length)[:, None] & d_mask[None, :], other=0.0)
+            a_next = tl.exp2(dl_next[:, None, :] * A2[None, :, :])
+            beta = C_r.to(tl.float32)[:, :, None] * dy_r.to(tl.float32)[:, None, :]
+            beta += tl.where((s == 0)[:, None, None], a_next * g_next, -0.0)
+            _, g_r = tl.associative_scan((a_next, beta), 0, _combine)
+            g_next = tl.sum(tl.where((s == T - 1)[:, None, None], g_r, -0.0), axis=0, keep_dims=True)
+            g = tl.flip(g_r, 0)
+            # one atomic add per tile: the T steps' sums over this program's channels
+            bc_mask = live & n_mask[None, :]
+            tl.atomic_add(dB_ptr + bc_tile + t0, tl.sum(g * dlu[:, None, :], axis=2), mask=bc_mask)
+            gB = tl.sum(g * B[:, :, None], axis=1)                       # (T, BLOCK_D)
+            hs = _tile_states(h, u, dl, B, A2, s)
+            tl.atomic_add(dC_ptr + bc_tile + t0, tl.sum(hs * dy[:, None, :], axis=2), mask=bc_mask)
+            ah = hs - dlu[:, None, :] * B[:, :, None]  # exp(dl_t A) h_{t-1}, without shifting hs by a step
+            gah = g * ah
+            dA_acc += tl.sum(gah * dl[:, None, :], axis=0)
+            ddl = tl.sum(gah * A[None, :, :], axis=1) + gB * u
+            du = gB * dl
+            if HAS_D:
+                du += Dskip[None, :] * dy
+                dD_acc += tl.sum(dy * u, axis=0)
+            if SOFTPLUS:
+                ddl = tl.where(x > 20.0, ddl, ddl / (1.0 + tl.exp(-x)))
+            ddl = tl.where(live, ddl, 0.0)
+            dbias_acc += tl.sum(ddl, axis=0)
+            out_mask = live & d_mask[None, :]
+            tl.store(du_ptr + out_tile + t0, du.to(du_ptr.dtype.element_ty), mask=out_mask)
+            tl.store(ddt_ptr + out_tile + t0, ddl.to(ddt_ptr.dtype.element_ty), mask=out_mask)
+        tl.debug_barrier()
+    part = b64 * dim + d
+    tl.store(dA_ptr + part[None, :] * n_state + n[:, None], dA_acc, mask=nd_mask)
+    tl.store(dD_ptr + part, dD_acc, mask=d_mask)
+    tl.store(dbias_ptr + part, dbias_acc, mask=d_mask)
