@@ -7,6 +7,7 @@
 #    it correct and faster.
 #   bash scripts/gpu_session3.sh $OUT [TRAIN_MINUTES=5]
 # Needs .data/ (label maps, fsaverage, mni152_t1.nii.gz) and the nibabel wheel, both carried.
+# Brings back 8 files (the most a call returns): scan.log, pipeline.log/.csv and 5 from training.
 set -uo pipefail
 OUT=${1:?OUT}; MIN=${2:-5}
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/MedSegMamba${PYTHONPATH:+:$PYTHONPATH}"
@@ -14,7 +15,6 @@ mkdir -p "$OUT"
 date -u
 timeout 280 python3 benchmarks/scan_gpu.py --out /tmp/scan > "$OUT/scan.log" 2>&1
 echo "scan_gpu exit $?"; grep -A14 "^summary" "$OUT/scan.log"
-cp /tmp/scan/results.md "$OUT/scan.md" 2>/dev/null
 W=MedSegMamba/medsegmamba/weights/default.safetensors
 timeout 90 python3 benchmarks/pipeline_bench.py --out /tmp/pipe --input .data/mni152_t1.nii.gz \
   --models "$W" --steps 16 32 --batch-sizes 0 4 --tilings focused --repeat 2 > "$OUT/pipeline.log" 2>&1
