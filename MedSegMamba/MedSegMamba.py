@@ -34,6 +34,10 @@ except ImportError:  # slicer-core outside the application has no parameter node
 MODULE_DIR = os.path.dirname(os.path.abspath(__file__))
 DEVICES = {"auto": "auto", "gpu": "cuda", "cuda": "cuda", "cpu": "cpu"}
 STEPS = (16, 32)
+TILINGS = ("focused", "full")
+# The panel's "Quality" choices: (patch step, tiling). "focused" tiles only the box where a coarse
+# pass finds the structures; "full" tiles the whole head as the paper does (several times slower).
+QUALITIES = {"fast": (32, "focused"), "best": (16, "focused"), "paper": (16, "full")}
 PACKAGES = ("torch", "numpy", "nibabel", "scipy", "safetensors", "tqdm", "matplotlib")
 
 
@@ -132,8 +136,9 @@ class MedSegMambaWidget(ScriptedLoadableModuleWidget):
         for text, value in ((_("Auto"), "auto"), (_("GPU (CUDA)"), "cuda"), (_("CPU"), "cpu")):
             self.ui.deviceComboBox.addItem(text, value)
         self.ui.qualityComboBox.clear()
-        self.ui.qualityComboBox.addItem(_("Fast (step 32)"), 32)
-        self.ui.qualityComboBox.addItem(_("Best (step 16)"), 16)
+        self.ui.qualityComboBox.addItem(_("Fast (step 32)"), "fast")
+        self.ui.qualityComboBox.addItem(_("Best (step 16)"), "best")
+        self.ui.qualityComboBox.addItem(_("As in the paper (step 16, whole head; slow)"), "paper")
         subfields = self.logic.subfieldWeightsAvailable()
         self.ui.hippocampusCheckBox.enabled = subfields
         self.ui.hippocampusCheckBox.toolTip = (
@@ -193,12 +198,14 @@ class MedSegMambaWidget(ScriptedLoadableModuleWidget):
             if not model or not os.path.isfile(model):
                 slicer.util.errorDisplay(_("Choose a model file (.safetensors) first."))
                 return
+        step, tiling = QUALITIES[self.ui.qualityComboBox.currentData]
         try:
             self.logic.process(
                 self.ui.inputVolumeSelector.currentNode(),
                 model=model,
                 device=self.ui.deviceComboBox.currentData,
-                step=int(self.ui.qualityComboBox.currentData),
+                step=step,
+                tiling=tiling,
                 hippocampus=self.ui.hippocampusCheckBox.checked and self.ui.hippocampusCheckBox.enabled,
                 wait=False,
                 onProgress=self._onProgress,
@@ -315,10 +322,10 @@ class MedSegMambaLogic(ScriptedLoadableModuleLogic):
         python = shutil.which("PythonSlicer") if hasattr(slicer, "app") else None
         return [python or sys.executable, "-m", "medsegmamba.cli"]
 
-    def buildCommand(self, inputPath, outputDir, model, device, step, hippocampus):
+    def buildCommand(self, inputPath, outputDir, model, device, step, hippocampus, tiling="focused"):
         command = list(self.segmenterCommand or self.defaultCommand())
         command += ["segment", inputPath, "-o", outputDir, "--model", model, "--device", device]
-        command += ["--step", str(step), "--progress", "json", "--overwrite"]
+        command += ["--step", str(step), "--tiling", tiling, "--progress", "json", "--overwrite"]
         if hippocampus:
             command += ["--hippocampus", "default"]
         return command
@@ -330,13 +337,15 @@ class MedSegMambaLogic(ScriptedLoadableModuleLogic):
         return env
 
     @staticmethod
-    def checkArguments(inputVolume, model, device, step):
+    def checkArguments(inputVolume, model, device, step, tiling="focused"):
         if inputVolume is None or not inputVolume.IsA("vtkMRMLScalarVolumeNode") or inputVolume.GetImageData() is None:
             raise ValueError(f"inputVolume: expected a scalar volume node with image data, got {inputVolume!r}")
         if str(device).lower() not in DEVICES:
             raise ValueError(f"device: expected one of {sorted(DEVICES)}, got {device!r}")
         if step not in STEPS:
             raise ValueError(f"step: expected 16 (best) or 32 (fast), got {step!r}")
+        if tiling not in TILINGS:
+            raise ValueError(f"tiling: expected one of {TILINGS}, got {tiling!r}")
         if not isinstance(model, str) or not model:
             raise ValueError(f"model: expected 'default', a model name or a file path, got {model!r}")
 
@@ -348,6 +357,7 @@ class MedSegMambaLogic(ScriptedLoadableModuleLogic):
         step=32,
         hippocampus=False,
         wait=True,
+        tiling="focused",
         onProgress=None,
         onFinished=None,
         timeout=None,
@@ -356,7 +366,7 @@ class MedSegMambaLogic(ScriptedLoadableModuleLogic):
         """Segment inputVolume. wait=True: returns the vtkMRMLSegmentationNode or raises
         RuntimeError. wait=False: returns None at once; results come through the callbacks
         (poll=True starts a QTimer when running inside the application)."""
-        self.checkArguments(inputVolume, model, device, step)
+        self.checkArguments(inputVolume, model, device, step, tiling)
         if self.isRunning:
             raise RuntimeError("a segmentation is already running; cancel it first")
         if os.path.isfile(model):
@@ -366,7 +376,8 @@ class MedSegMambaLogic(ScriptedLoadableModuleLogic):
             inputPath = os.path.join(workDir, "input.nii.gz")
             sceneHelpers.writeVolume(inputVolume, inputPath)
             outputDir = os.path.join(workDir, "out")
-            command = self.buildCommand(inputPath, outputDir, model, DEVICES[device.lower()], step, hippocampus)
+            command = self.buildCommand(inputPath, outputDir, model, DEVICES[device.lower()], step, hippocampus,
+                                        tiling)
             logging.info("MedSegMamba: %s", " ".join(command))
             process = SegmenterProcess(command, env=self._environment(), cwd=workDir)
         except Exception:

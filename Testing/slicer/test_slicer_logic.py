@@ -203,6 +203,8 @@ def test_bad_arguments_name_the_argument(slicerScene):
         logic.process(volume, step=20)
     with pytest.raises(ValueError, match="device"):
         logic.process(volume, device="tpu")
+    with pytest.raises(ValueError, match="tiling: expected one of"):
+        logic.process(volume, tiling="sparse")
     with pytest.raises(ValueError, match="inputVolume"):
         logic.process(None)
 
@@ -213,7 +215,17 @@ def test_command_line_matches_the_cli_contract():
     command = MedSegMambaLogic().buildCommand("in.nii.gz", "out", "default", "cuda", 16, True)
     assert command[1:3] == ["-m", "medsegmamba.cli"]
     assert command[3:] == ["segment", "in.nii.gz", "-o", "out", "--model", "default", "--device", "cuda",
-                           "--step", "16", "--progress", "json", "--overwrite", "--hippocampus", "default"]
+                           "--step", "16", "--tiling", "focused", "--progress", "json", "--overwrite",
+                           "--hippocampus", "default"]
+    full = MedSegMambaLogic().buildCommand("in.nii.gz", "out", "default", "cpu", 16, False, tiling="full")
+    assert full[full.index("--tiling") + 1] == "full"
+
+
+def test_every_quality_choice_is_a_valid_step_and_tiling():
+    from MedSegMamba import QUALITIES, STEPS, TILINGS
+
+    assert set(QUALITIES) == {"fast", "best", "paper"}
+    assert all(step in STEPS and tiling in TILINGS for step, tiling in QUALITIES.values())
 
 
 def _realCliReason():
