@@ -30,6 +30,19 @@ def _delta(dt_raw, bias, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
 
 
 @triton.jit
+def _channel_params(bias_ptr, Dskip_ptr, d, d_mask, BLOCK_D: tl.constexpr, HAS_BIAS: tl.constexpr,
+                    HAS_D: tl.constexpr):
+    """delta_bias and D of the program's channels in float32; zeros where they are not given."""
+    bias = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
+    Dskip = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    if HAS_D:
+        Dskip = tl.load(Dskip_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
+    return bias, Dskip
+
+
+@triton.jit
 def _scan_fwd_kernel(
     u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, Dskip_ptr, bias_ptr, y_ptr, ckpt_ptr,
     length, groups, dim_group, n_state,
@@ -46,12 +59,7 @@ def _scan_fwd_kernel(
     n_mask = n < n_state
     A2 = tl.load(A_ptr + d[:, None] * s_ad + n[None, :] * s_an,
                  mask=d_mask[:, None] & n_mask[None, :], other=0.0).to(tl.float32) * 1.4426950408889634
-    bias = tl.zeros((BLOCK_D,), dtype=tl.float32)
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
-    Dskip = tl.zeros((BLOCK_D,), dtype=tl.float32)
-    if HAS_D:
-        Dskip = tl.load(Dskip_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
+    bias, Dskip = _channel_params(bias_ptr, Dskip_ptr, d, d_mask, BLOCK_D, HAS_BIAS, HAS_D)
     b64 = pid_b.to(tl.int64)
     u_row = u_ptr + b64 * s_ub + d * s_ud
     dt_row = dt_ptr + b64 * s_tb + d * s_td
@@ -129,12 +137,7 @@ def _scan_fwd_chunked_kernel(
     nd_mask = n_mask[:, None] & d_mask[None, :]
     A2 = tl.load(A_ptr + n[:, None] * s_an + d[None, :] * s_ad, mask=nd_mask, other=0.0).to(tl.float32)
     A2 = A2 * 1.4426950408889634                                        # (BLOCK_N, BLOCK_D)
-    bias = tl.zeros((BLOCK_D,), dtype=tl.float32)
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
-    Dskip = tl.zeros((BLOCK_D,), dtype=tl.float32)
-    if HAS_D:
-        Dskip = tl.load(Dskip_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
+    bias, Dskip = _channel_params(bias_ptr, Dskip_ptr, d, d_mask, BLOCK_D, HAS_BIAS, HAS_D)
     b64 = pid_b.to(tl.int64)
     s = tl.arange(0, T)
     # Tiles are (T, channels) and (T, states), time first: in the (T, BLOCK_N, BLOCK_D) tensors
@@ -198,12 +201,7 @@ def _scan_bwd_kernel(
     dn_mask = d_mask[:, None] & n_mask[None, :]
     A = tl.load(A_ptr + d[:, None] * s_ad + n[None, :] * s_an, mask=dn_mask, other=0.0).to(tl.float32)
     A2 = A * 1.4426950408889634
-    bias = tl.zeros((BLOCK_D,), dtype=tl.float32)
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
-    Dskip = tl.zeros((BLOCK_D,), dtype=tl.float32)
-    if HAS_D:
-        Dskip = tl.load(Dskip_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
+    bias, Dskip = _channel_params(bias_ptr, Dskip_ptr, d, d_mask, BLOCK_D, HAS_BIAS, HAS_D)
     b64 = pid_b.to(tl.int64)
     u_row = u_ptr + b64 * s_ub + d * s_ud
     dt_row = dt_ptr + b64 * s_tb + d * s_td
@@ -309,12 +307,7 @@ def _scan_bwd_chunked_kernel(
     nd_mask = n_mask[:, None] & d_mask[None, :]
     A = tl.load(A_ptr + n[:, None] * s_an + d[None, :] * s_ad, mask=nd_mask, other=0.0).to(tl.float32)
     A2 = A * 1.4426950408889634                                         # (BLOCK_N, BLOCK_D)
-    bias = tl.zeros((BLOCK_D,), dtype=tl.float32)
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
-    Dskip = tl.zeros((BLOCK_D,), dtype=tl.float32)
-    if HAS_D:
-        Dskip = tl.load(Dskip_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
+    bias, Dskip = _channel_params(bias_ptr, Dskip_ptr, d, d_mask, BLOCK_D, HAS_BIAS, HAS_D)
     b64 = pid_b.to(tl.int64)
     s = tl.arange(0, T)
     r = T - 1 - s  # the tile's steps, last first

@@ -116,10 +116,7 @@ def _chunked_config(dim_group, n_state, block_d=None, num_warps=None, chunk_t=No
         raise ValueError(f"selective_scan_triton: block_d must be a power of two, got {block_d}")
     if num_warps is None:
         num_warps = 2
-    if chunk_t is None:
-        chunk_t = max(1, min(CHUNK, 64 * 32 * num_warps // (block_d * block_n)))
-    if chunk_t < 1 or chunk_t & (chunk_t - 1) or CHUNK % chunk_t:
-        raise ValueError(f"selective_scan_triton: chunk_t must be a power of two dividing {CHUNK}, got {chunk_t}")
+    chunk_t = _steps_per_tile(chunk_t, 64, num_warps, block_d, block_n, "chunk_t")
     return block_d, block_n, chunk_t, num_warps
 
 
@@ -134,11 +131,18 @@ def _bwd_chunked_config(n_state, block_d, num_warps=None, chunk_t=None):
     block_n = triton.next_power_of_2(n_state)
     if num_warps is None:
         num_warps = 8
+    return _steps_per_tile(chunk_t, 8, num_warps, block_d, block_n, "bwd chunk_t"), num_warps
+
+
+def _steps_per_tile(chunk_t, elems_per_thread, num_warps, block_d, block_n, name):
+    """T of a chunked kernel: `chunk_t` checked, or by default the T at which each thread holds
+    `elems_per_thread` elements of a (T, BLOCK_N, BLOCK_D) tensor. T must divide CHUNK, so that
+    every checkpoint falls on the start of a tile."""
     if chunk_t is None:
-        chunk_t = max(1, min(CHUNK, 8 * 32 * num_warps // (block_d * block_n)))
+        chunk_t = max(1, min(CHUNK, elems_per_thread * 32 * num_warps // (block_d * block_n)))
     if chunk_t < 1 or chunk_t & (chunk_t - 1) or CHUNK % chunk_t:
-        raise ValueError(f"selective_scan_triton: bwd chunk_t must be a power of two dividing {CHUNK}, got {chunk_t}")
-    return chunk_t, num_warps
+        raise ValueError(f"selective_scan_triton: {name} must be a power of two dividing {CHUNK}, got {chunk_t}")
+    return chunk_t
 
 
 def _scan_fwd(u, delta, A, B, C, D, delta_bias, softplus, store_ckpt, block_d=None, num_warps=None,
