@@ -18,6 +18,7 @@ import numpy as np
 from .. import io
 
 log = logging.getLogger(__name__)
+RANDOM_WEIGHTS = "random weights (benchmark)"  # provenance of a preset built by make_model
 
 
 def synthetic_head(shape=(192, 224, 192), voxel_mm=1.0, tilt_degrees=10.0, seed: int = 0) -> io.Volume:
@@ -58,7 +59,7 @@ def make_model(spec, device):
     if isinstance(spec, str) and spec in PRESETS:
         torch.manual_seed(0)
         network = build_model(spec).to(device).eval()
-        return LoadedModel(network, f"{spec} (random weights)", {"provenance": "random weights (benchmark)"})
+        return LoadedModel(network, f"{spec} (random weights)", {"provenance": RANDOM_WEIGHTS})
     return load_model(spec, device)
 
 
@@ -76,7 +77,7 @@ def run_benchmark(model="small", input_path=None, device="auto", step=None, batc
     device = resolve_device(device)
     loaded = make_model(model, device)
     if tiling is None:
-        tiling = "full" if "random weights" in loaded.metadata.get("provenance", "") else "focused"
+        tiling = "full" if loaded.metadata.get("provenance") == RANDOM_WEIGHTS else "focused"
     options = SegmentOptions(model=loaded.network, device=str(device), step=step, batch_size=batch_size,
                              tiling=tiling, overwrite=True)
     segmenter = Segmenter(options)
