@@ -2,8 +2,7 @@
 
 Reads top to bottom as the pipeline (FastSurfer's run_prediction main):
 read -> conform -> (coarse pass: where are the structures) -> patches -> model -> add probabilities
--> argmax -> FreeSurfer labels
--> un-pad/un-crop -> back to native -> write. Everything between read and write stays on the device.
+-> argmax -> FreeSurfer labels -> un-pad/un-crop -> back to native -> write. Everything between read and write stays on the device.
 """
 
 from __future__ import annotations
@@ -20,8 +19,8 @@ import numpy as np
 from .. import io, qc, stats
 from ..errors import ModelError
 from ..labels import ASEG, HIPPOCAMPAL_SUBFIELDS, class_to_label
-from .focus import TILINGS, predict_classes
 from .conform import conform, to_native
+from .focus import TILINGS, predict_classes
 from .hippocampus import segment_subfields
 from .loading import LoadedModel, load_model, resolve_device
 
