@@ -3,6 +3,8 @@
     python3 benchmarks/scan_gpu.py --out "$OUT"                  # CUDA, about 3 minutes
     python3 benchmarks/scan_gpu.py --out "$OUT" --parts sweep    # CUDA, launch settings only
     python3 benchmarks/scan_gpu.py --out /tmp/x --smoke          # CPU, tiny sizes, reference only
+    python3 benchmarks/scan_gpu.py --out "$OUT" --size 1024,8,16,1728 --parts accuracy,timings
+                                                       # another model's scan (the default's here)
 
 Both Triton forward kernels are measured side by side: "seq" (one step at a time) and "chunked"
 (T steps at once through an associative scan), each with the sequential backward; and both
@@ -42,7 +44,7 @@ CHUNKED_SWEEP = ((32, 4, 4), (32, 2, 2), (64, 4, 8), (64, 2, 4), (16, 4, 2), (32
                  (32, 8, 4), (32, 4, 2))
 # chunked backward, (block_d, T, num_warps) after the chunked forward: elements of a (T, N, block_d)
 # tensor per thread at N=64 are 8 (no spills offline for sm_90), 16 (64-144 bytes spilled) or 32
-BWD_SWEEP = ((16, 2, 8), (16, 4, 8), (16, 2, 4), (8, 2, 4), (8, 4, 4), (8, 4, 8), (32, 2, 8), (16, 8, 8))
+BWD_SWEEP = ((16, 2, 4), (16, 4, 4), (16, 1, 4), (16, 2, 8), (8, 4, 4), (8, 8, 4), (32, 2, 4), (16, 2, 2))
 
 
 def make_inputs(batch, dim, groups, n, length, device, dtype, seed=0):
@@ -234,12 +236,20 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path, help="folder for results.json and results.md")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes on the CPU, reference only")
+    parser.add_argument("--size", default="8192,8,64,1728",
+                        help="D,G,N,L of one scan call at batch 1 (default: the paper network's)")
     parser.add_argument("--parts", default=",".join(PARTS),
                         help=f"comma-separated subset of {','.join(PARTS)} (default: all)")
     args = parser.parse_args(argv)
     parts = [p for p in args.parts.split(",") if p]
     if not parts or any(p not in PARTS for p in parts):
         parser.error(f"--parts must be a comma-separated subset of {','.join(PARTS)}, got {args.parts!r}")
+    try:
+        size = tuple(int(v) for v in args.size.split(","))
+        if len(size) != 4 or min(size) < 1 or size[0] % size[1]:
+            raise ValueError
+    except ValueError:
+        parser.error(f"--size must be D,G,N,L (positive, G dividing D), got {args.size!r}")
     args.out.mkdir(parents=True, exist_ok=True)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -248,7 +258,8 @@ def main(argv=None):
     else:
         if not torch.cuda.is_available():
             parser.error("CUDA is not available; use --smoke on the CPU")
-        device, (dim, groups, n, length), subset = torch.device("cuda"), (8192, 8, 64, 1728), 64
+        device, (dim, groups, n, length) = torch.device("cuda"), size
+        subset = min(64, dim // groups)
     fast = {"ref": selective_scan_ref}
     if device.type == "cuda":
         from medsegmamba.ops.triton.selective_scan import selective_scan_triton

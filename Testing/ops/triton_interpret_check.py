@@ -97,8 +97,8 @@ BWD_CASES = {
                                                None, False), dict(bwd_kernel="chunked")),
     "bwd_chunked_bf16": ((1, 12, 2, 5, 19, True, True, False, torch.bfloat16, 10, 4, "chunked", 8),
                          dict(bwd_kernel="chunked", bwd_launch=(None, 4, None))),
-    # bwd_kernel=None: the backward comes from $MEDSEGMAMBA_TRITON_BWD, set for this case only
-    "bwd_chunked_by_env": ((1, 8, 2, 3, 10, True, True, False, torch.float32, 11, None, None), {}),
+    # bwd_kernel=None and $MEDSEGMAMBA_TRITON_BWD unset: the default backward
+    "bwd_chunked_by_default": ((1, 8, 2, 3, 10, True, True, False, torch.float32, 11, None, None), {}),
 }
 
 if __name__ == "__main__":
@@ -108,13 +108,15 @@ if __name__ == "__main__":
     tscan._scan_bwd_kernel = _Spy(tscan._scan_bwd_kernel, "seq", launched_bwd)
     tscan._scan_bwd_chunked_kernel = _Spy(tscan._scan_bwd_chunked_kernel, "chunked", launched_bwd)
     os.environ["MEDSEGMAMBA_TRITON_FWD"] = "chunked"
-    os.environ.pop("MEDSEGMAMBA_TRITON_BWD", None)
     results = {"launched": {}, "launched_bwd": {}}
     for name, (args, kwargs) in [(k, (v, {})) for k, v in CASES.items()] + list(BWD_CASES.items()):
         del launched[:], launched_bwd[:]
-        if name == "bwd_chunked_by_env":
-            os.environ["MEDSEGMAMBA_TRITON_BWD"] = "chunked"
+        # the forward cases check the sequential backward, chosen through the environment; the
+        # backward cases name the chunked one, or leave it to the default
+        if name in CASES:
+            os.environ["MEDSEGMAMBA_TRITON_BWD"] = "seq"
+        else:
+            os.environ.pop("MEDSEGMAMBA_TRITON_BWD", None)
         results[name] = case(*args, **kwargs)
-        os.environ.pop("MEDSEGMAMBA_TRITON_BWD", None)
         results["launched"][name], results["launched_bwd"][name] = list(launched), list(launched_bwd)
     print(json.dumps(results))

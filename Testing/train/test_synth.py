@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from medsegmamba.labels import ASEG
-from medsegmamba.train.labelmaps import LabelTable, target_of
+from medsegmamba.train.labelmaps import CISTERN_MM, EXTRA_CSF, LabelTable, split_csf, target_of
 from medsegmamba.train.synth import SynthConfig, SynthGenerator
 
 CLS = {s.label: i for i, s in enumerate(ASEG)}
@@ -17,8 +17,11 @@ def make(maps, seed=0, **kw):
 
 def test_target_rules():
     assert target_of(25) == 2 and target_of(57) == 41
-    for extra in (24, 30, 62, 72, 85, 502, 507, 530):
+    for extra in (30, 62, 72, 85, 502, 507, 530, EXTRA_CSF):
         assert target_of(extra) == 0
+    assert target_of(24) == 24 and target_of(24, csf="aseg") == 24 and target_of(24, csf="background") == 0
+    with pytest.raises(ValueError, match="csf"):
+        target_of(24, csf="nope")
     assert [target_of(v) for v in (136, 137, 163, 164)] == [31, 31, 63, 63]
     assert [target_of(v, "ventricle") for v in (136, 137, 163, 164)] == [4, 5, 43, 44]
     with pytest.raises(ValueError, match="choroid"):
@@ -36,6 +39,52 @@ def test_table_mirror_and_intensity_classes():
         t.encode(np.array([[[0, 999]]]))
 
 
+def _split_csf_slow(m):
+    """split_csf's twin: every CSF voxel's distance to every thalamus voxel, by brute force."""
+    out = m.copy()
+    csf, thal = np.argwhere(m == 24), np.argwhere(np.isin(m, (10, 49)))
+    for v in csf:
+        near = len(thal) and np.sqrt(((thal - v) ** 2).sum(1)).min() <= CISTERN_MM
+        out[tuple(v)] = 24 if near else EXTRA_CSF
+    return out
+
+
+def test_split_csf_keeps_only_the_cistern():
+    m = np.zeros((20, 20, 20), np.int32)
+    m[5:8, 5:8, 5:8] = 10
+    m[8, 6, 6] = m[10, 6, 6] = m[11, 6, 6] = m[19, 19, 19] = 24  # 1, 3 (kept), 4 and far (split)
+    m[8, 8, 8] = 24  # diagonal: sqrt(3) from the corner voxel
+    s = split_csf(m)
+    assert s[8, 6, 6] == s[10, 6, 6] == s[8, 8, 8] == 24
+    assert s[11, 6, 6] == s[19, 19, 19] == EXTRA_CSF
+    assert (s[m != 24] == m[m != 24]).all() and m[11, 6, 6] == 24  # input untouched
+    no_thalamus = np.where(m == 10, 2, m)
+    assert not (split_csf(no_thalamus) == 24).any()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_split_csf_matches_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    m = rng.choice([0, 2, 24, 24, 24, 10, 49], size=(14, 12, 16), p=[.3, .2, .15, .15, .16, .02, .02])
+    m[:3] = 24  # a slab far enough that the crop matters
+    assert (split_csf(m) == _split_csf_slow(m)).all()
+
+
+def test_table_csf_rules():
+    t = LabelTable([0, 2, 10, 49, 24])
+    g = {int(v): i for i, v in enumerate(t.labels)}
+    assert EXTRA_CSF in g and t.target[g[24]] == CLS[24] and t.target[g[EXTRA_CSF]] == 0
+    assert t.intensity[g[EXTRA_CSF]] == t.intensity[g[24]]  # imaged the same: told apart by place
+    m = np.zeros((12, 12, 12), np.int32)
+    m[4:6, 4:6, 4:6], m[6, 4, 4], m[11, 11, 11] = 10, 24, 24
+    enc = t.encode(m)
+    assert t.labels[enc[6, 4, 4]] == 24 and t.labels[enc[11, 11, 11]] == EXTRA_CSF
+    aseg = LabelTable([0, 2, 10, 49, 24], csf="aseg")
+    assert EXTRA_CSF not in aseg.labels and aseg.labels[aseg.encode(m)[11, 11, 11]] == 24
+    with pytest.raises(ValueError, match="csf"):
+        LabelTable([0, 24], csf="everywhere")
+
+
 def test_shapes_ranges_targets(maps):
     gen = make(maps)
     img, tgt = gen.sample(3)
@@ -46,7 +95,8 @@ def test_shapes_ranges_targets(maps):
     assert torch.allclose(img * 255, (img * 255).round(), atol=1e-4)
     allowed = {CLS[v] for v in (0, 10, 49, 17, 53, 4, 43, 31, 63)}
     assert set(tgt.unique().tolist()) <= allowed
-    # CSF 24 and the scalp are imaged but never targets; WM/cortex are not among the 32 classes
+    # the CSF shell is far from the thalami: imaged, but background like the scalp; WM/cortex
+    # are not among the 32 classes
     assert CLS[24] not in tgt.unique().tolist()
 
 

@@ -31,6 +31,8 @@ _FLAGS = {
     "--ckpt-every": ("ckpt_every", int, "checkpoint every N iterations"),
     "--log-every": ("log_every", int, "log every N iterations"),
     "--choroid": ("choroid", str, "136/137/163/164 as 'plexus' (31/63) or 'ventricle'"),
+    "--csf": ("csf", str, "label 24 as 'cistern' (only near the thalami: SynthSeg-style maps), "
+                          "'aseg' (all of it: real FreeSurfer asegs) or 'background'"),
 }
 
 

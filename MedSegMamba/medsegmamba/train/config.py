@@ -43,6 +43,7 @@ class TrainConfig:
     val_step: int = 32
     ckpt_every: int = 500
     choroid: str = "plexus"
+    csf: str = "cistern"                 # label 24: "cistern" (split, see labelmaps), "aseg", "background"
     bf16: bool = True                    # autocast on CUDA only
     synth: dict = field(default_factory=dict)
 

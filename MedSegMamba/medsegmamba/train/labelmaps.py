@@ -2,9 +2,14 @@
 
 Decisions (see docs/readme/training.md):
 - 25/57 (lesion) are imaged and segmented as cerebral white matter (2/41), like SynthSeg.
-- 24 (CSF: all the extra-cerebral CSF in these maps, ~380k voxels, unlike FreeSurfer's small
-  aseg CSF), 30/62 (vessel), 72 (5th ventricle), 85 (optic chiasm) and the 500s are tissue in the
-  image and background in the target.
+- 24 (CSF) in these maps is all the extra-cerebral CSF (~380k voxels), while FreeSurfer's aseg CSF
+  is one small cistern between the thalami (fsaverage: 1,790 voxels, half of them within 1.7 mm
+  of a thalamus). With csf="cistern" (the default) the 24-voxels within CISTERN_MM of a thalamus
+  stay CSF, about 2,000 voxels in each map, one connected piece as in fsaverage; the rest become
+  EXTRA_CSF, imaged exactly like CSF and segmented as background. csf="aseg" keeps every 24 as
+  CSF (real FreeSurfer asegs, where 24 is already the cistern); csf="background" drops it.
+- 30/62 (vessel), 72 (5th ventricle), 85 (optic chiasm) and the 500s are tissue in the image and
+  background in the target.
 - 136/137 (left) and 163/164 (right) are imaged as their own intensity class and, by default,
   become the choroid plexus 31 (left) / 63 (right): the product has those classes and fsaverage's
   aseg labels them; `choroid="ventricle"` maps them like SynthSeg (4, 5, 43, 44) instead.
@@ -13,11 +18,16 @@ Decisions (see docs/readme/training.md):
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from ..labels import ASEG
 
 LESION_TO_WM = {25: 2, 57: 41}
-BACKGROUND_TARGET = (24, 30, 62, 72, 85)
+BACKGROUND_TARGET = (30, 62, 72, 85)
+CSF, THALAMI = 24, (10, 49)
+EXTRA_CSF = 524  # not a value of the maps: 24 split off outside the cistern (see csf="cistern")
+CISTERN_MM = 3.0
+CSF_RULES = ("cistern", "aseg", "background")
 CHOROID_TARGETS = {
     "plexus": {136: 31, 137: 31, 163: 63, 164: 63},
     "ventricle": {136: 4, 137: 5, 163: 43, 164: 44},
@@ -43,14 +53,36 @@ TISSUE = {
 TISSUE_ORDER = tuple(TISSUE)
 
 
-def target_of(label: int, choroid: str = "plexus") -> int:
+def target_of(label: int, choroid: str = "plexus", csf: str = "cistern") -> int:
     """FreeSurfer label a map value is segmented as (0: background)."""
     if choroid not in CHOROID_TARGETS:
         raise ValueError(f"choroid: expected one of {sorted(CHOROID_TARGETS)}, got {choroid!r}")
+    if csf not in CSF_RULES:
+        raise ValueError(f"csf: expected one of {list(CSF_RULES)}, got {csf!r}")
     label = LESION_TO_WM.get(label, label)
-    if label in BACKGROUND_TARGET or 500 <= label < 600:
+    if label in BACKGROUND_TARGET or 500 <= label < 600 or (label == CSF and csf == "background"):
         return 0
     return CHOROID_TARGETS[choroid].get(label, label)
+
+
+def split_csf(label_map: np.ndarray) -> np.ndarray:
+    """A copy of the map with every CSF voxel farther than CISTERN_MM from a thalamus made EXTRA_CSF.
+
+    The distance is computed in the thalami's bounding box grown by the radius only: a voxel
+    outside that box is farther than the radius anyway. Voxels are taken as 1 mm (the maps are).
+    """
+    lm = np.array(label_map, copy=True)
+    csf = lm == CSF
+    lm[csf] = EXTRA_CSF
+    thalami = np.isin(lm, THALAMI)
+    if not thalami.any():
+        return lm
+    pad = int(np.ceil(CISTERN_MM)) + 1
+    idx = np.argwhere(thalami)
+    box = tuple(slice(max(lo - pad, 0), hi + pad + 1) for lo, hi in zip(idx.min(0), idx.max(0)))
+    near = ndimage.distance_transform_edt(~thalami[box]) <= CISTERN_MM
+    lm[box][near & csf[box]] = CSF
+    return lm
 
 
 class LabelTable:
@@ -61,19 +93,25 @@ class LabelTable:
     index in TISSUE_ORDER, or -1 for random-intensity tissue.
     """
 
-    def __init__(self, values, choroid: str = "plexus"):
+    def __init__(self, values, choroid: str = "plexus", csf: str = "cistern"):
+        target_of(0, choroid, csf)  # checks both rules
         values = {int(v) for v in values} | {0}
         pairs = {**LEFT_RIGHT, **{r: l for l, r in LEFT_RIGHT.items()}}
         values |= {pairs[v] for v in values if v in pairs}  # a flip needs both sides
+        if csf == "cistern" and CSF in values:
+            values.add(EXTRA_CSF)
         values = sorted(v for v in values if v not in LESION_TO_WM)
         self.labels = np.array(values, np.int64)
-        self.choroid = choroid
+        self.choroid, self.csf = choroid, csf
         index = {v: g for g, v in enumerate(values)}
         cls = {s.label: i for i, s in enumerate(ASEG)}
-        self.target = np.array([cls.get(target_of(v, choroid), 0) for v in values], np.int64)
+        self.target = np.array([cls.get(target_of(v, choroid, csf), 0) for v in values], np.int64)
+        # one intensity class per left/right pair, and extra-cerebral CSF shares CSF's: the
+        # network must tell the cistern from the rest by where it is, not by how it looks
+        canon = {r: l for l, r in LEFT_RIGHT.items()} | {EXTRA_CSF: CSF}
         right_to_left = {r: l for l, r in LEFT_RIGHT.items()}
-        keys = sorted({right_to_left.get(v, v) for v in values})
-        self.intensity = np.array([keys.index(right_to_left.get(v, v)) for v in values], np.int64)
+        keys = sorted({canon.get(v, v) for v in values})
+        self.intensity = np.array([keys.index(canon.get(v, v)) for v in values], np.int64)
         self.num_intensity = len(keys)
         self.mirror = np.array(
             [index.get(LEFT_RIGHT.get(v, right_to_left.get(v, v)), g) for g, v in enumerate(values)],
@@ -83,8 +121,11 @@ class LabelTable:
         self.intensity_tissue = np.array([tissue_of.get(k, -1) for k in key_values], np.int64)
 
     def encode(self, label_map: np.ndarray) -> np.ndarray:
-        """Label map -> uint8 map of gen indices (lesions folded into white matter first)."""
+        """Label map -> uint8 map of gen indices (lesions folded into white matter and, with
+        csf="cistern", CSF outside the cistern split off first)."""
         lm = np.asarray(label_map).astype(np.int64)
+        if self.csf == "cistern":
+            lm = split_csf(lm)
         for src, dst in LESION_TO_WM.items():
             lm[lm == src] = dst
         unknown = np.setdiff1d(np.unique(lm), self.labels)

@@ -93,7 +93,7 @@ class Trainer:
 
         maps = load_label_maps(cfg.data, cfg.max_maps)
         values = set().union(*(np.unique(m).tolist() for m in maps))
-        self.table = LabelTable(values, cfg.choroid)
+        self.table = LabelTable(values, cfg.choroid, cfg.csf)
         seed = cfg.seed + 1000 * self.ranks.rank
         if cfg.images:  # real-pair mode: images matched to the label maps by sorted file name
             images = load_images(cfg.images, cfg.max_maps)
