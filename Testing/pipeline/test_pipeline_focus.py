@@ -79,6 +79,39 @@ def test_largest_region_by_hand():
     assert not largest_region(np.zeros((3, 3, 3), bool)).any()
 
 
+def _box_full_resolution(mask, gap, pool):
+    """structures_box's twin: the regions at full resolution, the box rounded outward to `pool`."""
+    from medsegmamba.pipeline.focus import largest_region
+
+    found = largest_region(mask.numpy(), gap)
+    low, high = patches.bounding_box(found)
+    return (tuple(a // pool * pool for a in low),
+            tuple(min(-(-b // pool) * pool, n) for b, n in zip(high, mask.shape)))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_pooled_box_matches_the_full_resolution_box(seed):
+    from medsegmamba.pipeline.focus import structures_box
+
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(n) for n in rng.integers(60, 90, 3))
+    mask = np.zeros(shape, bool)
+    # a big blob; a near piece 2-5 voxels beyond its edge (kept); specks 14+ voxels away (left out)
+    lo = rng.integers(15, 25, 3)
+    size = rng.integers(12, 20, 3)
+    mask[tuple(slice(a, a + n) for a, n in zip(lo, size))] = True
+    near = lo.copy()
+    near[0] = lo[0] + size[0] + rng.integers(2, 6)
+    mask[tuple(slice(a, a + 3) for a in near)] = True
+    for _ in range(3):
+        far = np.array(shape) - rng.integers(2, 6, 3)
+        mask[tuple(slice(a, a + 1) for a in far)] = True
+        assert np.abs(far - (lo + size)).max() >= 14
+    mask = torch.from_numpy(mask)
+    assert structures_box(mask, 8.0) == _box_full_resolution(mask, 8.0, 2)
+    assert structures_box(torch.zeros(5, 6, 7, dtype=torch.bool), 8.0) is None
+
+
 def test_a_piece_cut_off_near_the_largest_region_stays_in_the_box():
     network = IntensityBins(num_classes=4)
     # main blob, and a piece 4 voxels beyond its edge (a coarse patch border can cut a structure so)

@@ -16,6 +16,11 @@ Why the largest region with its near neighbours, and not every labelled voxel:
   lateral ventricles and caudate on the MNI template are separate regions 2-4 voxels from the
   largest one; leaving them out cut the lateral ventricles' volumes by nearly half.
 
+The regions are found on the coarse map read at 2 mm (max-pooled by POOL: a 2 mm voxel is on when
+any of its eight is): 8 times fewer voxels to label; 0.30 -> 0.085 s on a 180 x 200 x 190 map with
+300 specks on a 2-core CPU. That can only round the box outward to even voxels and join regions closer than about two
+voxels, which the gap joins anyway; `largest_region` at full resolution is its twin in the tests.
+
 `tiling="full"` is the plain twin: the whole non-zero box at the requested step, as the paper does.
 If the coarse pass misses a structure altogether, the fine pass cannot recover it: the price of the
 speed, measured on fsaverage and the MNI template against the full tiling (README).
@@ -34,6 +39,7 @@ log = logging.getLogger(__name__)
 TILINGS = ("focused", "full")
 FOCUS_MARGIN = 3     # voxels added on every side of the coarse box before it is grown
 REGION_GAP = 8.0     # regions this close to the largest one belong to it (see predict_classes)
+POOL = 2             # the coarse map is searched for regions at this many voxels per voxel
 COARSE_SHARE = 0.4   # share of the progress bar given to the coarse pass (about its share of patches)
 
 
@@ -55,18 +61,35 @@ def predict_classes(network, image, step: int, batch_size: int, tiling: str = "f
 
     coarse = classes_in_box(network, image, start, stop, patches.PATCH, batch_size,
                             lambda f: report(COARSE_SHARE * f), counts, "coarse")
-    found = largest_region((coarse > 0).cpu().numpy(), REGION_GAP)
-    if not found.any():
+    found = structures_box(coarse > 0, REGION_GAP)
+    if found is None:
         log.info("coarse pass found no structure: nothing to tile")
         report(1.0)
         return _place(coarse, start, image.shape)
-    low, high = patches.bounding_box(found)
+    low, high = found
     box = patches.fit_box([s + a for s, a in zip(start, low)], [s + b for s, b in zip(start, high)],
                           step, image.shape, FOCUS_MARGIN)
     log.info("focused tiling: structures in %s..%s of the non-zero box %s..%s", *box, start, stop)
     fine = classes_in_box(network, image, *box, step, batch_size,
                           lambda f: report(COARSE_SHARE + (1 - COARSE_SHARE) * f), counts, "fine")
     return _place(fine, box[0], image.shape)
+
+
+def structures_box(mask, gap: float, pool: int = POOL):
+    """(low, high) box of the largest region of the boolean tensor `mask` and of every region
+    within `gap` voxels of it, searched on `mask` max-pooled by `pool`; None when `mask` is empty.
+
+    The box is the pooled one scaled back: the full-resolution box rounded outward to multiples
+    of `pool` (and clipped to the mask)."""
+    import torch.nn.functional as F
+
+    pooled = F.max_pool3d(mask[None, None].float(), pool, ceil_mode=True)[0, 0] > 0
+    found = largest_region(pooled.cpu().numpy(), gap / pool)
+    if not found.any():
+        return None
+    low, high = patches.bounding_box(found)
+    return (tuple(a * pool for a in low),
+            tuple(min(b * pool, n) for b, n in zip(high, mask.shape)))
 
 
 def largest_region(mask, gap: float = 0.0):
