@@ -8,8 +8,8 @@
 
 Both Triton forward kernels are measured side by side: "seq" (one step at a time) and "chunked"
 (T steps at once through an associative scan), each with the sequential backward; and both
-backward kernels: "seq" and "chunked" (T steps at once, opt-in through bwd_kernel= or
-$MEDSEGMAMBA_TRITON_BWD), the impls named ".../bwd-chunked".
+backward kernels: "seq" and "chunked" (T steps at once, the default since session 3; picked by
+bwd_kernel= or $MEDSEGMAMBA_TRITON_BWD), the impls named ".../bwd-chunked".
 (a) accuracy: relative error ||out - ref|| / ||ref|| of y and every gradient, each Triton forward
     and backward vs selective_scan_ref in float64 on the same GPU; fp32 and bf16 inputs, batch 1
     and 8 (batch 8 on a group-aligned subset of channels, the same for all). (b) timings: median

@@ -1,6 +1,6 @@
 """What each label value of a SynthSeg-style training map becomes: intensity class, target, mirror.
 
-Decisions (see docs/readme/training.md):
+Decisions (the README, "Where the default model comes from"):
 - 25/57 (lesion) are imaged and segmented as cerebral white matter (2/41), like SynthSeg.
 - 24 (CSF) in these maps is all the extra-cerebral CSF (~380k voxels), while FreeSurfer's aseg CSF
   is one small cistern between the thalami (fsaverage: 1,790 voxels, half of them within 1.7 mm
