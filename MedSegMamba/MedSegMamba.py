@@ -38,7 +38,9 @@ TILINGS = ("focused", "full")
 # The panel's "Quality" choices: (patch step, tiling). "focused" tiles only the box where a coarse
 # pass finds the structures; "full" tiles the whole head as the paper does (several times slower).
 QUALITIES = {"fast": (32, "focused"), "best": (16, "focused"), "paper": (16, "full")}
-PACKAGES = ("torch", "numpy", "nibabel", "scipy", "safetensors", "tqdm", "matplotlib")
+# What the engine imports -> what pip installs (they differ for Pillow)
+PACKAGES = {"torch": "torch", "numpy": "numpy", "nibabel": "nibabel", "scipy": "scipy",
+            "safetensors": "safetensors", "tqdm": "tqdm", "PIL": "pillow"}
 
 
 #
@@ -490,9 +492,10 @@ class MedSegMambaLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def missingPackages():
+        """pip names of the packages whose modules cannot be imported."""
         import importlib.util
 
-        return [name for name in PACKAGES if importlib.util.find_spec(name) is None]
+        return [pip_name for module, pip_name in PACKAGES.items() if importlib.util.find_spec(module) is None]
 
     @staticmethod
     def subfieldWeightsAvailable():

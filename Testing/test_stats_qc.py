@@ -1,6 +1,8 @@
 """Volume table and the QC picture."""
 
 import numpy as np
+import pytest
+from PIL import Image
 
 from medsegmamba import qc, stats
 from medsegmamba.labels import ASEG
@@ -40,3 +42,66 @@ def test_qc_png(tmp_path):
     path = tmp_path / "qc.png"
     qc.save_qc_png(images, label_slices, path, title="t1")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(path) as png:
+        assert png.format == "PNG" and png.mode == "RGB"
+        assert png.width >= 3 * 256 and png.height >= 256
+        picture = np.asarray(png)
+    tops = []
+    for image_slice, label_slice in zip(images, label_slices):
+        expected = np.rint(qc.overlay(image_slice, label_slice) * 255)
+        [(top, left)] = _places(picture, expected)  # each panel once, unscaled, as overlay draws it
+        tops.append(top)
+        region = picture[top:top + 256, left:left + 256].astype(int)
+        drawn = label_slice == 17
+        assert np.abs(region - expected).max() <= 1
+        # label 17's colour is really there: the same pixels without the overlay do not match
+        grey = np.rint(qc.overlay(image_slice, np.zeros_like(label_slice)) * 255)
+        assert np.abs(region[drawn] - grey[drawn]).max() > 1
+    assert (picture[:min(tops)] > 200).any()  # white names and title above the panels
+
+
+def _places(picture: np.ndarray, panel: np.ndarray, tolerance: int = 1) -> list[tuple[int, int]]:
+    """(top, left) of every place where `panel` (H, W, 3) lies in `picture` within `tolerance`."""
+    h, w = panel.shape[:2]
+    picture = picture.astype(int)
+    rows, cols = picture.shape[0] - h + 1, picture.shape[1] - w + 1
+    near = np.ones((max(rows, 0), max(cols, 0)), bool)
+    for y, x in [(0, 0), (0, w - 1), (h - 1, 0), (h - 1, w - 1), (h // 2, w // 2)]:  # cheap sieve first
+        near &= np.abs(picture[y:y + rows, x:x + cols] - panel[y, x]).max(-1) <= tolerance
+    return [(int(t), int(l)) for t, l in zip(*near.nonzero())
+            if np.abs(picture[t:t + h, l:l + w] - panel).max() <= tolerance]
+
+
+def test_qc_png_enlarges_small_slices(tmp_path):
+    images = [np.arange(64 * 64, dtype=np.float32).reshape(64, 64)] * 3
+    labels = [np.pad(np.full((2, 2), 17), 31)] * 3
+    path = tmp_path / "qc.png"
+    qc.save_qc_png(images, labels, path)
+    picture = np.asarray(Image.open(path))
+    panel = np.rint(qc.overlay(images[0], labels[0]) * 255).repeat(4, 0).repeat(4, 1)  # nearest, x4
+    assert len(_places(picture, panel)) == 3
+
+
+def test_overlay_by_hand():
+    rgb = qc.overlay(np.array([[0.0, 2.0, 1.0]]), np.array([[17, 0, 999]]))
+    assert np.allclose(rgb[0, 0], 0.5 * np.array([220, 216, 20]) / 255)  # Left-Hippocampus on black
+    assert np.allclose(rgb[0, 1:], [[1, 1, 1], [0.5, 0.5, 0.5]])  # background and unknown labels: grey
+
+
+def test_overlay_equals_its_loop():
+    rng = np.random.default_rng(1)
+    known = np.array(sorted(qc._colour_lut()))
+    for shape, alpha in [((37, 53), 0.5), ((256, 256), 0.3), ((1, 7), 1.0)]:
+        image = rng.normal(size=shape) * 40 + 100
+        labels = rng.choice(np.concatenate([known, [0, -3, 1, 999, 100000]]), size=shape)
+        fast, slow = qc.overlay(image, labels, alpha), qc.overlay_ref(image, labels, alpha)
+        error = np.abs(fast - slow)
+        print(f"overlay vs loop {shape}: max {error.max():.3g} mean {error.mean():.3g}")
+        assert np.array_equal(fast, slow)
+    flat = np.full((5, 5), 3.0)  # no contrast: grey 0, labels still drawn
+    assert np.array_equal(qc.overlay(flat, np.full((5, 5), 53)), qc.overlay_ref(flat, np.full((5, 5), 53)))
+
+
+def test_save_qc_png_needs_three_slices(tmp_path):
+    with pytest.raises(ValueError, match="expected 3"):
+        qc.save_qc_png([np.zeros((4, 4))] * 2, [np.zeros((4, 4), int)] * 2, tmp_path / "qc.png")

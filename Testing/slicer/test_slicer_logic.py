@@ -279,3 +279,13 @@ def test_module_in_application_test_runs_headless(slicerScene):
     test.setUp()
     test.test_LoadAndMeasure()
     assert slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode") == 1
+
+
+def test_missing_packages_are_named_as_pip_installs_them(monkeypatch):
+    from MedSegMamba import MedSegMambaLogic
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("PIL", "tqdm") else real(name, *a))
+    assert MedSegMambaLogic.missingPackages() == ["tqdm", "pillow"]  # the module PIL comes from pip's "pillow"
+    monkeypatch.setattr(importlib.util, "find_spec", real)
+    assert MedSegMambaLogic.missingPackages() == []
