@@ -27,3 +27,7 @@ class OutputError(MedSegMambaError):
 
 class ModelError(MedSegMambaError):
     """A model or its weights cannot be loaded or run."""
+
+
+class ConfigError(MedSegMambaError):
+    """A training configuration or option cannot be used: unknown key, bad value."""

@@ -81,3 +81,67 @@ def test_class_weights():
 def test_unknown_config_key(tmp_path):
     with pytest.raises(ValueError, match="unknown keys"):
         TrainConfig.from_dict({"lr": 1, "lrr": 2})
+
+
+def test_seed_class_copies_the_row_a_fixed_step_lower():
+    from medsegmamba.models import build_model
+    from medsegmamba.models.registry import ModelConfig
+    from medsegmamba.train.state import SEED_OFFSET, parse_seed_classes, seed_class
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.from_dict(TINY)).eval()
+    [(target, source)] = parse_seed_classes(["24=14"])
+    assert (target, source) == (14, 9)  # class indices of CSF and the 3rd ventricle
+    before = _params(model)
+    seed_class(model, target, source)
+    x = torch.rand(1, 1, 32, 32, 32)
+    with torch.no_grad():
+        logits = model.forward_logits(x)
+    # the seeded class scores its source's logit less the offset at every voxel
+    assert torch.allclose(logits[:, target], logits[:, source] - SEED_OFFSET, atol=1e-5)
+    after = model.state_dict()
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert changed == ["Conv_1x1.weight", "Conv_1x1.bias"]
+    others = [c for c in range(32) if c != target]
+    assert torch.equal(before["Conv_1x1.weight"][others], after["Conv_1x1.weight"][others])
+
+
+@pytest.mark.parametrize("item, message", [("24-14", "TARGET=SOURCE"), ("24=999", "999 is not"),
+                                           ("0=14", "0 is not"), ("24=24", "from itself")])
+def test_seed_class_refuses_bad_pairs(item, message):
+    from medsegmamba.train.state import parse_seed_classes
+
+    with pytest.raises(ValueError, match=message):
+        parse_seed_classes([item])
+
+
+def test_seed_class_flag_reaches_the_config():
+    import argparse
+
+    from medsegmamba.train.command import add_arguments, build_config
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    cfg = build_config(parser.parse_args(["--seed-class", "24=14", "--seed-class", "77=4"]))
+    assert cfg.seed_classes == ["24=14", "77=4"]
+    with pytest.raises(ValueError, match="TARGET=SOURCE"):
+        build_config(parser.parse_args(["--seed-class", "CSF"]))
+
+
+def test_bad_training_option_is_one_clear_line(capsys):
+    from medsegmamba.cli import main
+
+    assert main(["train", "--seed-class", "CSF", "--smoke"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "medsegmamba: error: seed class: expected TARGET=SOURCE (two FreeSurfer labels), got 'CSF'"
+
+
+def test_bad_config_file_is_named(tmp_path, capsys):
+    from medsegmamba.cli import main
+
+    path = tmp_path / "c.json"
+    path.write_text('{"lr": 0.001, "bogus": 1}')
+    assert main(["train", "--config", str(path), "--smoke"]) == 1
+    assert capsys.readouterr().err.startswith(f"medsegmamba: error: {path}: training config: unknown keys ['bogus']")
+    assert main(["train", "--config", str(tmp_path / "none.json")]) == 1
+    assert "none.json: cannot read the training config" in capsys.readouterr().err

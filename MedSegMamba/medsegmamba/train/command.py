@@ -45,6 +45,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1")
     parser.add_argument("--no-bf16", action="store_true", help="no bf16 autocast on CUDA")
     parser.add_argument("--export", action="store_true", help="write fp32/fp16 weights at the end")
+    parser.add_argument("--seed-class", action="append", default=None, metavar="TARGET=SOURCE",
+                        help="after resuming, start class TARGET's last-layer row as a copy of SOURCE's "
+                             "(FreeSurfer labels, e.g. 24=14), for a class the network gives ~0; once, "
+                             "for one run (repeatable)")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny model, 32^3 patches, a few iterations, on CPU: checks the wiring")
 
@@ -76,13 +80,23 @@ def build_config(args):
         cfg.synth = {**cfg.synth, "patch": args.patch}
     if args.no_bf16:
         cfg.bf16 = False
+    if args.seed_class:
+        from .state import parse_seed_classes
+
+        cfg.seed_classes = list(args.seed_class)
+        parse_seed_classes(cfg.seed_classes)  # a bad pair fails before any data is read
     return cfg
 
 
 def run(args) -> int:
     from .loop import Trainer
 
-    cfg = build_config(args)
+    from ..errors import ConfigError
+
+    try:
+        cfg = build_config(args)
+    except ValueError as error:  # the config's own checks: one line for the user, no traceback
+        raise ConfigError(str(error)) from None
     trainer = Trainer(cfg, device="cpu" if args.smoke and args.device == "auto" else args.device)
     result = trainer.run()
     if trainer.ranks.main:

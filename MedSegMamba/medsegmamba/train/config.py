@@ -44,6 +44,7 @@ class TrainConfig:
     ckpt_every: int = 500
     choroid: str = "plexus"
     csf: str = "cistern"                 # label 24: "cistern" (split, see labelmaps), "aseg", "background"
+    seed_classes: list = field(default_factory=list)  # ["24=14"]: once, after resuming (state.seed_class)
     bf16: bool = True                    # autocast on CUDA only
     synth: dict = field(default_factory=dict)
 
@@ -67,6 +68,12 @@ class TrainConfig:
     def from_file(cls, path) -> "TrainConfig":
         path = Path(path)
         try:
-            return cls.from_dict(json.loads(path.read_text()))
+            text = path.read_text()
+        except OSError as e:
+            raise ValueError(f"{path}: cannot read the training config ({e.strerror or e})") from None
+        try:
+            return cls.from_dict(json.loads(text))
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}: not valid JSON ({e})") from None
+        except (TypeError, ValueError) as e:  # unknown keys, a value of the wrong kind
+            raise ValueError(f"{path}: {e}") from None

@@ -23,7 +23,7 @@ from .data import load_eval_pair, load_images, load_label_maps
 from .labelmaps import LabelTable
 from .losses import class_weights, segmentation_loss
 from .schedule import lr_at
-from .state import load_training_state, save_training_state
+from .state import load_training_state, parse_seed_classes, save_training_state, seed_class
 from .synth import PairGenerator, SynthGenerator
 from .validate import dice_per_class, evaluate_scan, predict_patches
 
@@ -120,6 +120,9 @@ class Trainer:
         self.iteration = 0
         if cfg.resume and Path(cfg.resume).exists():
             self._resume(Path(cfg.resume))
+        for target, source in parse_seed_classes(cfg.seed_classes):
+            seed_class(self.model, target, source)
+            log.info("class %d seeded from class %d at iteration %d", target, source, self.iteration)
         self.val_images, self.val_targets = self._fixed_val_set()
         self.eval_pair = load_eval_pair(cfg.fsaverage) if cfg.fsaverage and self.ranks.main else None
         self.logf = open(self.out / "log.jsonl", "a") if self.ranks.main else None

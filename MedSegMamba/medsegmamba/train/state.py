@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = "medsegmamba-train"
 SHARD_BYTES = 12 * 2**20
+SEED_OFFSET = 2.0  # a seeded class starts e^-2 (0.14) times as likely as its source: alive, not winning
 
 
 def _atomic_save(tensors: dict, path: Path, metadata: dict) -> None:
@@ -109,3 +110,36 @@ def load_training_state(path, model, optimizer=None, device="cpu") -> dict:
     return {"iteration": int(meta["iteration"]), "train": json.loads(meta["train"]),
             "extra": json.loads(meta.get("extra", "{}")), "config": meta["config"],
             "rng": {k[4:]: v for k, v in tensors.items() if k.startswith("rng.")}}
+
+
+def parse_seed_classes(items) -> list[tuple[int, int]]:
+    """["24=14", ...] (FreeSurfer labels TARGET=SOURCE) -> [(target class, source class), ...]."""
+    from ..labels import ASEG
+
+    index = {s.label: i for i, s in enumerate(ASEG)}
+    pairs = []
+    for item in items or ():
+        try:
+            target, source = (int(v) for v in str(item).split("="))
+        except ValueError:
+            raise ValueError(f"seed class: expected TARGET=SOURCE (two FreeSurfer labels), got {item!r}") from None
+        for label in (target, source):
+            if label not in index or label == 0:
+                raise ValueError(f"seed class {item!r}: {label} is not one of the segmented FreeSurfer labels")
+        if target == source:
+            raise ValueError(f"seed class {item!r}: a class cannot be seeded from itself")
+        pairs.append((index[target], index[source]))
+    return pairs
+
+
+def seed_class(model, target: int, source: int, offset: float = SEED_OFFSET) -> None:
+    """Start class `target`'s row of the last layer (Conv_1x1, every architecture has it) as a copy
+    of class `source`'s, with its bias `offset` lower.
+
+    For a class the network has learnt to give ~0, such as a target added late: the soft Dice
+    gradient of a class vanishes with its probability p (a factor p(1 - p)). The copy puts it where
+    its source is, at e^-offset of the source's odds, and training separates the two from there."""
+    head = model.Conv_1x1
+    with torch.no_grad():
+        head.weight[target].copy_(head.weight[source])
+        head.bias[target] = head.bias[source] - offset
