@@ -1,0 +1,44 @@
+"""The GPU benchmark scripts' CPU smoke modes run, write their results and refuse bad options, so a
+device call does not fail on something the CPU could have caught (model_gpu.py --smoke takes about
+5 minutes here and is left out)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(script, *args):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "MedSegMamba")}
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], capture_output=True,
+                          text=True, timeout=300, env=env, cwd=ROOT)
+
+
+def test_scan_gpu_smoke(tmp_path):
+    proc = run("scan_gpu.py", "--out", str(tmp_path), "--smoke")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["sizes"] == {"D": 64, "G": 8, "N": 8, "L": 96}
+    assert {row["impl"] for row in res["accuracy"]} == {"ref"}
+    # the reference in float32 / bfloat16 against itself in float64
+    for row in res["accuracy"]:
+        tol = 1e-5 if "float32" in row["case"] else 2e-2
+        assert all(value < tol for key, value in row.items() if key not in ("case", "impl")), row
+    assert (tmp_path / "results.md").read_text().startswith("device: cpu")
+
+
+def test_scan_gpu_refuses_a_bad_size(tmp_path):
+    for size in ("1,2", "64,7,8,96", "a,b,c,d"):
+        proc = run("scan_gpu.py", "--out", str(tmp_path), "--smoke", "--size", size)
+        assert proc.returncode == 2 and "--size must be D,G,N,L" in proc.stderr, size
+
+
+def test_pipeline_bench_smoke(tmp_path):
+    proc = run("pipeline_bench.py", "--out", str(tmp_path), "--smoke")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads((tmp_path / "results.json").read_text())
+    assert rows and all(row["seconds"]["total"] > 0 and row["patches"] >= 1 for row in rows)
+    assert (tmp_path / "results.csv").read_text().startswith("model,device,tiling,step")
