@@ -119,6 +119,18 @@ def _load_chunk(u_tile, dt_tile, B_tile, C_tile, s_ul, s_tl, s_bl, s_cl, t0, s, 
 
 
 @triton.jit
+def _tile_states(h, u, dl, B, A2, s):
+    """States after each of T steps (T, BLOCK_N, BLOCK_D) from the state h (1, BLOCK_N, BLOCK_D) before them."""
+    dA = tl.exp2(dl[:, None, :] * A2[None, :, :])
+    dBu = (dl * u)[:, None, :] * B[:, :, None]
+    # The carried state enters as part of the first step, so the scan yields the states
+    # themselves and its running products of dA are dead code; -0.0 elsewhere adds nothing.
+    dBu += tl.where((s == 0)[:, None, None], dA * h, -0.0)
+    _, hs = tl.associative_scan((dA, dBu), 0, _combine)
+    return hs
+
+
+@triton.jit
 def _scan_fwd_chunked_kernel(
     u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, Dskip_ptr, bias_ptr, y_ptr, ckpt_ptr,
     length, groups, dim_group, n_state,
@@ -167,12 +179,7 @@ def _scan_fwd_chunked_kernel(
         u, dl, B, C = u_n, dl_n, B_n, C_n
         u_n, dl_n, B_n, C_n = _load_chunk(u_tile, dt_tile, B_tile, C_tile, s_ul, s_tl, s_bl, s_cl, t0 + T, s, length,
                                           d_mask, n_mask, bias, HAS_BIAS, SOFTPLUS)
-        dA = tl.exp2(dl[:, None, :] * A2[None, :, :])                   # (T, BLOCK_N, BLOCK_D)
-        dBu = (dl * u)[:, None, :] * B[:, :, None]
-        # The carried state enters as part of the first step, so the scan yields the states
-        # themselves and its running products of dA are dead code; -0.0 elsewhere adds nothing.
-        dBu += tl.where((s == 0)[:, None, None], dA * h, -0.0)
-        _, hs = tl.associative_scan((dA, dBu), 0, _combine)
+        hs = _tile_states(h, u, dl, B, A2, s)                           # (T, BLOCK_N, BLOCK_D)
         y = tl.sum(hs * C[:, :, None], axis=1)                          # (T, BLOCK_D)
         if HAS_D:
             y += Dskip[None, :] * u
@@ -274,16 +281,6 @@ def _load_delta(dt_tile, steps, length, d_mask, bias, HAS_BIAS: tl.constexpr, SO
     live = (steps < length)[:, None]
     x, dl = _delta(tl.load(dt_tile, mask=live & d_mask[None, :], other=0.0), bias[None, :], HAS_BIAS, SOFTPLUS)
     return x, tl.where(live, dl, 0.0)
-
-
-@triton.jit
-def _tile_states(h, u, dl, B, A2, s):
-    """States after each of T steps (T, BLOCK_N, BLOCK_D) from the state h (1, BLOCK_N, BLOCK_D) before them."""
-    dA = tl.exp2(dl[:, None, :] * A2[None, :, :])
-    dBu = (dl * u)[:, None, :] * B[:, :, None]
-    dBu += tl.where((s == 0)[:, None, None], dA * h, -0.0)
-    _, hs = tl.associative_scan((dA, dBu), 0, _combine)
-    return hs
 
 
 @triton.jit
