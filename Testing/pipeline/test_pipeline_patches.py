@@ -40,3 +40,15 @@ def test_tiling_covers_every_voxel_of_the_crop(step):
         covered[a:a + 96, b:b + 96, c:c + 96] = True
     assert covered[tiling.inner].all()
     assert [s.stop - s.start for s in tiling.inner] == [140, 30, 205]
+
+
+def test_within_matches_distances_over_the_whole_volume():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    for radius in (0.5, 1.0, 3.0, 4.2):
+        mask = np.zeros((30, 26, 34), bool)
+        mask[tuple(rng.integers(5, 20, (3, 6)))] = True
+        whole = ndimage.distance_transform_edt(~mask) <= radius
+        assert np.array_equal(patches.within(mask, radius), whole), radius
+    assert not patches.within(np.zeros((5, 5, 5), bool), 3.0).any()
