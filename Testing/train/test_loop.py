@@ -62,6 +62,15 @@ def test_schedule():
     assert lr_at(12 + 10, 1.0, 2, 10, t_mult=2) == pytest.approx(0.505)  # period now 20
 
 
+def test_schedule_end_cuts_the_last_cycle():
+    # the cycle 12..32 is cut to 12..22: its middle is at 17 and it ends near the floor
+    assert lr_at(12, 1.0, 2, 10, t_mult=2, end=22) == pytest.approx(1.0)
+    assert lr_at(17, 1.0, 2, 10, t_mult=2, end=22) == pytest.approx(0.505)
+    assert lr_at(21, 1.0, 2, 10, t_mult=2, end=22) < 0.04
+    # cycles that end before `end` are untouched
+    assert all(lr_at(i, 1.0, 2, 10, t_mult=2, end=22) == lr_at(i, 1.0, 2, 10, t_mult=2) for i in range(12))
+
+
 def test_dice_loss_known():
     target = torch.zeros(1, 4, 4, 4, dtype=torch.long)
     target[0, :2] = 1

@@ -34,7 +34,7 @@ class TrainConfig:
     t0: int = 2000                       # cosine period (iterations), warm restarts after
     t_mult: float = 2.0
     ce_until: int = 1500                 # Dice + weighted CE before, Dice alone from here
-    max_iters: int = 100000
+    max_iters: int = 100000              # last iteration; the cosine cycle is cut to end here
     max_minutes: float = 0.0             # 0 = no limit
     grad_clip: float = 1.0
     log_every: int = 20

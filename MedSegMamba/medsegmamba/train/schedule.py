@@ -1,5 +1,7 @@
 """Learning rate as a pure function of the iteration: linear warm-up, then cosine annealing
-with warm restarts (period `t0` iterations, multiplied by `t_mult` after each restart).
+with warm restarts (period `t0` iterations, multiplied by `t_mult` after each restart). With
+`end` (the run's last iteration), the cycle that would run past it is shortened to finish there,
+so that a run of a set length ends annealed instead of stopping at a high learning rate.
 
 A pure function makes resume exact: the iteration is the whole scheduler state.
 """
@@ -10,12 +12,14 @@ import math
 
 
 def lr_at(it: int, base_lr: float, warmup: int, t0: int, t_mult: float = 1.0,
-          min_lr_ratio: float = 0.01) -> float:
+          min_lr_ratio: float = 0.01, end: int | None = None) -> float:
     if it < warmup:
         return base_lr * (it + 1) / warmup
     t, period = it - warmup, t0
     while t >= period:
         t -= period
         period = max(1, int(round(period * t_mult)))
+    if end is not None and it < end < it - t + period:
+        period = end - (it - t)
     lo = base_lr * min_lr_ratio
     return lo + 0.5 * (base_lr - lo) * (1 + math.cos(math.pi * t / period))
