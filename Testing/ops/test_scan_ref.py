@@ -88,6 +88,28 @@ def test_float32_inputs_give_float32_close_to_float64():
     assert report("y float32", got, want) < 1e-4
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_decays_past_exp_underflow_match_naive(dtype):
+    # a trained network sends many dl*A far below exp's float32 range (to -1000 here); the
+    # reference floors them for speed, which must not change y or its gradients
+    ins = make_inputs(2, 8, 2, 4, 29, seed=13, dtype=dtype, requires_grad=True)
+    with torch.no_grad():
+        ins["A"].mul_(torch.logspace(0, 2.5, 4, dtype=dtype))  # rates to ~ -1000 per step
+        ins["delta"][:, :4].add_(3.0)
+    want_ins = {k: v.detach().double().requires_grad_() for k, v in ins.items()}
+    z = F.softplus(want_ins["delta"] + want_ins["delta_bias"][None, :, None])[..., None] * want_ins["A"][:, None]
+    assert (z < -103.9).float().mean() > 0.1  # the case is really there: exp underflows to 0
+    dy = torch.randn(2, 8, 29, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    want_y = naive_scan(**want_ins)
+    want_g = torch.autograd.grad(want_y, list(want_ins.values()), dy)
+    got_y = selective_scan_ref(**ins, chunk_size=8)
+    got_g = torch.autograd.grad(got_y, list(ins.values()), dy.to(dtype))
+    tol = 1e-10 if dtype == torch.float64 else 1e-4
+    assert report("y, underflowing decays", got_y, want_y) < tol
+    for name, g, w in zip(ins, got_g, want_g):
+        assert report(f"d{name}", g, w) < tol * max(1.0, w.abs().max().item()), name
+
+
 @pytest.mark.parametrize("chunk_size", [3, 128])
 def test_gradients_match_naive(chunk_size):
     ins = make_inputs(2, 6, 3, 3, 11, seed=3, requires_grad=True)
