@@ -3,7 +3,8 @@
 
     python3 scripts/cpu_latency.py [--threads 2] [--repeat 3] [--out docs/distillation/cpu_latency.md]
 
-Random weights (the time does not depend on their values), fp32, batch 1, torch.inference_mode;
+Random weights (the time does not depend on their values, now that the scan floors exp's
+argument: trained weights had sent many past float32 underflow, exp's slow path), fp32, batch 1, torch.inference_mode;
 the minimum of --repeat timed runs after one warm-up. Run it on an otherwise idle machine.
 """
 
