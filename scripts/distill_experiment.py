@@ -57,6 +57,7 @@ def parse_args(argv=None):
                    help="folder with label_maps/ and fsaverage/ (default .data)")
     p.add_argument("--arms", default=",".join(ARMS))
     p.add_argument("--steps", type=int, default=200, help="training steps per arm (equal budget)")
+    p.add_argument("--batch", type=int, default=1, help="patches per step (the default model trained at 4)")
     p.add_argument("--max-seconds-per-arm", type=float, default=50.0)
     p.add_argument("--teacher", type=Path, help="trained teacher checkpoint: skip training one")
     p.add_argument("--student", default="student-t1")
@@ -79,9 +80,10 @@ def _first_existing(*folders: Path) -> Path:
 _GENERATOR = {}
 
 
-def batches(args, device, patch):
+def batches(args, device, patch, start=0):
     """The training recipe's generator (built once, re-seeded per arm: every arm sees the same
-    batches); in --smoke without medsegmamba.train, a toy stand-in."""
+    batches; an arm resumed at `start` gets a fresh stream, the same for every arm resumed
+    there); in --smoke without medsegmamba.train, a toy stand-in."""
     maps = _first_existing(args.data / "label_maps", args.data / "synthseg_label_maps",
                            Path("/work/shared/data/synthseg_label_maps"))
     try:
@@ -90,12 +92,12 @@ def batches(args, device, patch):
             t0 = time.perf_counter()
             _GENERATOR["gen"] = make_generator(maps, device, patch, args.seed)
             log.info("generator ready in %.1f s", time.perf_counter() - t0)
-        return synth_batches(_GENERATOR["gen"], 1, args.seed)
+        return synth_batches(_GENERATOR["gen"], args.batch, args.seed + start)
     except (ImportError, AttributeError) as e:
         if not args.smoke:
             raise
         log.warning("medsegmamba.train generator unavailable (%s): smoke run uses toy patches", e)
-        return _toy_batches(maps, device, patch, args.seed)
+        return _toy_batches(maps, device, patch, args.seed + start)
 
 
 def _toy_batches(maps, device, patch, seed):
@@ -220,7 +222,7 @@ def run_arm(name, args, base, patch, device, teacher, prior):
         sd = SelfDistillation(feature_widths(model, patch, device), 32,
                               SelfDistillConfig(warmup_steps=max(1, args.steps // 3))).to(device)
     summary = train_student(
-        model, batches(args, device, patch), seg_loss(args),
+        model, batches(args, device, patch, start), seg_loss(args),
         LoopOptions(steps=args.steps, lr=args.lr, max_seconds=args.max_seconds_per_arm,
                     log_every=max(1, args.steps // 10)),
         teacher=teacher if reco else None, reco=reco, self_distill=sd, start_step=start)
@@ -240,7 +242,7 @@ def evaluate_arm(model, image, truth, args, patch, device):
 
 
 def markdown(results):
-    lines = [f"device: {results['device']}; {results['steps_per_arm']} steps per arm, batch 1, "
+    lines = [f"device: {results['device']}; {results['steps_per_arm']} steps per arm, batch {results.get('batch', 1)}, "
              f"patch {results['patch']}; fsaverage, patch step {results['step']}; "
              f"loss {results.get('seg_loss')}", "",
              "| arm | params | train steps | train s | mean Dice (28) | latency / scan s |",
@@ -274,7 +276,7 @@ def main(argv=None) -> int:
     if bad:
         raise SystemExit(f"--arms: expected names among {ARMS}, got {bad}")
     results = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
-               "steps_per_arm": args.steps, "patch": patch, "step": args.step,
+               "steps_per_arm": args.steps, "batch": args.batch, "patch": patch, "step": args.step,
                "teacher_config": {k: list(v) if isinstance(v, tuple) else v for k, v in base.items()},
                "arms": {}}
     teacher = None

@@ -154,3 +154,17 @@ def test_bad_config_file_is_named(tmp_path, capsys):
     assert capsys.readouterr().err.startswith(f"medsegmamba: error: {path}: training config: unknown keys ['bogus']")
     assert main(["train", "--config", str(tmp_path / "none.json")]) == 1
     assert "none.json: cannot read the training config" in capsys.readouterr().err
+
+
+def test_missing_training_data_is_named(tmp_path, capsys):
+    from medsegmamba.cli import main
+    from medsegmamba.train.command import main as train_main
+
+    (tmp_path / "empty").mkdir()
+    assert main(["train", "--smoke", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 1
+    assert capsys.readouterr().err.strip() == (f"medsegmamba: error: {tmp_path / 'none'}: not a folder "
+                                               "(training data: a folder of label maps, or images + labels)")
+    # the module entry point that torchrun runs says it in one line too
+    assert train_main(["--smoke", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 1
+    assert capsys.readouterr().err.strip() == (f"medsegmamba train: error: {tmp_path / 'empty'}: "
+                                               "no volumes (.nii.gz, .nii, .mgz) in this folder")

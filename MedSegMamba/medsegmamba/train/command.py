@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,13 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     parser = argparse.ArgumentParser(prog="medsegmamba train", description=__doc__)
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    from ..errors import MedSegMambaError
+
+    try:
+        return run(parser.parse_args(argv))
+    except MedSegMambaError as error:  # `torchrun -m ...` users get the CLI's one line too
+        print(f"medsegmamba train: error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

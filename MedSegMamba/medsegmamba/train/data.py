@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
+
 log = logging.getLogger(__name__)
 
 SUFFIXES = (".nii.gz", ".nii", ".mgz")
@@ -15,10 +17,10 @@ SUFFIXES = (".nii.gz", ".nii", ".mgz")
 def volume_files(folder) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: not a folder")
+        raise InputError("not a folder (training data: a folder of label maps, or images + labels)", folder)
     files = sorted(f for f in folder.iterdir() if f.name.endswith(SUFFIXES))
     if not files:
-        raise FileNotFoundError(f"{folder}: no volumes ({', '.join(SUFFIXES)})")
+        raise InputError(f"no volumes ({', '.join(SUFFIXES)}) in this folder", folder)
     return files
 
 
@@ -49,7 +51,7 @@ def find_pair(folder) -> tuple[Path, Path]:
                                if f.name.endswith(SUFFIXES)), None)
     image, aseg = pick(("orig", "T1", "t1")), pick(("aseg",))
     if image is None or aseg is None:
-        raise FileNotFoundError(f"{folder}: expected orig.(nii.gz|mgz) and aseg.(nii.gz|mgz)")
+        raise InputError("expected orig.(nii.gz|mgz) and aseg.(nii.gz|mgz) in this folder", folder)
     return image, aseg
 
 

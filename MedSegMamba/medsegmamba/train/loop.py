@@ -56,6 +56,14 @@ class _Ranks:
         if self.world > 1:
             torch.distributed.barrier()
 
+    def spread(self, t: torch.Tensor) -> float:
+        """Largest difference of `t` between any rank and rank 0 (0.0 for one process)."""
+        if self.world == 1:
+            return 0.0
+        copies = [torch.empty_like(t) for _ in range(self.world)]
+        torch.distributed.all_gather(copies, t.contiguous())
+        return max(float((c - copies[0]).abs().max()) for c in copies)
+
 
 def _device(ranks: _Ranks, requested: str) -> torch.device:
     if requested == "auto":
@@ -263,12 +271,18 @@ class Trainer:
                 self.ranks.barrier()
         self.save()
         self.ranks.barrier()
+        # DistributedDataParallel keeps the replicas equal by construction; say so from the
+        # weights themselves (per-tensor sums), so a broken set-up cannot pass unnoticed
+        sums = torch.stack([p.detach().float().sum() for p in self.model.parameters()])
+        spread = self.ranks.spread(sums)
+        if spread:
+            log.warning("the %d replicas' weights differ (largest per-tensor sum gap %.3g)", self.ranks.world, spread)
         final = self.validate() if self.ranks.main else {}
         self.write(final)
         result = {"iterations": self.iteration, "iterations_this_run": self.iteration - start_it,
                   "minutes": (time.time() - start) / 60, "params": self.num_params,
                   "device": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu",
-                  "final_val": final}
+                  "ranks": self.ranks.world, "replica_spread": spread, "final_val": final}
         if self.ranks.world > 1:
             torch.distributed.destroy_process_group()
         return result

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from ..errors import InputError
+
 log = logging.getLogger(__name__)
 
 FORMAT = "medsegmamba-train"
@@ -97,7 +99,7 @@ def load_training_state(path, model, optimizer=None, device="cpu") -> dict:
         for name in json.loads(meta["shards"]):
             shard = path.parent / name
             if not shard.exists():
-                raise FileNotFoundError(f"{path}: optimizer shard {shard} is missing")
+                raise InputError(f"optimizer shard {shard.name} is missing (copy all last*.safetensors)", path)
             optim.update(load_file(os.fspath(shard)))
         state: dict = {}
         for k, v in optim.items():
