@@ -284,6 +284,8 @@ def main(argv=None) -> int:
         from medsegmamba.models.checkpoint import load_checkpoint
         teacher, cfg, _ = load_checkpoint(args.teacher, device=device)
         base = dict(channels=cfg.channels, num_blocks=cfg.num_blocks, d_state=cfg.d_state)
+        patch = cfg.patch_size  # students learn from its features: same patch, also in --smoke
+        results["patch"] = patch
     for name in arms:
         if name == "teacher" and teacher is not None:
             summary = {"steps": 0, "last_step": 0, "seconds": 0.0, "history": []}
