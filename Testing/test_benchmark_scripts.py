@@ -42,3 +42,32 @@ def test_pipeline_bench_smoke(tmp_path):
     rows = json.loads((tmp_path / "results.json").read_text())
     assert rows and all(row["seconds"]["total"] > 0 and row["patches"] >= 1 for row in rows)
     assert (tmp_path / "results.csv").read_text().startswith("model,device,tiling,step")
+
+
+def test_profile_gpu_smoke(tmp_path):
+    proc = run("profile_gpu.py", "--out", str(tmp_path), "--smoke")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["meta"]["tflop_per_patch"] > 0
+    infer, train = res["cases"]
+    assert (infer["mode"], train["mode"]) == ("infer", "train")
+    for case in (infer, train):
+        assert abs(sum(case["kinds"].values()) - case["ms_per_patch"]) < 1e-6 * case["ms_per_patch"] + 1e-9
+        assert case["kinds"]["convolution"] > 0  # the tiny network is mostly convolutions on a CPU
+    assert "slow_conv" in " ".join(t["name"] for t in infer["top"]) or "mkldnn" in " ".join(
+        t["name"] for t in infer["top"])
+
+
+def test_profile_kinds():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("profile_gpu", ROOT / "benchmarks" / "profile_gpu.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.kind_of("_chunked_scan_fwd_kernel") == "scan"
+    assert mod.kind_of("sm90_xmma_fprop_implicit_gemm_bf16") == "convolution"
+    assert mod.kind_of("nvjet_tst_128x64_64x4_1x2_h_bz_NNT") == "matmul"
+    assert mod.kind_of("_fused_group_norm_fwd") == "norm"
+    assert mod.kind_of("void at::native::elementwise_kernel<128, 4>") == "elementwise"
+    assert mod.kind_of("aten::copy_") == "copy / layout"
+    assert mod.kind_of("something_else") == "other"

@@ -1,0 +1,161 @@
+"""Where the paper network's time goes: a profile of inference and of a training step per 96^3 patch.
+
+Issue #2's targets (5 ms per patch for inference, 30 ms for training) are 4-5x away (model_gpu.py),
+and the scan is no longer the main cost. This splits the device time by kind of kernel
+(convolution, matrix multiply, scan, normalisation, elementwise, copies) and lists the top kernels,
+with the network's convolution and matmul FLOPs, so that the next optimisation aims at the
+largest part.
+
+    python3 benchmarks/profile_gpu.py --out "$OUT"            # CUDA, paper network, ~1 min
+    python3 benchmarks/profile_gpu.py --out /tmp/p --smoke    # CPU, tiny widths, seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import re
+import sys
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from model_gpu import PAPER, TINY, autocast, build  # noqa: E402
+
+# Kernel (GPU) or operator (CPU) name -> kind; first match wins, so the specific come first.
+KINDS = (
+    ("scan", r"scan|selective"),
+    ("norm", r"norm|_gn_|welford"),
+    ("convolution", r"conv|cudnn|implicit|wgrad|dgrad|fprop|xmma|mkldnn|slow_conv"),
+    ("matmul", r"gemm|cutlass|\bmm\b|aten::mm|bmm|addmm|matmul|linear|nvjet|sm90_"),
+    ("copy / layout", r"copy|transpose|permute|cat|contiguous|memcpy|clone|flip"),
+    ("elementwise", r"elementwise|vectorized|unrolled|reduce|softmax|softplus|silu|gelu|exp|mul|add"
+                    r"|sum|mean|triton_|fused"),
+)
+
+
+def kind_of(name: str) -> str:
+    low = name.lower()
+    for kind, pattern in KINDS:
+        if re.search(pattern, low):
+            return kind
+    return "other"
+
+
+def flops_per_patch(model, patch, device) -> float:
+    """Convolution + matmul FLOPs of one forward pass (torch's counter; elementwise work not counted)."""
+    x = torch.rand(1, 1, patch, patch, patch, device=device)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model.eval()(x)
+    return float(counter.get_total_flops())
+
+
+def device_times(prof, on_gpu: bool) -> dict[str, float]:
+    """Self time (ms) per kernel (GPU) or per operator (CPU) over the profiled region."""
+    out: dict[str, float] = {}
+    for e in prof.key_averages():
+        if on_gpu:
+            t = getattr(e, "self_device_time_total", None)
+            t = getattr(e, "self_cuda_time_total", 0.0) if t is None else t
+            is_kernel = str(getattr(e, "device_type", "")).endswith("CUDA")
+            if not is_kernel or t <= 0:
+                continue
+        else:
+            t = e.self_cpu_time_total
+            if t <= 0 or not e.key.startswith("aten::"):
+                continue
+        out[e.key] = out.get(e.key, 0.0) + t / 1e3
+    return out
+
+
+def profile_case(model, mode, dtype, batch, patch, device, iters):
+    x = torch.rand(batch, 1, patch, patch, patch, device=device)
+    target = torch.randint(0, model.num_classes, (batch, patch, patch, patch), device=device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4) if mode == "train" else None
+
+    def step():
+        if mode == "infer":
+            with torch.inference_mode(), autocast(device, dtype):
+                model.eval()(x)
+        else:
+            model.train()
+            opt.zero_grad(set_to_none=True)
+            with autocast(device, dtype):
+                loss = torch.nn.functional.cross_entropy(model(x).float(), target)
+            loss.backward()
+            opt.step()
+
+    for _ in range(2):  # warm-up: autotuning, cudnn.benchmark
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for _ in range(iters):
+            step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    times = device_times(prof, device.type == "cuda")
+    per_patch = {k: v / (iters * batch) for k, v in times.items()}
+    kinds: dict[str, float] = {}
+    for name, ms in per_patch.items():
+        kinds[kind_of(name)] = kinds.get(kind_of(name), 0.0) + ms
+    top = sorted(per_patch.items(), key=lambda kv: -kv[1])[:25]
+    return {"mode": mode, "dtype": dtype, "batch": batch, "ms_per_patch": sum(per_patch.values()),
+            "kinds": dict(sorted(kinds.items(), key=lambda kv: -kv[1])),
+            "top": [{"name": n[:120], "kind": kind_of(n), "ms_per_patch": ms} for n, ms in top]}
+
+
+def to_markdown(meta, cases) -> str:
+    lines = [f"# Profile: {meta['device']}, torch {meta['torch']}, {meta['date']}", "",
+             f"network: {meta['config']}; forward FLOPs (convolutions + matmuls) per patch: "
+             f"{meta['tflop_per_patch']:.3f} TFLOP", ""]
+    for c in cases:
+        tf = meta["tflop_per_patch"] * (3 if c["mode"] == "train" else 1)
+        lines += [f"## {c['mode']}, {c['dtype']}, batch {c['batch']}: {c['ms_per_patch']:.1f} ms of "
+                  f"device time per patch ({tf / (c['ms_per_patch'] / 1e3):.0f} TFLOP/s of "
+                  f"convolution + matmul work{', x3 for training' if c['mode'] == 'train' else ''})", "",
+                  "| kind | ms / patch | share |", "|---|---:|---:|"]
+        lines += [f"| {k} | {v:.2f} | {100 * v / c['ms_per_patch']:.0f} % |" for k, v in c["kinds"].items()]
+        lines += ["", "| kernel | kind | ms / patch |", "|---|---|---:|"]
+        lines += [f"| `{t['name']}` | {t['kind']} | {t['ms_per_patch']:.2f} |" for t in c["top"]]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True, type=Path, help="folder for results.json and results.md")
+    ap.add_argument("--smoke", action="store_true", help="CPU, tiny widths, 32^3 patches")
+    ap.add_argument("--iters", type=int, default=None, help="profiled steps per case")
+    args = ap.parse_args(argv)
+    device = torch.device("cpu" if args.smoke or not torch.cuda.is_available() else "cuda")
+    if device.type == "cpu" and not args.smoke:
+        ap.error("--smoke is required without CUDA")
+    torch.backends.cudnn.benchmark = True
+    cfg = TINY if args.smoke else PAPER
+    patch = cfg.get("patch_size", 96)
+    iters = args.iters or (1 if args.smoke else 3)
+    model = build("ours+fusedGN", cfg, device, None, False)
+    tflop = flops_per_patch(model, patch, device) / 1e12
+    dtype = "fp32" if args.smoke else "bf16"  # bf16 convolutions on the CPU take seconds
+    plan = [("infer", dtype, 2 if args.smoke else 8), ("train", dtype, 1 if args.smoke else 2)]
+    cases = [profile_case(model, m, d, b, patch, device, iters) for m, d, b in plan]
+    meta = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+            "torch": torch.__version__,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()},
+            "patch": patch, "iters": iters, "tflop_per_patch": tflop}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps({"meta": meta, "cases": cases}, indent=2))
+    md = to_markdown(meta, cases)
+    (args.out / "results.md").write_text(md + "\n")
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
