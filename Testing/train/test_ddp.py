@@ -56,13 +56,14 @@ def _label_maps(folder: Path, count: int = 2):
         nib.save(nib.Nifti1Image(lab, np.eye(4)), folder / f"map{i}.nii.gz")
 
 
-def test_torchrun_two_processes_keep_one_model(tmp_path):
+@pytest.mark.parametrize("extra", [[], ["--self-distill", "1"]], ids=["plain", "self-distill"])
+def test_torchrun_two_processes_keep_one_model(tmp_path, extra):
     _label_maps(tmp_path / "maps")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "MedSegMamba"), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                            "--master_port", str(_free_port()), "-m", "medsegmamba.train.command", "--smoke",
                            "--device", "cpu", "--data", str(tmp_path / "maps"), "--out", str(tmp_path / "run"),
-                           "--max-iters", "4"],
+                           "--max-iters", "4", *extra],
                           capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
@@ -70,4 +71,5 @@ def test_torchrun_two_processes_keep_one_model(tmp_path):
     assert summary["replica_spread"] == 0.0  # the two replicas hold the same weights
     train = [json.loads(x) for x in open(tmp_path / "run" / "log.jsonl") if '"train"' in x]
     assert [r["it"] for r in train] == [1, 2, 3, 4]  # one log, written by rank 0 only
+    assert all((r["self_distill"] > 0) == bool(extra) for r in train)
     assert (tmp_path / "run" / "last.safetensors").is_file()

@@ -168,3 +168,34 @@ def test_missing_training_data_is_named(tmp_path, capsys):
     assert train_main(["--smoke", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 1
     assert capsys.readouterr().err.strip() == (f"medsegmamba train: error: {tmp_path / 'empty'}: "
                                                "no volumes (.nii.gz, .nii, .mgz) in this folder")
+
+
+def test_self_distillation_option(tmp_path, make_blob_map):
+    """--self-distill: heads at dec4/dec3 train beside the model, add their loss, and stay out of
+    the checkpoint and the exported weights (so a checkpoint resumes with or without them)."""
+    from medsegmamba.train.loop import Trainer
+
+    plain = Trainer(_config(tmp_path, "plain", make_blob_map, max_iters=1), device="cpu")
+    sd = Trainer(_config(tmp_path, "sd", max_iters=2, self_distill=1.0), device="cpu")
+    assert sorted(sd.self_distill.heads) == ["dec3", "dec4"]
+    heads = {k: v.clone() for k, v in sd.self_distill.state_dict().items()}
+    rec = sd.step()
+    assert rec["self_distill"] > 0 and plain.step()["self_distill"] == 0.0
+    plain.run()  # at max_iters already: saves its checkpoint
+    assert not all(torch.equal(heads[k], v) for k, v in sd.self_distill.state_dict().items())
+    sd.run()
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "sd/last.safetensors"), "pt") as f:
+        saved = set(f.keys())
+    model_keys = {k for k in saved if k.startswith("model.")}
+    assert model_keys == {f"model.{k}" for k in plain.model.state_dict()}
+    assert not any("heads" in k or "hints" in k for k in saved)
+    resumed = Trainer(_config(tmp_path, "r", max_iters=3, resume=str(tmp_path / "sd/last.safetensors")),
+                      device="cpu")
+    assert resumed.iteration == 2 and resumed.self_distill is None
+    resumed.run()
+    again = Trainer(_config(tmp_path, "r2", max_iters=3, self_distill=0.5,
+                            resume=str(tmp_path / "plain/last.safetensors")), device="cpu")
+    assert again.iteration == 1  # a checkpoint made without the heads resumes with them
+    assert again.self_distill.config.w_aux_seg == pytest.approx(0.15)  # 0.5 x the distill command's 0.3

@@ -32,6 +32,9 @@ _FLAGS = {
     "--ckpt-every": ("ckpt_every", int, "checkpoint every N iterations"),
     "--log-every": ("log_every", int, "log every N iterations"),
     "--choroid": ("choroid", str, "136/137/163/164 as 'plexus' (31/63) or 'ventricle'"),
+    "--self-distill": ("self_distill", float, "multi-scale self-distillation (MSD-KMamba): aux heads at "
+                                              "decoder scales learn from the finest output; weight of its "
+                                              "terms (0 = off; 1 = the distill command's weights)"),
     "--csf": ("csf", str, "label 24 as 'cistern' (only near the thalami: SynthSeg-style maps), "
                           "'aseg' (all of it: real FreeSurfer asegs) or 'background'"),
 }

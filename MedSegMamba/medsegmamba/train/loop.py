@@ -75,15 +75,21 @@ def _device(ranks: _Ranks, requested: str) -> torch.device:
     return dev
 
 
-class _Logits(torch.nn.Module):
-    """forward = the model's logits, so DistributedDataParallel wraps the training path."""
+class _TrainPath(torch.nn.Module):
+    """The training forward, so that DistributedDataParallel wraps all of it: the model's logits,
+    and with self-distillation its auxiliary heads' loss too (their gradients are averaged with
+    the model's)."""
 
-    def __init__(self, model):
+    def __init__(self, model, self_distill=None):
         super().__init__()
-        self.model = model
+        self.model, self.self_distill = model, self_distill
 
-    def forward(self, x):
-        return self.model.forward_logits(x)
+    def forward(self, x, target=None, step: int = 0):
+        if self.self_distill is None:
+            return self.model.forward_logits(x), None, {}
+        logits, feats = self.model.forward_features(x)
+        loss, terms = self.self_distill(logits, feats, target, step)
+        return logits, loss, terms
 
 
 class Trainer:
@@ -120,14 +126,20 @@ class Trainer:
             self.model.set_fused_groupnorm(True)  # fp32 statistics, faster under bf16
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
-        self.net = _Logits(self.model)
+        self.self_distill = self._self_distill() if cfg.self_distill > 0 else None
+        self.net = _TrainPath(self.model, self.self_distill)
         if self.ranks.world > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # the heads are training-only and are not kept in checkpoints: their own optimizer, so that
+        # a checkpoint resumes with or without them; a resumed run starts them afresh
+        self.sd_opt = (torch.optim.AdamW(self.self_distill.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+                       if self.self_distill is not None else None)
         self.iteration = 0
         if cfg.resume and Path(cfg.resume).exists():
             self._resume(Path(cfg.resume))
+        self.sd_start = self.iteration  # the self-distillation terms ramp up from here
         for target, source in parse_seed_classes(cfg.seed_classes):
             seed_class(self.model, target, source)
             log.info("class %d seeded from class %d at iteration %d", target, source, self.iteration)
@@ -145,6 +157,18 @@ class Trainer:
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         return rng
+
+    def _self_distill(self):
+        """MSD-KMamba's heads at dec4/dec3, with the distill command's weights x cfg.self_distill."""
+        from ..distill.reco_kd import feature_widths
+        from ..distill.self_distill import SelfDistillConfig, SelfDistillation
+
+        w, base = self.cfg.self_distill, SelfDistillConfig()
+        config = SelfDistillConfig(w_aux_seg=w * base.w_aux_seg, w_self_kd=w * base.w_self_kd,
+                                   w_hint=w * base.w_hint)
+        torch.manual_seed(self.cfg.seed + 1)  # same heads on every rank
+        widths = feature_widths(self.model, self.model_config.patch_size, self.device)
+        return SelfDistillation(widths, 32, config).to(self.device)
 
     def _resume(self, path: Path):
         st = load_training_state(path, self.model, self.opt, self.device)
@@ -185,8 +209,12 @@ class Trainer:
             g["lr"] = lr
         self.net.train()
         self.opt.zero_grad(set_to_none=True)
+        if self.sd_opt is not None:
+            for g in self.sd_opt.param_groups:
+                g["lr"] = lr
+            self.sd_opt.zero_grad(set_to_none=True)
         use_ce = it < cfg.ce_until
-        totals = {"loss": 0.0, "dice": 0.0, "ce": 0.0}
+        totals = {"loss": 0.0, "dice": 0.0, "ce": 0.0, "self_distill": 0.0}
         t_gen = 0.0
         for a in range(cfg.accum):
             t0 = time.perf_counter()
@@ -196,8 +224,11 @@ class Trainer:
             sync = self.net.no_sync if (self.ranks.world > 1 and a < cfg.accum - 1) else nullcontext
             with sync():
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-                    logits = self.net(img)
+                    logits, sd_loss, _ = self.net(img, tgt, it - self.sd_start)
                 loss, parts = segmentation_loss(logits, tgt, self.weights, use_ce)
+                if sd_loss is not None:
+                    loss = loss + sd_loss
+                    parts = {**parts, "self_distill": sd_loss}
                 (loss / cfg.accum).backward()
             totals["loss"] += loss.item() / cfg.accum
             for k, v in parts.items():
@@ -205,6 +236,8 @@ class Trainer:
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.opt.step()
+        if self.sd_opt is not None:
+            self.sd_opt.step()
         self.iteration += 1
         return {"lr": lr, "ce_on": use_ce, "gen_s": t_gen, **totals}
 
@@ -249,7 +282,8 @@ class Trainer:
                 dt = time.perf_counter() - t_win
                 n = len(window)
                 summary = {"kind": "train", "it": self.iteration, "lr": rec["lr"], "ce_on": rec["ce_on"],
-                           **{k: float(np.mean([w[k] for w in window])) for k in ("loss", "dice", "ce")},
+                           **{k: float(np.mean([w[k] for w in window]))
+                              for k in ("loss", "dice", "ce", "self_distill")},
                            "it_per_s": n / dt,
                            "patches_per_s": n * cfg.batch_size * cfg.accum * self.ranks.world / dt,
                            "gen_frac": sum(w["gen_s"] for w in window) / dt,
