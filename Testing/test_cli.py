@@ -202,6 +202,9 @@ def test_missing_weights_file_is_a_clear_error(tmp_path, capsys):
     status, out, err = _run(capsys, "segment", _t1(tmp_path / "t1.nii.gz"), "-o", tmp_path / "out",
                             "--model", tmp_path / "nope.safetensors")
     assert status != 0 and err.strip() == f"medsegmamba: error: {tmp_path / 'nope.safetensors'}: no such weights file"
+    status, out, err = _run(capsys, "segment", _t1(tmp_path / "t1.nii.gz"), "-o", tmp_path / "out2",
+                            "--locator", tmp_path / "nope.safetensors")
+    assert status != 0 and err.strip() == f"medsegmamba: error: {tmp_path / 'nope.safetensors'}: no such weights file"
 
 
 def test_demo_uses_the_bundled_template_and_says_when_no_weights_are_shipped(tmp_path, capsys):

@@ -35,6 +35,9 @@ def main(argv=None) -> int:
     parser.add_argument("--tilings", nargs="+", default=["full"], choices=("focused", "full"),
                         help="focused only means something for trained weights: random ones label "
                              "everything, so the coarse pass finds the whole head (default: full)")
+    parser.add_argument("--locator", default=None,
+                        help="weights of focused tiling's coarse pass (e.g. the shipped default, for the "
+                             "random-weight paper network)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--input", default=None, help="a T1 file instead of the synthetic head")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs after one warm-up")
@@ -66,7 +69,7 @@ def main(argv=None) -> int:
                 try:
                     result = run_benchmark(model, input_path=args.input, device=args.device, step=step,
                                            batch_size=batch or None, repeat=args.repeat, volume=volume,
-                                           tiling=tiling)
+                                           tiling=tiling, locator=args.locator)
                 except Exception as error:  # keep going: one failing configuration is a result too
                     logging.exception("%s step %d batch %s failed", name, step, batch)
                     results.append({"model": name, "step": step, "batch_size": batch, "tiling": tiling,
@@ -86,7 +89,8 @@ def main(argv=None) -> int:
         writer.writerow(["model", "device", "tiling", "step", "batch_size", "patches", *stages, "peak_gpu_mib",
                          "target_s", "meets_target"])
         for r in ok:
-            writer.writerow([r["model"], r["device_name"], r["tiling"], r["step"], r["batch_size"], r["patches"],
+            tiling = r["tiling"] + (f" (locator {r['locator']})" if r.get("locator") else "")
+            writer.writerow([r["model"], r["device_name"], tiling, r["step"], r["batch_size"], r["patches"],
                              *[f"{r['seconds'].get(s, 0):.4f}" for s in stages],
                              f"{r.get('peak_gpu_mib', 0):.0f}", r["target_s"], r["meets_target"]])
     for r in results:

@@ -139,6 +139,10 @@ def _add_model_options(parser: argparse.ArgumentParser, step_default_help: str) 
                              "their box is tiled at --step (3-10x fewer patches); full: the whole head box at "
                              "--step, as in the paper (default: focused; `benchmark` uses full for presets with random "
                              "weights, which label every voxel)")
+    parser.add_argument("--locator", default=None, metavar="NAME|PATH",
+                        help="weights of focused tiling's coarse pass, which finds the structures' box "
+                             "(default: the --model itself); e.g. `--model BIG.safetensors --locator default`: "
+                             "the small default finds the box, the large network labels it")
 
 
 def add_segment_arguments(parser: argparse.ArgumentParser) -> None:
@@ -169,7 +173,7 @@ def run_segment(args: argparse.Namespace) -> int:
     if files:  # nothing to do: no output folder either
         prepare_output_dir(args.output)
     options = SegmentOptions(model=args.model, device=args.device, step=args.step, batch_size=args.batch_size,
-                             tiling=args.tiling,
+                             tiling=args.tiling, locator=args.locator,
                              hippocampus=args.hippocampus, overwrite=args.overwrite,
                              output_format=args.output_format, qc=args.qc)
     reporter = Reporter(args.progress)
@@ -299,7 +303,8 @@ def run_benchmark_command(args: argparse.Namespace) -> int:
     from .pipeline.benchmark import format_results, run_benchmark
 
     result = run_benchmark(args.model, input_path=args.input, device=args.device, step=args.step,
-                           batch_size=args.batch_size, repeat=args.repeat, tiling=args.tiling)
+                           batch_size=args.batch_size, repeat=args.repeat, tiling=args.tiling,
+                           locator=args.locator)
     print(format_results([result]))
     if args.json_out:
         write_text(json.dumps(result, indent=2) + "\n", args.json_out, overwrite=True)

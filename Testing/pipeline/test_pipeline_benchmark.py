@@ -22,3 +22,13 @@ def test_run_benchmark_reports_stages(standin):
     table = format_results([result])
     header = table.splitlines()[0].split()
     assert header[:6] == ["model", "device", "tiling", "step", "batch", "patches"] and "IntensityBins" in table
+
+
+def test_a_random_preset_with_a_locator_gets_focused_tiling(standin):
+    # random weights label every voxel, so alone they get full tiling; a locator finds their box
+    head = synthetic_head(shape=(40, 44, 40))
+    alone = run_benchmark("student-t3", device="cpu", step=32, repeat=1, volume=head)
+    located = run_benchmark("student-t3", device="cpu", step=32, repeat=1, volume=head, locator=standin)
+    assert alone["tiling"] == "full" and alone["locator"] is None and alone["patches"] == 1
+    assert located["tiling"] == "focused" and located["locator"] == "IntensityBins"
+    assert located["patches"] == 2  # the stand-in's coarse patch, then the preset's fine one

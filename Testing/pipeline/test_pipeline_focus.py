@@ -132,3 +132,46 @@ def test_nothing_found_gives_background_and_no_fine_pass():
 def test_unknown_tiling_is_refused():
     with pytest.raises(ValueError, match="tiling: expected one of"):
         predict_classes(IntensityBins(), torch.zeros(8, 8, 8), 32, 1, tiling="sparse")
+
+
+def _two_blobs(shape=(160, 160, 160)):
+    """A small bright blob A (0.9: class 3 for IntensityBins(4), class 1 for IntensityBins(2)) and,
+    far from it, a larger dim blob B (0.4: class 1 for IntensityBins(4), background for
+    IntensityBins(2))."""
+    image = torch.zeros(shape)
+    image[2:-2, 2:-2, 2:-2] = 0.05
+    image[30:42, 30:42, 30:42] = 0.9
+    image[110:140, 110:140, 110:140] = 0.4
+    return image
+
+
+A = (slice(30, 42),) * 3
+B = (slice(110, 140),) * 3
+
+
+def test_a_locator_chooses_the_box_the_network_labels():
+    network, locator = IntensityBins(num_classes=4), IntensityBins(num_classes=2)
+    image = _two_blobs()
+    full = predict_classes(network, image, 32, 4, "full")
+    assert (full[A] == 3).all() and (full[B] == 1).all()
+    # alone, the network's own coarse pass keeps the largest region, B, and leaves A out
+    alone = predict_classes(network, image, 32, 4, "focused")
+    assert (alone[B] == 1).all() and not alone[A].any()
+    # the locator sees only A: the box is A's, and inside it the labels are the network's
+    counts = {}
+    located = predict_classes(network, image, 32, 4, "focused", counts=counts, locator=locator)
+    assert (located[A] == 3).all() and not located[B].any()
+    full[B] = 0
+    assert torch.equal(located, full)
+    assert counts["fine"] == 1
+
+
+def test_a_locator_that_finds_nothing_leaves_the_network_the_whole_box():
+    network, locator = IntensityBins(num_classes=4), IntensityBins(num_classes=2)
+    image = _two_blobs()
+    image[A] = 0.4  # now neither blob is bright enough for the locator
+    full_counts, counts = {}, {}
+    full = predict_classes(network, image, 32, 4, "full", counts=full_counts)
+    located = predict_classes(network, image, 32, 4, "focused", counts=counts, locator=locator)
+    assert torch.equal(located, full) and located.any()
+    assert counts == {"coarse": 8, "fine": full_counts["fine"]}

@@ -119,3 +119,5 @@ def test_wrong_class_count_is_a_model_error():
         Segmenter(SegmentOptions(model=IntensityBins(25), device="cpu"))
     with pytest.raises(ModelError, match="gives 32 classes, expected 25"):
         Segmenter(SegmentOptions(model=IntensityBins(32), device="cpu", hippocampus=IntensityBins(32)))
+    with pytest.raises(ModelError, match=r"--locator \(aseg\) network gives 4 classes, expected 32"):
+        Segmenter(SegmentOptions(model=IntensityBins(32), device="cpu", locator=IntensityBins(4)))

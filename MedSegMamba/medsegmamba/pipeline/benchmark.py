@@ -64,11 +64,13 @@ def make_model(spec, device):
 
 
 def run_benchmark(model="small", input_path=None, device="auto", step=None, batch_size=None,
-                  repeat: int = 2, volume: io.Volume | None = None, tiling: str | None = None) -> dict:
+                  repeat: int = 2, volume: io.Volume | None = None, tiling: str | None = None,
+                  locator=None) -> dict:
     """One warm-up run and `repeat` timed runs; per-stage median seconds and peak GPU memory.
 
     tiling None: "full" for a preset with random weights (they label every voxel, so a coarse
-    pass would find the whole head), else "focused" as `segment` does."""
+    pass would find the whole head) unless a `locator` (trained weights for the coarse pass) is
+    given, else "focused" as `segment` does."""
     import torch
 
     from .loading import resolve_device
@@ -77,9 +79,10 @@ def run_benchmark(model="small", input_path=None, device="auto", step=None, batc
     device = resolve_device(device)
     loaded = make_model(model, device)
     if tiling is None:
-        tiling = "full" if loaded.metadata.get("provenance") == RANDOM_WEIGHTS else "focused"
+        random = loaded.metadata.get("provenance") == RANDOM_WEIGHTS
+        tiling = "full" if random and locator is None else "focused"
     options = SegmentOptions(model=loaded.network, device=str(device), step=step, batch_size=batch_size,
-                             tiling=tiling, overwrite=True)
+                             tiling=tiling, locator=locator, overwrite=True)
     segmenter = Segmenter(options)
     with tempfile.TemporaryDirectory(prefix="medsegmamba-bench-") as scratch:
         if input_path is None:
@@ -100,7 +103,9 @@ def run_benchmark(model="small", input_path=None, device="auto", step=None, batc
     timed = runs[1:]
     result = {"model": loaded.name, "parameters": sum(p.numel() for p in loaded.network.parameters()),
               "device": str(device), "device_name": _device_name(device), "step": segmenter.step,
-              "batch_size": segmenter.batch_size, "tiling": tiling, "patches": timed[0]["patches"],
+              "batch_size": segmenter.batch_size, "tiling": tiling,
+              "locator": None if locator is None else str(getattr(segmenter.locator, "name", locator)),
+              "patches": timed[0]["patches"],
               "input_shape": shape, "repeat": len(timed),
               "seconds": {k: statistics.median(r[k] for r in timed) for k in timed[0]
                           if k not in ("peak_gpu_mib", "patches")},

@@ -40,6 +40,7 @@ class SegmentOptions:
     step: int | None = None          # patch step; None: 16 on CUDA (the paper), 32 on CPU (~4x faster)
     batch_size: int | None = None    # patches per forward; None: 2 on CUDA, 1 on CPU
     tiling: str = "focused"          # focused: fine patches only where a coarse pass finds structures; full
+    locator: object = None           # weights of focused tiling's coarse pass (name, path, nn.Module); None: the model
     hippocampus: object = None       # subfield weights (name, path or nn.Module); None: no subfields
     overwrite: bool = False
     output_format: str = "nii.gz"    # nii.gz | nii | mgz
@@ -91,7 +92,9 @@ class Segmenter:
         self.model: LoadedModel = load_model(options.model, self.device)
         self.hippocampus = (None if options.hippocampus is None
                             else load_model(options.hippocampus, self.device))
+        self.locator = None if options.locator is None else load_model(options.locator, self.device)
         for loaded, wanted, what in ((self.model, len(ASEG), "--model (aseg)"),
+                                     (self.locator, len(ASEG), "--locator (aseg)"),
                                      (self.hippocampus, len(HIPPOCAMPAL_SUBFIELDS), "--hippocampus (subfields)")):
             classes = loaded.num_classes if loaded is not None else None
             if classes is not None and classes != wanted:
@@ -127,9 +130,12 @@ class Segmenter:
         # the tiling's box: where the coarse pass finds structures (or the whole non-zero box)
         patch_counts = {}
         classes = predict_classes(self.model.network, image, self.step, self.batch_size,
-                                  self.options.tiling, lambda f: report("predict", f), patch_counts)
+                                  self.options.tiling, lambda f: report("predict", f), patch_counts,
+                                  locator=self.locator.network if self.locator else None)
         if classes.device != image.device:  # fell back to the CPU on CUDA OOM: next scan tries again
-            self.model.network.to(self.device)
+            for loaded in (self.model, self.locator):
+                if loaded is not None:
+                    loaded.network.to(self.device)
         lut = torch.as_tensor(class_to_label(ASEG), device=classes.device)
         labels = lut[classes].to(torch.int32)
         clock.lap("predict")
