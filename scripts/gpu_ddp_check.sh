@@ -3,12 +3,8 @@
 # torchrun on 2 GPUs (NCCL) for a few minutes from the committed checkpoint, then on 1 GPU for as
 # long, to compare patches/s; summary.json's replica_spread must be 0.0. Publishes nothing.
 #   bash scripts/gpu_ddp_check.sh $OUT [MINUTES_EACH=3]
-set -uo pipefail
-OUT=${1:?OUT}; MIN=${2:-3}
-export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/MedSegMamba${PYTHONPATH:+:$PYTHONPATH}"
-mkdir -p "$OUT"
-date -u
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
+source "$(dirname "$0")/device_preamble.sh" "$@"
+MIN=${2:-3}
 COMMON=(--config configs/default.json --data .data/label_maps --resume training/default/last.safetensors
         --max-minutes "$MIN" --ce-until 0)
 torchrun --nproc_per_node 2 -m medsegmamba.train.command "${COMMON[@]}" --out /tmp/ddp2 > "$OUT/ddp2.txt" 2>&1

@@ -3,12 +3,7 @@
 # where the paper network's time goes (benchmarks/profile_gpu.py), and the paper network end to end
 # with focused tiling, the shipped default finding the box (--locator), against the 1.5 s / 0.5 s targets.
 #   bash scripts/gpu_session5_bench.sh $OUT      (carry .data/mni152_t1.nii.gz)
-set -uo pipefail
-OUT=${1:?OUT}
-export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/MedSegMamba${PYTHONPATH:+:$PYTHONPATH}"
-mkdir -p "$OUT"
-date -u
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
+source "$(dirname "$0")/device_preamble.sh" "$@"
 timeout 150 python3 benchmarks/profile_gpu.py --out /tmp/prof > "$OUT/profile.log" 2>&1
 echo "profile_gpu exit $?"; grep -A9 "^| kind" "$OUT/profile.log" | head -24
 cp /tmp/prof/results.md "$OUT/profile.md" 2>/dev/null; cp /tmp/prof/results.json "$OUT/profile.json" 2>/dev/null
