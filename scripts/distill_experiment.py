@@ -58,6 +58,9 @@ def parse_args(argv=None):
     p.add_argument("--arms", default=",".join(ARMS))
     p.add_argument("--steps", type=int, default=200, help="training steps per arm (equal budget)")
     p.add_argument("--batch", type=int, default=1, help="patches per step (the default model trained at 4)")
+    p.add_argument("--kd-warmup", type=int, default=None,
+                   help="steps over which the KD / self-distillation terms ramp up (default: "
+                        "min(200, steps / 5); with a time limit --steps may be far more than run)")
     p.add_argument("--max-seconds-per-arm", type=float, default=50.0)
     p.add_argument("--teacher", type=Path, help="trained teacher checkpoint: skip training one")
     p.add_argument("--student", default="student-t1")
@@ -215,12 +218,13 @@ def run_arm(name, args, base, patch, device, teacher, prior):
         start = prior.get("arms", {}).get(name, {}).get("steps", 0)
         log.info("%s: resumed at step %d", name, start)
     reco = sd = None
+    ramp = args.kd_warmup if args.kd_warmup is not None else max(1, min(200, args.steps // 5))
     if name == "reco":
         reco = ReCoKD(feature_widths(model, patch, device), feature_widths(teacher, patch, device),
-                      32, ReCoKDConfig(warmup_steps=max(1, args.steps // 5))).to(device)
+                      32, ReCoKDConfig(warmup_steps=ramp)).to(device)
     if name == "self":
         sd = SelfDistillation(feature_widths(model, patch, device), 32,
-                              SelfDistillConfig(warmup_steps=max(1, args.steps // 3))).to(device)
+                              SelfDistillConfig(warmup_steps=ramp)).to(device)
     summary = train_student(
         model, batches(args, device, patch, start), seg_loss(args),
         LoopOptions(steps=args.steps, lr=args.lr, max_seconds=args.max_seconds_per_arm,

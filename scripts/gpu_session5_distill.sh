@@ -5,6 +5,8 @@
 #   bash scripts/gpu_session5_distill.sh $OUT [SECONDS_PER_ARM=110] [PREVIOUS_OUT]
 # One call fits four arms of ~110 s in the 10-minute limit; later calls continue every arm from
 # PREVIOUS_OUT (the last call's files, copied to .prev/distill, git-ignored, and named in `carry`).
+# Each arm stops on its time limit: --steps 100000 only keeps the learning rate near its peak (the
+# cosine over 100,000 steps barely moves) and the KD terms ramp up over min(200, steps/5) = 200 steps.
 # Needs .data/label_maps and .data/fsaverage (carried) and the nibabel wheel's PYTHONPATH.
 set -uo pipefail
 OUT=${1:?OUT}; SEC=${2:-110}; PREV=${3:-}
