@@ -199,24 +199,29 @@ def build_arm(name, args, base, patch):
     return MedSegMamba(**spec.kwargs(), **common)
 
 
-def checkpoint_io(model, path, load=False):
+def checkpoint_io(model, path, load=False, extra=None):
+    """An arm's weights in one safetensors file; `extra` (the ReCo-KD adapters or the self-
+    distillation heads, when the arm has them) goes in under "extra.", so that a resumed arm
+    continues with them instead of new ones."""
     from safetensors.torch import load_file, save_file
 
     if load:
-        model.load_state_dict(load_file(str(path)))
+        tensors = load_file(str(path))
+        model.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("extra.")})
+        extras = {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")}
+        if extra is not None and extras:
+            extra.load_state_dict(extras)
         return model
-    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(path))
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if extra is not None:
+        tensors.update({f"extra.{k}": v.detach().contiguous().cpu() for k, v in extra.state_dict().items()})
+    save_file(tensors, str(path))
     return path
 
 
 def run_arm(name, args, base, patch, device, teacher, prior):
     torch.manual_seed(args.seed)  # same init stream and batch stream for every arm
     model = build_arm(name, args, base, patch).to(device)
-    start = 0
-    if prior and (args.resume / f"{name}.safetensors").is_file():
-        checkpoint_io(model, args.resume / f"{name}.safetensors", load=True)
-        start = prior.get("arms", {}).get(name, {}).get("steps", 0)
-        log.info("%s: resumed at step %d", name, start)
     reco = sd = None
     ramp = args.kd_warmup if args.kd_warmup is not None else max(1, min(200, args.steps // 5))
     if name == "reco":
@@ -225,13 +230,18 @@ def run_arm(name, args, base, patch, device, teacher, prior):
     if name == "self":
         sd = SelfDistillation(feature_widths(model, patch, device), 32,
                               SelfDistillConfig(warmup_steps=ramp)).to(device)
+    start = 0
+    if prior and (args.resume / f"{name}.safetensors").is_file():
+        checkpoint_io(model, args.resume / f"{name}.safetensors", load=True, extra=reco or sd)
+        start = prior.get("arms", {}).get(name, {}).get("steps", 0)
+        log.info("%s: resumed at step %d", name, start)
     summary = train_student(
         model, batches(args, device, patch, start), seg_loss(args),
         LoopOptions(steps=args.steps, lr=args.lr, max_seconds=args.max_seconds_per_arm,
-                    log_every=max(1, args.steps // 10)),
+                    log_every=max(1, min(100, args.steps // 10))),
         teacher=teacher if reco else None, reco=reco, self_distill=sd, start_step=start)
     summary.pop("optimizer")
-    checkpoint_io(model, args.out / f"{name}.safetensors")
+    checkpoint_io(model, args.out / f"{name}.safetensors", extra=reco or sd)
     return model, summary
 
 

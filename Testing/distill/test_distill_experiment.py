@@ -43,7 +43,7 @@ def test_smoke_batch_and_resume(tmp_path):
 
     def run(out, *extra):
         proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "distill_experiment.py"), "--smoke",
-                               "--data", str(tmp_path / "data"), "--out", str(out), "--arms", "student",
+                               "--data", str(tmp_path / "data"), "--out", str(out), "--arms", "student,self",
                                "--batch", "2", *extra], capture_output=True, text=True, timeout=600, env=env)
         assert proc.returncode == 0, proc.stderr[-3000:]
         return json.loads((out / "results.json").read_text()), proc.stderr
@@ -51,7 +51,11 @@ def test_smoke_batch_and_resume(tmp_path):
     first, _ = run(tmp_path / "a")
     assert first["batch"] == 2 and first["arms"]["student"]["steps"] == 2
     assert 0 <= first["arms"]["student"]["mean_dice"] <= 1
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "a" / "self.safetensors"), "pt") as f:  # the heads travel with the arm
+        assert any(k.startswith("extra.heads.") for k in f.keys())
     second, log = run(tmp_path / "b", "--resume", str(tmp_path / "a"))
-    assert "student: resumed at step 2" in log
-    assert second["arms"]["student"]["steps"] == 4
+    assert "student: resumed at step 2" in log and "self: resumed at step 2" in log
+    assert second["arms"]["student"]["steps"] == second["arms"]["self"]["steps"] == 4
     assert "batch 2" in (tmp_path / "b" / "results.md").read_text()

@@ -26,3 +26,19 @@ def test_loop_trains_student_leaves_teacher(tiny_pair, batch):
     assert all(torch.isfinite(torch.tensor(v)) for v in last.values())
     assert all(torch.equal(v, teacher.state_dict()[k]) for k, v in t_before.items())
     assert not torch.equal(s_before, student.Conv1.conv[0].weight)
+
+
+def test_a_resumed_run_warms_its_fresh_optimizer_up_again(tiny_pair, batch):
+    from medsegmamba.distill.loop import _lr_factor
+
+    _, student = tiny_pair
+    loss = lambda lg, t: F.cross_entropy(lg, t)  # noqa: E731
+    out = train_student(student, itertools.repeat(batch), loss,
+                        LoopOptions(steps=3, lr=1e-3, lr_warmup=4, log_every=1), start_step=10)
+    want = [1e-3 * _lr_factor(10 + i, 13, 4) * (i + 1) / 4 for i in range(3)]
+    assert [r["lr"] for r in out["history"]] == want
+    # handed its optimizer back, a run continues without a second warm-up
+    again = train_student(student, itertools.repeat(batch), loss,
+                          LoopOptions(steps=2, lr=1e-3, lr_warmup=4, log_every=1), start_step=13,
+                          optimizer=out["optimizer"])
+    assert [r["lr"] for r in again["history"]] == [1e-3 * _lr_factor(13 + i, 15, 4) for i in range(2)]

@@ -71,8 +71,12 @@ def train_student(student: nn.Module, batches: Iterator, seg_loss: Callable, opt
             stopped_early = True
             log.warning("stopping at step %d: time budget of %.0f s spent", step, options.max_seconds)
             break
+        # a resumed run starts a fresh optimizer: it warms up again, or its first, unscaled
+        # Adam steps would jolt the weights
+        fresh = optimizer is None and start_step > 0 and options.lr_warmup > 0
+        rewarm = min(1.0, (i + 1) / options.lr_warmup) if fresh else 1.0
         for g in opt.param_groups:
-            g["lr"] = options.lr * _lr_factor(step, total, options.lr_warmup)
+            g["lr"] = options.lr * _lr_factor(step, total, options.lr_warmup) * rewarm
         image, target = next(batches)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             need_feats = reco is not None or self_distill is not None
@@ -97,7 +101,7 @@ def train_student(student: nn.Module, batches: Iterator, seg_loss: Callable, opt
         opt.step()
         done += 1
         if step % options.log_every == 0 or i == options.steps - 1:
-            row = {"step": step, "loss": float(loss.detach()), **terms,
+            row = {"step": step, "loss": float(loss.detach()), "lr": opt.param_groups[0]["lr"], **terms,
                    "seconds": round(time.perf_counter() - t0, 2)}
             options.history.append(row)
             log.info("step %d %s", step, " ".join(f"{k}={v:.4g}" for k, v in row.items()
