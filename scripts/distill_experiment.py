@@ -13,6 +13,8 @@ the training label maps hold, their mean, parameters and per-scan latency on thi
     python3 scripts/distill_experiment.py --out $OUT                 # GPU run
     python3 scripts/distill_experiment.py --out /tmp/x --smoke       # CPU, tiny, about a minute
     python3 scripts/distill_experiment.py --out $OUT --resume runs/distill   # continue arms
+    python3 scripts/distill_experiment.py --out ALL --merge RUN1 RUN2 ...    # one table of arms
+                                                                            # run in separate calls
 
 Writes OUT/results.json, OUT/results.md, OUT/<arm>.safetensors; prints the table last.
 """
@@ -69,7 +71,30 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--smoke", action="store_true", help="tiny models, 2 steps, 32^3 patches, CPU")
+    p.add_argument("--merge", type=Path, nargs="+", metavar="RUN",
+                   help="only join these runs' results.json (arms run in separate calls) into --out")
     return p.parse_args(argv)
+
+
+def merge(runs, out: Path) -> dict:
+    """One results.json / results.md from runs that each trained some of the arms; the runs must
+    share device, budget and set-up, and an arm may appear in one run only."""
+    parts = [json.loads((Path(r) / "results.json").read_text()) for r in runs]
+    keys = ("device", "steps_per_arm", "batch", "patch", "step", "seg_loss")
+    for r, part in zip(runs, parts[1:]):
+        differ = [k for k in keys if part.get(k) != parts[0].get(k)]
+        if differ:
+            raise SystemExit(f"--merge: {r} differs from {runs[0]} in {differ}")
+    merged = {**parts[0], "arms": {}, "merged_from": [str(r) for r in runs]}
+    for r, part in zip(runs, parts):
+        for name, arm in part["arms"].items():
+            if name in merged["arms"]:
+                raise SystemExit(f"--merge: arm {name!r} appears twice (again in {r})")
+            merged["arms"][name] = arm
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(merged, indent=1))
+    (out / "results.md").write_text(markdown(merged))
+    return merged
 
 
 # ---- data -------------------------------------------------------------------------------------
@@ -275,6 +300,9 @@ def markdown(results):
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.merge:
+        print(markdown(merge(args.merge, args.out)))
+        return 0
     device = torch.device("cuda" if torch.cuda.is_available() and not args.smoke else "cpu")
     if args.smoke:
         args.steps, args.step = min(args.steps, 2), 32

@@ -2,7 +2,7 @@
 # Issue #6's multi-GPU check, for the two-GPU kind (nvidia-h200-x2): the default recipe under
 # torchrun on 2 GPUs (NCCL) for a few minutes from the committed checkpoint, then on 1 GPU for as
 # long, to compare patches/s; summary.json's replica_spread must be 0.0. Publishes nothing.
-#   bash scripts/gpu_ddp_check.sh $OUT [MINUTES_EACH=3]
+#   bash scripts/gpu_ddp_check.sh $OUT [MINUTES_EACH=3]      (carry .data/label_maps and .whl)
 source "$(dirname "$0")/device_preamble.sh" "$@"
 MIN=${2:-3}
 COMMON=(--config configs/default.json --data .data/label_maps --resume training/default/last.safetensors

@@ -2,7 +2,7 @@
 # Issues #2 and #3 on the GPU, next session (written 2026-11-23, session 4; not yet run), ~4 min:
 # where the paper network's time goes (benchmarks/profile_gpu.py), and the paper network end to end
 # with focused tiling, the shipped default finding the box (--locator), against the 1.5 s / 0.5 s targets.
-#   bash scripts/gpu_session5_bench.sh $OUT      (carry .data/mni152_t1.nii.gz)
+#   bash scripts/gpu_session5_bench.sh $OUT      (carry .data/mni152_t1.nii.gz and .whl)
 source "$(dirname "$0")/device_preamble.sh" "$@"
 timeout 150 python3 benchmarks/profile_gpu.py --out /tmp/prof > "$OUT/profile.log" 2>&1
 echo "profile_gpu exit $?"; grep -A9 "^| kind" "$OUT/profile.log" | head -24

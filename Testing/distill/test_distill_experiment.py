@@ -1,6 +1,7 @@
-"""scripts/distill_experiment.py's CPU smoke mode, on a made-up head: trains an arm at batch 2,
-resumes it, and writes the table, so that a device call does not fail on what the CPU can catch.
-About a minute on 2 cores, so marked slow: `python3 -m pytest -m slow Testing/distill`."""
+"""scripts/distill_experiment.py: its CPU smoke mode on a made-up head (trains two arms at batch 2,
+resumes them and writes the table, so that a device call does not fail on what the CPU can catch;
+about a minute on 2 cores, so marked slow: `python3 -m pytest -m slow Testing/distill`), and
+--merge, which joins arms run in separate device calls."""
 
 import json
 import os
@@ -59,3 +60,32 @@ def test_smoke_batch_and_resume(tmp_path):
     assert "student: resumed at step 2" in log and "self: resumed at step 2" in log
     assert second["arms"]["student"]["steps"] == second["arms"]["self"]["steps"] == 4
     assert "batch 2" in (tmp_path / "b" / "results.md").read_text()
+
+
+def _script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("distill_experiment", ROOT / "scripts" / "distill_experiment.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_merge_joins_arms_of_separate_runs(tmp_path):
+    mod = _script()
+    arm = lambda d: {"params": 10, "steps": 5, "train_s": 1.0, "mean_dice": d, "latency_s": 0.1,  # noqa: E731
+                     "dice": {"Left-Thalamus": d}}
+    common = {"device": "gpu", "steps_per_arm": 9, "batch": 4, "patch": 96, "step": 32, "seg_loss": "x"}
+    for name, arms in (("a", {"teacher": arm(0.8), "student": arm(0.1)}), ("b", {"reco": arm(0.2)})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps({**common, "arms": arms}))
+    merged = mod.merge([tmp_path / "a", tmp_path / "b"], tmp_path / "all")
+    assert list(merged["arms"]) == ["teacher", "student", "reco"]
+    table = (tmp_path / "all" / "results.md").read_text()
+    assert "| reco | 10 | 5 | 1 | 0.200 | 0.10 |" in table and "batch 4" in table
+    with pytest.raises(SystemExit, match="arm 'reco' appears twice"):
+        mod.merge([tmp_path / "b", tmp_path / "b"], tmp_path / "x")
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "results.json").write_text(json.dumps({**common, "batch": 1, "arms": {"self": arm(0.3)}}))
+    with pytest.raises(SystemExit, match=r"differs from .* in \['batch'\]"):
+        mod.merge([tmp_path / "a", tmp_path / "c"], tmp_path / "y")
