@@ -81,7 +81,7 @@ def merge(runs, out: Path) -> dict:
     share device, budget and set-up, and an arm may appear in one run only."""
     parts = [json.loads((Path(r) / "results.json").read_text()) for r in runs]
     keys = ("device", "steps_per_arm", "batch", "patch", "step", "seg_loss")
-    for r, part in zip(runs, parts[1:]):
+    for r, part in zip(runs[1:], parts[1:]):
         differ = [k for k in keys if part.get(k) != parts[0].get(k)]
         if differ:
             raise SystemExit(f"--merge: {r} differs from {runs[0]} in {differ}")

@@ -87,5 +87,5 @@ def test_merge_joins_arms_of_separate_runs(tmp_path):
         mod.merge([tmp_path / "b", tmp_path / "b"], tmp_path / "x")
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "results.json").write_text(json.dumps({**common, "batch": 1, "arms": {"self": arm(0.3)}}))
-    with pytest.raises(SystemExit, match=r"differs from .* in \['batch'\]"):
+    with pytest.raises(SystemExit, match=r"c differs from .*a in \['batch'\]"):
         mod.merge([tmp_path / "a", tmp_path / "c"], tmp_path / "y")
