@@ -79,8 +79,8 @@ def run_benchmark(model="small", input_path=None, device="auto", step=None, batc
     device = resolve_device(device)
     loaded = make_model(model, device)
     if tiling is None:
-        random = loaded.metadata.get("provenance") == RANDOM_WEIGHTS
-        tiling = "full" if random and locator is None else "focused"
+        random_weights = loaded.metadata.get("provenance") == RANDOM_WEIGHTS
+        tiling = "full" if random_weights and locator is None else "focused"
     options = SegmentOptions(model=loaded.network, device=str(device), step=step, batch_size=batch_size,
                              tiling=tiling, locator=locator, overwrite=True)
     segmenter = Segmenter(options)
@@ -104,7 +104,7 @@ def run_benchmark(model="small", input_path=None, device="auto", step=None, batc
     result = {"model": loaded.name, "parameters": sum(p.numel() for p in loaded.network.parameters()),
               "device": str(device), "device_name": _device_name(device), "step": segmenter.step,
               "batch_size": segmenter.batch_size, "tiling": tiling,
-              "locator": None if locator is None else str(getattr(segmenter.locator, "name", locator)),
+              "locator": segmenter.locator.name if segmenter.locator else None,
               "patches": timed[0]["patches"],
               "input_shape": shape, "repeat": len(timed),
               "seconds": {k: statistics.median(r[k] for r in timed) for k in timed[0]

@@ -69,19 +69,18 @@ def predict_classes(network, image, step: int, batch_size: int, tiling: str = "f
     coarse = classes_in_box(locator or network, image, start, stop, patches.PATCH, batch_size,
                             lambda f: report(COARSE_SHARE * f), counts, "coarse")
     found = structures_box(coarse > 0, REGION_GAP)
-    if found is None and locator is not None:
-        log.info("the locator found no structure: the network tiles the whole box")
-        classes = classes_in_box(network, image, start, stop, step, batch_size,
-                                 lambda f: report(COARSE_SHARE + (1 - COARSE_SHARE) * f), counts, "fine")
-        return _place(classes, start, image.shape)
-    if found is None:
+    if found is None and locator is None:
         log.info("coarse pass found no structure: nothing to tile")
         report(1.0)
         return _place(coarse, start, image.shape)
-    low, high = found
-    box = patches.fit_box([s + a for s, a in zip(start, low)], [s + b for s, b in zip(start, high)],
-                          step, image.shape, FOCUS_MARGIN)
-    log.info("focused tiling: structures in %s..%s of the non-zero box %s..%s", *box, start, stop)
+    if found is None:
+        log.info("the locator found no structure: the network tiles the whole box")
+        box = (start, stop)
+    else:
+        low, high = found
+        box = patches.fit_box([s + a for s, a in zip(start, low)], [s + b for s, b in zip(start, high)],
+                              step, image.shape, FOCUS_MARGIN)
+        log.info("focused tiling: structures in %s..%s of the non-zero box %s..%s", *box, start, stop)
     fine = classes_in_box(network, image, *box, step, batch_size,
                           lambda f: report(COARSE_SHARE + (1 - COARSE_SHARE) * f), counts, "fine")
     return _place(fine, box[0], image.shape)

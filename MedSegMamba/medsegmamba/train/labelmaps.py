@@ -87,7 +87,8 @@ class LabelTable:
     def __init__(self, values, choroid: str = "plexus", csf: str = "cistern"):
         target_of(0, choroid, csf)  # checks both rules
         values = {int(v) for v in values} | {0}
-        pairs = {**LEFT_RIGHT, **{r: l for l, r in LEFT_RIGHT.items()}}
+        right_to_left = {r: l for l, r in LEFT_RIGHT.items()}
+        pairs = {**LEFT_RIGHT, **right_to_left}
         values |= {pairs[v] for v in values if v in pairs}  # a flip needs both sides
         if csf == "cistern" and CSF in values:
             values.add(EXTRA_CSF)
@@ -99,8 +100,7 @@ class LabelTable:
         self.target = np.array([cls.get(target_of(v, choroid, csf), 0) for v in values], np.int64)
         # one intensity class per left/right pair, and extra-cerebral CSF shares CSF's: the
         # network must tell the cistern from the rest by where it is, not by how it looks
-        canon = {r: l for l, r in LEFT_RIGHT.items()} | {EXTRA_CSF: CSF}
-        right_to_left = {r: l for l, r in LEFT_RIGHT.items()}
+        canon = right_to_left | {EXTRA_CSF: CSF}
         keys = sorted({canon.get(v, v) for v in values})
         self.intensity = np.array([keys.index(canon.get(v, v)) for v in values], np.int64)
         self.num_intensity = len(keys)
