@@ -15,6 +15,9 @@ the training label maps hold, their mean, parameters and per-scan latency on thi
     python3 scripts/distill_experiment.py --out $OUT --resume runs/distill   # continue arms
     python3 scripts/distill_experiment.py --out ALL --merge RUN1 RUN2 ...    # one table of arms
                                                                             # run in separate calls
+    python3 scripts/distill_experiment.py --out ALL --retime [--teacher T]   # latency again, each arm
+                                                                            # alone (after arms ran
+                                                                            # side by side on one GPU)
 
 Writes OUT/results.json, OUT/results.md, OUT/<arm>.safetensors; prints the table last.
 """
@@ -73,6 +76,9 @@ def parse_args(argv=None):
     p.add_argument("--smoke", action="store_true", help="tiny models, 2 steps, 32^3 patches, CPU")
     p.add_argument("--merge", type=Path, nargs="+", metavar="RUN",
                    help="only join these runs' results.json (arms run in separate calls) into --out")
+    p.add_argument("--retime", action="store_true",
+                   help="only time each arm of --out's results.json again, one at a time (arms trained "
+                        "side by side share the GPU, so the latency they measured is not theirs alone)")
     return p.parse_args(argv)
 
 
@@ -95,6 +101,34 @@ def merge(runs, out: Path) -> dict:
     (out / "results.json").write_text(json.dumps(merged, indent=1))
     (out / "results.md").write_text(markdown(merged))
     return merged
+
+
+def retime(args, device) -> dict:
+    """Latency of every arm of args.out/results.json measured again with nothing else running: its
+    weights from <arm>.safetensors in --out or in the runs it was merged from."""
+    results = json.loads((args.out / "results.json").read_text())
+    folders = [args.out, *map(Path, results.get("merged_from", []))]
+    image, _ = load_fsaverage(args, device)
+    base = {k: tuple(v) if isinstance(v, list) else v for k, v in results["teacher_config"].items()}
+    patch, teacher = results["patch"], None
+    if args.teacher:
+        from medsegmamba.models.checkpoint import load_checkpoint
+        teacher, cfg, _ = load_checkpoint(args.teacher, device=device)
+        base = dict(channels=cfg.channels, num_blocks=cfg.num_blocks, d_state=cfg.d_state)
+    for name, arm in results["arms"].items():
+        if name == "teacher" and teacher is not None:
+            model = teacher
+        else:
+            path = next((f / f"{name}.safetensors" for f in folders if (f / f"{name}.safetensors").is_file()), None)
+            if path is None:
+                raise SystemExit(f"--retime: no {name}.safetensors in {[str(f) for f in folders]}")
+            model = checkpoint_io(build_arm(name, args, base, patch).to(device), path, load=True)
+        arm["latency_s"] = latency(model, image, results["step"], patch, device)
+        log.info("%s: %.3f s per scan alone", name, arm["latency_s"])
+    results["latency"] = "each arm alone on the device, after training"
+    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    (args.out / "results.md").write_text(markdown(results))
+    return results
 
 
 # ---- data -------------------------------------------------------------------------------------
@@ -283,7 +317,8 @@ def evaluate_arm(model, image, truth, args, patch, device):
 def markdown(results):
     lines = [f"device: {results['device']}; {results['steps_per_arm']} steps per arm, batch {results.get('batch', 1)}, "
              f"patch {results['patch']}; fsaverage, patch step {results['step']}; "
-             f"loss {results.get('seg_loss')}", "",
+             f"loss {results.get('seg_loss')}; latency "
+             f"{results.get('latency', 'measured by each arm right after its training')}", "",
              "| arm | params | train steps | train s | mean Dice (28) | latency / scan s |",
              "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for name, r in results["arms"].items():
@@ -306,6 +341,9 @@ def main(argv=None) -> int:
     device = torch.device("cuda" if torch.cuda.is_available() and not args.smoke else "cpu")
     if args.smoke:
         args.steps, args.step = min(args.steps, 2), 32
+    if args.retime:
+        print(markdown(retime(args, device)))
+        return 0
     patch = 32 if args.smoke else 96
     base = SMOKE_TEACHER if args.smoke else GPU_TEACHER
     args.out.mkdir(parents=True, exist_ok=True)

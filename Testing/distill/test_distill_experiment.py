@@ -60,6 +60,16 @@ def test_smoke_batch_and_resume(tmp_path):
     assert "student: resumed at step 2" in log and "self: resumed at step 2" in log
     assert second["arms"]["student"]["steps"] == second["arms"]["self"]["steps"] == 4
     assert "batch 2" in (tmp_path / "b" / "results.md").read_text()
+    # --retime: each arm's weights loaded back and timed again, the table rewritten
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "distill_experiment.py"), "--smoke", "--retime",
+                           "--data", str(tmp_path / "data"), "--out", str(tmp_path / "b")],
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    timed = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert timed["latency"].startswith("each arm alone") and "each arm alone" in (tmp_path / "b" / "results.md").read_text()
+    assert {n: a["mean_dice"] for n, a in timed["arms"].items()} == {n: a["mean_dice"] for n, a in second["arms"].items()}
+    assert all(a["latency_s"] > 0 for a in timed["arms"].values())
+    assert "student: " in proc.stderr and "s per scan alone" in proc.stderr
 
 
 def _script():

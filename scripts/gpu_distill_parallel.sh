@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Issue #5's arms side by side on one GPU (written 2026-11-23, session 5). The default model and its
+# students are small: one training process leaves the H100 mostly idle between its kernel launches
+# (7 iterations/s at batch 4 for a 2.2 M-parameter network), so four arms at once cost about the
+# device time of one. Every arm trains the same number of steps (the same synthetic budget, the
+# cosine schedule run to its end); their latency is measured again afterwards, one arm at a time.
+#   bash scripts/gpu_distill_parallel.sh $OUT probe            # ~3 min: steps/s of each arm with
+#                                                              # the others running (and under MPS,
+#                                                              # when the machine has it), and of
+#                                                              # the default model's training beside them
+#   bash scripts/gpu_distill_parallel.sh $OUT run STEPS [CAP_SECONDS=480] [mps]
+# Carry .data/label_maps, .data/fsaverage and .whl. `run` brings back $OUT/results.{json,md} (all arms
+# merged, latency re-measured) and $OUT/arms.tar (each arm's folder: results, weights, log); join it
+# into docs/distillation/ here.
+source "$(dirname "$0")/device_preamble.sh" "$@"
+MODE=${2:?MODE probe|run}
+T=MedSegMamba/medsegmamba/weights/default.safetensors
+X=(python3 scripts/distill_experiment.py --teacher "$T" --batch 4)
+
+mps_start() {
+  export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
+  mkdir -p /tmp/mps /tmp/mps-log
+  command -v nvidia-cuda-mps-control > /dev/null && nvidia-cuda-mps-control -d && echo "MPS on"
+}
+mps_stop() { echo quit | nvidia-cuda-mps-control 2>/dev/null; unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY; }
+
+# arms side by side: "name:arms" pairs; each writes $1/<name>/ and its log
+side_by_side() {
+  local dir=$1 steps=$2 cap=$3; shift 3
+  local pids=() spec
+  for spec in "$@"; do
+    mkdir -p "$dir/${spec%%:*}"
+    "${X[@]}" --out "$dir/${spec%%:*}" --arms "${spec#*:}" --steps "$steps" --kd-warmup 200 \
+      --max-seconds-per-arm "$cap" > "$dir/${spec%%:*}/log.txt" 2>&1 &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p" || echo "an arm failed (exit $?)"; done
+}
+
+rates() {  # steps per second of each arm of a side-by-side run
+  python3 - "$1" <<'PY'
+import json, pathlib, sys
+for f in sorted(pathlib.Path(sys.argv[1]).glob("*/results.json")):
+    for name, a in json.loads(f.read_text())["arms"].items():
+        if a["train_s"]:
+            print(f"  {name}: {a['steps']} steps in {a['train_s']:.0f} s = {a['steps'] / a['train_s']:.2f}/s")
+PY
+}
+
+if [ "$MODE" = probe ]; then
+  for m in plain mps; do
+    [ $m = mps ] && { mps_start || { echo "no MPS here"; break; }; }
+    D=/tmp/probe-$m
+    timeout 120 python3 -m medsegmamba.train.command --config configs/default.json --data .data/label_maps \
+      --resume training/default/last.safetensors --out "$D-train" --max-minutes 1.0 --ce-until 0 \
+      --max-iters 30100 > "$D-train.txt" 2>&1 &
+    side_by_side "$D" 100000 60 student:student reco:reco self:self kan:kan
+    wait
+    echo "== $m: four arms side by side (60 s each), steps/s"; rates "$D"
+    python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print(f'  default-model training beside them: \
+{s[\"iterations_this_run\"]} iterations in {s[\"minutes\"]:.2f} min = {s[\"iterations_this_run\"]/s[\"minutes\"]/60:.2f}/s')" \
+      "$D-train/summary.json" || tail -n 5 "$D-train.txt"
+    tail -n 3 "$D"/*/log.txt | grep -i "error\|Traceback" || true
+    [ $m = mps ] && mps_stop
+  done
+  date -u
+  exit 0
+fi
+
+STEPS=${3:?STEPS}; CAP=${4:-480}
+[ "${5:-}" = mps ] && { mps_start || echo "no MPS: arms time-share the GPU"; }
+D=/tmp/arms
+side_by_side "$D" "$STEPS" "$CAP" a:teacher,student reco:reco self:self kan:kan
+[ "${5:-}" = mps ] && mps_stop
+rates "$D"
+"${X[@]:0:2}" --out "$D/all" --merge "$D"/{a,reco,self,kan} > /dev/null \
+  && "${X[@]}" --out "$D/all" --retime > "$D/retime.txt" 2>&1 \
+  || { echo "merge/retime failed"; tail -n 20 "$D/retime.txt"; }
+cp "$D/all/results.json" "$D/all/results.md" "$OUT/" 2>/dev/null
+tar -C "$D" -cf "$OUT/arms.tar" a reco self kan retime.txt
+cat "$OUT/results.md" 2>/dev/null | head -n 8
+grep -h "stopping at step" "$D"/*/log.txt || true
+date -u
+ls -la "$OUT"
