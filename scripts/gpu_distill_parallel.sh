@@ -52,7 +52,7 @@ if [ "$MODE" = probe ]; then
     [ $m = mps ] && { mps_start || { echo "no MPS here"; break; }; }
     D=/tmp/probe-$m
     timeout 120 python3 -m medsegmamba.train.command --config configs/default.json --data .data/label_maps \
-      --resume training/default/last.safetensors --out "$D-train" --max-minutes 1.0 --ce-until 0 \
+      --resume "" --out "$D-train" --max-minutes 1.0 --ce-until 0 \
       --max-iters 30100 > "$D-train.txt" 2>&1 &
     side_by_side "$D" 100000 60 student:student reco:reco self:self kan:kan
     wait
