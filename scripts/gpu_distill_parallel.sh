@@ -8,10 +8,13 @@
 #                                                              # the others running (and under MPS,
 #                                                              # when the machine has it), and of
 #                                                              # the default model's training beside them
-#   bash scripts/gpu_distill_parallel.sh $OUT run STEPS [CAP_SECONDS=480] [mps]
-# Carry .data/label_maps, .data/fsaverage and .whl. `run` brings back $OUT/results.{json,md} (all arms
-# merged, latency re-measured) and $OUT/arms.tar (each arm's folder: results, weights, log); join it
-# into docs/distillation/ here.
+#   bash scripts/gpu_distill_parallel.sh $OUT run STEPS [CAP_SECONDS=480] [mps|-] [RESUME]
+# Carry .data/label_maps, .data/fsaverage and .whl. `run` trains into /tmp/arms-<k> on the device (k
+# the first unused; printed) and brings back $OUT/results.{json,md} (all arms merged, latency
+# re-measured) and $OUT/arms.tar.part-* (each arm's folder: results, weights, log; `cat` joins them);
+# join it into docs/distillation/ here. RESUME (/tmp/arms-<k> of an earlier call on the same warm
+# machine) continues every arm from there up to STEPS; an arm that its time cap stopped short
+# catches up in the next call, so that all end on the same step.
 source "$(dirname "$0")/device_preamble.sh" "$@"
 MODE=${2:?MODE probe|run}
 T=MedSegMamba/medsegmamba/weights/default.safetensors
@@ -29,9 +32,11 @@ side_by_side() {
   local dir=$1 steps=$2 cap=$3; shift 3
   local pids=() spec
   for spec in "$@"; do
-    mkdir -p "$dir/${spec%%:*}"
-    "${X[@]}" --out "$dir/${spec%%:*}" --arms "${spec#*:}" --steps "$steps" --kd-warmup 200 \
-      --max-seconds-per-arm "$cap" > "$dir/${spec%%:*}/log.txt" 2>&1 &
+    local name=${spec%%:*} from=()
+    mkdir -p "$dir/$name"
+    [ -n "$RESUME" ] && from=(--resume "$RESUME/$name")
+    "${X[@]}" --out "$dir/$name" --arms "${spec#*:}" --steps "$steps" --kd-warmup 200 \
+      --max-seconds-per-arm "$cap" "${from[@]}" > "$dir/$name/log.txt" 2>&1 &
     pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p" || echo "an arm failed (exit $?)"; done
@@ -47,6 +52,7 @@ for f in sorted(pathlib.Path(sys.argv[1]).glob("*/results.json")):
 PY
 }
 
+RESUME=""
 if [ "$MODE" = probe ]; then
   for m in plain mps; do
     [ $m = mps ] && { mps_start || { echo "no MPS here"; break; }; }
@@ -67,9 +73,11 @@ if [ "$MODE" = probe ]; then
   exit 0
 fi
 
-STEPS=${3:?STEPS}; CAP=${4:-480}
+STEPS=${3:?STEPS}; CAP=${4:-480}; RESUME=${6:-}
+[ -z "$RESUME" ] || [ -f "$RESUME/a/results.json" ] || { echo "RESUME $RESUME: no earlier arms there (a fresh machine?)"; exit 2; }
 [ "${5:-}" = mps ] && { mps_start || echo "no MPS: arms time-share the GPU"; }
-D=/tmp/arms
+k=1; while [ -e "/tmp/arms-$k" ]; do k=$((k + 1)); done
+D=/tmp/arms-$k; echo "arms in $D${RESUME:+, resumed from $RESUME}"
 side_by_side "$D" "$STEPS" "$CAP" a:teacher,student reco:reco self:self kan:kan
 [ "${5:-}" = mps ] && mps_stop
 rates "$D"
@@ -77,7 +85,7 @@ rates "$D"
   && "${X[@]}" --out "$D/all" --retime > "$D/retime.txt" 2>&1 \
   || { echo "merge/retime failed"; tail -n 20 "$D/retime.txt"; }
 cp "$D/all/results.json" "$D/all/results.md" "$OUT/" 2>/dev/null
-tar -C "$D" -cf "$OUT/arms.tar" a reco self kan retime.txt
+tar -C "$D" -cf - a reco self kan retime.txt | split -b 15M - "$OUT/arms.tar.part-"
 cat "$OUT/results.md" 2>/dev/null | head -n 8
 grep -h "stopping at step" "$D"/*/log.txt || true
 date -u
