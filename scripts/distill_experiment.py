@@ -18,6 +18,8 @@ the training label maps hold, their mean, parameters and per-scan latency on thi
     python3 scripts/distill_experiment.py --out ALL --retime [--teacher T]   # latency again, each arm
                                                                             # alone (after arms ran
                                                                             # side by side on one GPU)
+    python3 scripts/distill_experiment.py --out ALL --export-arms DIR [--teacher T]  # each arm as a
+                                                          # checkpoint the CLI loads (--model PATH)
 
 Writes OUT/results.json, OUT/results.md, OUT/<arm>.safetensors; prints the table last.
 """
@@ -76,6 +78,10 @@ def parse_args(argv=None):
     p.add_argument("--smoke", action="store_true", help="tiny models, 2 steps, 32^3 patches, CPU")
     p.add_argument("--merge", type=Path, nargs="+", metavar="RUN",
                    help="only join these runs' results.json (arms run in separate calls) into --out")
+    p.add_argument("--export-arms", type=Path, metavar="DIR",
+                   help="only write each trained arm of --out as a MedSegMamba checkpoint in DIR "
+                        "(<arm>.safetensors, config in its metadata, without the training-only "
+                        "adapters or heads), for `medsegmamba segment/benchmark --model DIR/<arm>.safetensors`")
     p.add_argument("--retime", action="store_true",
                    help="only time each arm of --out's results.json again, one at a time (arms trained "
                         "side by side share the GPU, so the latency they measured is not theirs alone)")
@@ -103,32 +109,65 @@ def merge(runs, out: Path) -> dict:
     return merged
 
 
-def retime(args, device) -> dict:
-    """Latency of every arm of args.out/results.json measured again with nothing else running: its
-    weights from <arm>.safetensors in --out or in the runs it was merged from."""
+def _trained_arms(args, device="cpu"):
+    """An earlier run's results (args.out/results.json), the arms' base shape, the teacher given by
+    --teacher (or None) and, per arm, where its weights are: <arm>.safetensors in --out or in the
+    runs it was merged from (None for a --teacher arm, which trained nothing)."""
     results = json.loads((args.out / "results.json").read_text())
     folders = [args.out, *map(Path, results.get("merged_from", []))]
-    image, _ = load_fsaverage(args, device)
     base = {k: tuple(v) if isinstance(v, list) else v for k, v in results["teacher_config"].items()}
-    patch, teacher = results["patch"], None
+    teacher = None
     if args.teacher:
         from medsegmamba.models.checkpoint import load_checkpoint
         teacher, cfg, _ = load_checkpoint(args.teacher, device=device)
         base = dict(channels=cfg.channels, num_blocks=cfg.num_blocks, d_state=cfg.d_state)
+    weights = {name: next((f / f"{name}.safetensors" for f in folders if (f / f"{name}.safetensors").is_file()), None)
+               for name in results["arms"]}
+    return results, base, teacher, weights
+
+
+def retime(args, device) -> dict:
+    """Latency of every arm of args.out/results.json measured again with nothing else running."""
+    results, base, teacher, weights = _trained_arms(args, device)
+    image, _ = load_fsaverage(args, device)
+    patch = results["patch"]
     for name, arm in results["arms"].items():
         if name == "teacher" and teacher is not None:
             model = teacher
+        elif weights[name] is None:
+            raise SystemExit(f"--retime: no {name}.safetensors in {args.out} or the runs merged into it")
         else:
-            path = next((f / f"{name}.safetensors" for f in folders if (f / f"{name}.safetensors").is_file()), None)
-            if path is None:
-                raise SystemExit(f"--retime: no {name}.safetensors in {[str(f) for f in folders]}")
-            model = checkpoint_io(build_arm(name, args, base, patch).to(device), path, load=True)
+            model = checkpoint_io(build_arm(name, args, base, patch).to(device), weights[name], load=True)
         arm["latency_s"] = latency(model, image, results["step"], patch, device)
         log.info("%s: %.3f s per scan alone", name, arm["latency_s"])
     results["latency"] = "each arm alone on the device, after training"
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
     (args.out / "results.md").write_text(markdown(results))
     return results
+
+
+def export_arms(args) -> list[Path]:
+    """Each trained arm of args.out/results.json as a checkpoint of the model registry."""
+    from medsegmamba.models.checkpoint import save_checkpoint
+    from medsegmamba.models.registry import ModelConfig
+
+    results, base, _, weights = _trained_arms(args)
+    args.export_arms.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, arm in results["arms"].items():
+        if weights[name] is None:
+            continue  # the teacher given by --teacher: already a checkpoint
+        model = checkpoint_io(build_arm(name, args, base, results["patch"]), weights[name], load=True)
+        if name in ("teacher", "kan"):
+            shape = base
+        else:
+            shape = resolve_student(args.student, base["channels"], base["d_state"], base["num_blocks"]).kwargs()
+        config = ModelConfig(arch="kan-mamba" if name == "kan" else "medsegmamba", patch_size=results["patch"],
+                             **{k: shape[k] for k in ("channels", "num_blocks", "d_state")})
+        written.append(save_checkpoint(model, config, args.export_arms / f"{name}.safetensors",
+                                       {"arm": name, "steps": arm["steps"], "fsaverage_mean_dice": arm["mean_dice"]}))
+        log.info("%s -> %s", name, written[-1])
+    return written
 
 
 # ---- data -------------------------------------------------------------------------------------
@@ -343,6 +382,9 @@ def main(argv=None) -> int:
         args.steps, args.step = min(args.steps, 2), 32
     if args.retime:
         print(markdown(retime(args, device)))
+        return 0
+    if args.export_arms:
+        export_arms(args)
         return 0
     patch = 32 if args.smoke else 96
     base = SMOKE_TEACHER if args.smoke else GPU_TEACHER

@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # Issue #5's arms side by side on one GPU (written 2026-11-23, session 5). The default model and its
 # students are small: one training process leaves the H100 mostly idle between its kernel launches
-# (7 iterations/s at batch 4 for a 2.2 M-parameter network), so four arms at once cost about the
-# device time of one. Every arm trains the same number of steps (the same synthetic budget, the
-# cosine schedule run to its end); their latency is measured again afterwards, one arm at a time.
-#   bash scripts/gpu_distill_parallel.sh $OUT probe            # ~3 min: steps/s of each arm with
-#                                                              # the others running (and under MPS,
-#                                                              # when the machine has it), and of
-#                                                              # the default model's training beside them
+# (7 iterations/s at batch 4 for a 2.2 M-parameter network), so four arms at once under MPS cost
+# about the device time of one and a half (the probe: 11 steps/s in all, against 7 for one arm).
+# Each call gives every arm the same wall time (CAP_SECONDS, all running together) or STEPS more
+# steps, whichever ends first; the cosine schedule of a call runs over its STEPS, so an arm that the
+# cap stops has not annealed. Latency is measured again afterwards, one arm at a time.
+#   bash scripts/gpu_distill_parallel.sh $OUT probe            # ~4 min: steps/s of each arm with
+#                                                              # the others running, without and
+#                                                              # with MPS (when the machine has it)
 #   bash scripts/gpu_distill_parallel.sh $OUT run STEPS [CAP_SECONDS=480] [mps|-] [RESUME]
 # Carry .data/label_maps, .data/fsaverage and .whl. `run` trains into /tmp/arms-<k> on the device (k
 # the first unused; printed) and brings back $OUT/results.{json,md} (all arms merged, latency
-# re-measured) and $OUT/arms.tar.part-* (each arm's folder: results, weights, log; `cat` joins them);
-# join it into docs/distillation/ here. RESUME (/tmp/arms-<k> of an earlier call on the same warm
-# machine) continues every arm from there up to STEPS; an arm that its time cap stopped short
-# catches up in the next call, so that all end on the same step.
+# re-measured) and $OUT/arms.tar.part-* (each arm's folder: results, weights, log; `cat` joins them).
+# RESUME, a folder holding an earlier call's arms (the parts unpacked into .data/arms and carried:
+# /tmp does not outlive a machine, and the next call may get a fresh one) continues every arm
+# from there, STEPS more. Session 5 ran `run 2500 470 mps`, then `run 2500 470 mps .data/arms`
+# (docs/distillation/2026-11-23-s5.md).
 source "$(dirname "$0")/device_preamble.sh" "$@"
 MODE=${2:?MODE probe|run}
 T=MedSegMamba/medsegmamba/weights/default.safetensors

@@ -99,3 +99,33 @@ def test_merge_joins_arms_of_separate_runs(tmp_path):
     (tmp_path / "c" / "results.json").write_text(json.dumps({**common, "batch": 1, "arms": {"self": arm(0.3)}}))
     with pytest.raises(SystemExit, match=r"c differs from .*a in \['batch'\]"):
         mod.merge([tmp_path / "a", tmp_path / "c"], tmp_path / "y")
+
+
+def test_export_arms_writes_checkpoints_the_cli_loads(tmp_path):
+    """--export-arms: every trained arm (a student, KAN-Mamba) becomes a registry checkpoint with the
+    same weights, its architecture in the config, without the training-only extras."""
+    import torch
+
+    from medsegmamba.models.checkpoint import load_checkpoint
+
+    mod = _script()
+    run = tmp_path / "run"
+    run.mkdir()
+    args = mod.parse_args(["--out", str(run), "--smoke", "--export-arms", str(tmp_path / "ck")])
+    base, trained = mod.SMOKE_TEACHER, {}
+    for name in ("student", "kan"):
+        torch.manual_seed(len(name))
+        trained[name] = mod.build_arm(name, args, base, 32)
+        mod.checkpoint_io(trained[name], run / f"{name}.safetensors", extra=torch.nn.Linear(2, 2))
+    (run / "results.json").write_text(json.dumps({
+        "patch": 32, "teacher_config": {k: list(v) if isinstance(v, tuple) else v for k, v in base.items()},
+        "arms": {n: {"steps": 7, "mean_dice": 0.5} for n in trained}}))
+    written = mod.export_arms(args)
+    assert [p.name for p in written] == ["student.safetensors", "kan.safetensors"]
+    for name, path in zip(trained, written):
+        model, config, meta = load_checkpoint(path)
+        assert config.arch == ("kan-mamba" if name == "kan" else "medsegmamba") and meta["arm"] == name
+        ours = trained[name].state_dict()
+        assert set(model.state_dict()) == set(ours)
+        assert all(torch.equal(v, ours[k]) for k, v in model.state_dict().items())
+    assert load_checkpoint(written[0])[1].channels != load_checkpoint(written[1])[1].channels
