@@ -28,7 +28,16 @@ from medsegmamba.models.students import resolve_student  # noqa: E402
 DEFAULT = dict(channels=(1, 8, 16, 32, 64, 128), num_blocks=9, d_state=16)
 
 
-def arms():
+def arms(configs=()):
+    """The default, its students and KAN-Mamba; with `configs` ("C0,...,C5:N", N the SSM state),
+    those MedSegMamba sizes instead: candidates for a larger default."""
+    if configs:
+        for spec in configs:
+            widths, _, d_state = spec.partition(":")
+            channels = tuple(int(c) for c in widths.split(","))
+            yield f"{channels} N={d_state or 16}", MedSegMamba(channels=channels, num_blocks=9,
+                                                              d_state=int(d_state or 16), num_classes=32)
+        return
     yield "default (teacher)", MedSegMamba(**DEFAULT, num_classes=32)
     for t in (1, 2):
         spec = resolve_student(t, DEFAULT["channels"], DEFAULT["d_state"], DEFAULT["num_blocks"])
@@ -53,13 +62,16 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None, help="also write the table (markdown) here")
+    parser.add_argument("--config", action="append", default=[], metavar="C0,...,C5[:N]",
+                        help="time this MedSegMamba size instead (repeatable), e.g. 1,8,16,32,64,128:16")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     lines = [f"CPU latency per 96^3 patch -- {platform.machine()}, {args.threads} threads, torch {torch.__version__}, "
-             f"{datetime.date.today().isoformat()}; `python3 scripts/cpu_latency.py --threads {args.threads}`", "",
+             f"{datetime.date.today().isoformat()}; `python3 scripts/cpu_latency.py --threads {args.threads}"
+             + "".join(f" --config {c}" for c in args.config) + "`", "",
              "| model | params | s / patch (min of %d) |" % args.repeat, "| --- | ---: | ---: |"]
-    for name, model in arms():
+    for name, model in arms(args.config):
         s = seconds_per_patch(model.eval(), args.repeat)
         lines.append(f"| {name} | {sum(p.numel() for p in model.parameters()):,} | {s:.2f} |")
         print(lines[-1], flush=True)
