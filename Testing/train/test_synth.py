@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from medsegmamba.labels import ASEG
-from medsegmamba.train.labelmaps import CISTERN_MM, EXTRA_CSF, LabelTable, split_csf, target_of
+from medsegmamba.train.labelmaps import CISTERN_MM, EXTRA_CSF, LabelTable, present_values, split_csf, target_of
 from medsegmamba.train.synth import SynthConfig, SynthGenerator
 
 CLS = {s.label: i for i, s in enumerate(ASEG)}
@@ -68,6 +68,22 @@ def test_split_csf_matches_brute_force(seed):
     m = rng.choice([0, 2, 24, 24, 24, 10, 49], size=(14, 12, 16), p=[.3, .2, .15, .15, .16, .02, .02])
     m[:3] = 24  # a slab far enough that the crop matters
     assert (split_csf(m) == _split_csf_slow(m)).all()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_present_values_matches_unique(seed):
+    """present_values counts instead of sorting; np.unique is its twin, on label-like maps, on
+    negative and huge values (where it falls back), on floats, and on an empty map."""
+    rng = np.random.default_rng(seed)
+    cases = [rng.choice([0, 2, 3, 41, 85, 502, 1023], size=(20, 21, 7)).astype(np.int32),
+             rng.integers(0, 256, (9, 8, 7), dtype=np.uint8),
+             rng.integers(-5, 5, (30,)).astype(np.int64),
+             np.array([0, 1 << 21, 7], np.int64),
+             rng.normal(size=(5, 5)),
+             np.zeros((0,), np.int32)]
+    for a in cases:
+        got, want = present_values(a), np.unique(a)
+        assert got.dtype == want.dtype and np.array_equal(got, want)
 
 
 def test_table_csf_rules():
@@ -168,3 +184,21 @@ def test_pair_generator(maps):
     assert float(img.min()) >= 0 and float(img.max()) <= 1
     with pytest.raises(ValueError, match="2 images but 1"):
         PairGenerator(images, maps[:1], LabelTable(values), SynthConfig(patch=24))
+
+
+def test_load_label_maps_c_order_int32(tmp_path):
+    """Maps come back as C-ordered int32 (nibabel's arrays are Fortran-ordered: every whole-map
+    pass would copy them), float-stored labels rounded, integer ones as they are."""
+    import nibabel as nib
+
+    from medsegmamba.train.data import load_label_maps
+
+    lab = np.zeros((6, 5, 4), np.uint16)
+    lab[1:3, 2:4, 1] = 17
+    lab[4, 0, 3] = 600
+    nib.save(nib.Nifti1Image(lab, np.eye(4)), tmp_path / "a.nii.gz")
+    nib.save(nib.Nifti1Image(lab.astype(np.float32) + 0.2, np.eye(4)), tmp_path / "b.nii.gz")
+    maps = load_label_maps(tmp_path)
+    assert len(maps) == 2
+    for m in maps:
+        assert m.dtype == np.int32 and m.flags.c_contiguous and np.array_equal(m, lab)

@@ -31,7 +31,11 @@ def load_label_maps(folder, limit: int = 0) -> list[np.ndarray]:
     maps = []
     for f in files:
         data = np.asarray(nib.load(str(f)).dataobj)
-        maps.append(np.rint(data).astype(np.int32))
+        if not np.issubdtype(data.dtype, np.integer):
+            data = np.rint(data)
+        # C order: nibabel gives Fortran-ordered arrays, and every whole-map pass (ravel, unique,
+        # lookups) would copy them first
+        maps.append(np.ascontiguousarray(data, dtype=np.int32))
     log.info("loaded %d label maps from %s", len(maps), folder)
     return maps
 

@@ -17,11 +17,11 @@ def synth_figure(folder, path, n_maps: int = 3, samples: int = 4, seed: int = 3)
 
     from ..labels import ASEG
     from .data import load_label_maps
-    from .labelmaps import LabelTable
+    from .labelmaps import LabelTable, present_values
     from .synth import SynthConfig, SynthGenerator
 
     maps = load_label_maps(folder, n_maps)
-    table = LabelTable(set().union(*(np.unique(m).tolist() for m in maps)))
+    table = LabelTable(set().union(*(present_values(m).tolist() for m in maps)))
     gen = SynthGenerator(maps, table, SynthConfig(coords_per_map=2000), seed=seed)
     img, tgt = gen.sample(samples)
     colours = np.array([s.rgb for s in ASEG], float) / 255

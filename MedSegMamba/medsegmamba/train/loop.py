@@ -20,7 +20,7 @@ import torch
 
 from .config import TrainConfig
 from .data import load_eval_pair, load_images, load_label_maps
-from .labelmaps import LabelTable
+from .labelmaps import LabelTable, present_values
 from .losses import class_weights, segmentation_loss
 from .schedule import lr_at
 from .state import load_training_state, parse_seed_classes, save_training_state, seed_class
@@ -106,7 +106,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # same initial weights on every rank
 
         maps = load_label_maps(cfg.data, cfg.max_maps)
-        values = set().union(*(np.unique(m).tolist() for m in maps))
+        values = set().union(*(present_values(m).tolist() for m in maps))
         self.table = LabelTable(values, cfg.choroid, cfg.csf)
         seed = cfg.seed + 1000 * self.ranks.rank
         if cfg.images:  # real-pair mode: images matched to the label maps by sorted file name

@@ -63,7 +63,8 @@ class SynthGenerator:
         self.mirror_lut = torch.from_numpy(table.mirror).to(self.device)
         self.tissue = torch.from_numpy(table.intensity_tissue).to(self.device)
         rng = np.random.default_rng(1234)
-        self.focus = torch.stack([self._coords(m, table.target[m] > 0, rng) for m in map(
+        trained = table.target > 0  # per gen index: looked up as bools, not as a map of int64
+        self.focus = torch.stack([self._coords(m, trained[m], rng) for m in map(
             lambda t: t.cpu().numpy(), self.maps)]).to(self.device)
         self.head = torch.stack([self._coords(m, m > 0, rng) for m in map(
             lambda t: t.cpu().numpy(), self.maps)]).to(self.device)
