@@ -58,12 +58,8 @@ def test_profile_gpu_smoke(tmp_path):
         t["name"] for t in infer["top"])
 
 
-def test_profile_kinds():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("profile_gpu", ROOT / "benchmarks" / "profile_gpu.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+def test_profile_kinds(load_script):
+    mod = load_script("benchmarks/profile_gpu.py")
     assert mod.kind_of("_chunked_scan_fwd_kernel") == "scan"
     assert mod.kind_of("sm90_xmma_fprop_implicit_gemm_bf16") == "convolution"
     assert mod.kind_of("nvjet_tst_128x64_64x4_1x2_h_bz_NNT") == "matmul"

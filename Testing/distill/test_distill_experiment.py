@@ -72,17 +72,8 @@ def test_smoke_batch_and_resume(tmp_path):
     assert "student: " in proc.stderr and "s per scan alone" in proc.stderr
 
 
-def _script():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("distill_experiment", ROOT / "scripts" / "distill_experiment.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_merge_joins_arms_of_separate_runs(tmp_path):
-    mod = _script()
+def test_merge_joins_arms_of_separate_runs(tmp_path, load_script):
+    mod = load_script("scripts/distill_experiment.py")
     arm = lambda d: {"params": 10, "steps": 5, "train_s": 1.0, "mean_dice": d, "latency_s": 0.1,  # noqa: E731
                      "dice": {"Left-Thalamus": d}}
     common = {"device": "gpu", "steps_per_arm": 9, "batch": 4, "patch": 96, "step": 32, "seg_loss": "x"}
@@ -101,14 +92,14 @@ def test_merge_joins_arms_of_separate_runs(tmp_path):
         mod.merge([tmp_path / "a", tmp_path / "c"], tmp_path / "y")
 
 
-def test_export_arms_writes_checkpoints_the_cli_loads(tmp_path):
+def test_export_arms_writes_checkpoints_the_cli_loads(tmp_path, load_script):
     """--export-arms: every trained arm (a student, KAN-Mamba) becomes a registry checkpoint with the
     same weights, its architecture in the config, without the training-only extras."""
     import torch
 
     from medsegmamba.models.checkpoint import load_checkpoint
 
-    mod = _script()
+    mod = load_script("scripts/distill_experiment.py")
     run = tmp_path / "run"
     run.mkdir()
     args = mod.parse_args(["--out", str(run), "--smoke", "--export-arms", str(tmp_path / "ck")])
