@@ -137,3 +137,23 @@ def test_argument_errors():
         MedSegMamba((1, 8, 16, 32, 64, 16), bottleneck="lstm")
     with pytest.raises(ValueError, match=r"input: expected \(B, 1, 96, 96, 96\)"):
         MedSegMamba((1, 8, 16, 32, 64, 16), num_blocks=1)(torch.zeros(1, 1, 64, 64, 64))
+
+
+@pytest.mark.parametrize("batch, bias, channels_last", [(1, True, False), (3, True, True), (2, False, False)])
+def test_pointwise_conv_matches_conv3d(batch, bias, channels_last):
+    """PointwiseConv3d's CPU product against F.conv3d (its twin) on random inputs: values and
+    gradients, odd shapes, without bias, and on a channels-last input (reshape must copy)."""
+    from medsegmamba.models.layers import PointwiseConv3d
+
+    torch.manual_seed(batch)
+    layer = PointwiseConv3d(5, 7, bias=bias)
+    x = torch.randn(batch, 5, 6, 9, 4, requires_grad=True)
+    xin = x.contiguous(memory_format=torch.channels_last_3d) if channels_last else x
+    y = layer(xin)
+    want = torch.nn.functional.conv3d(x, layer.weight, layer.bias)
+    assert y.shape == want.shape and torch.allclose(y, want, atol=1e-5)
+    g = torch.randn_like(y)
+    (gx, gw) = torch.autograd.grad(y, (x, layer.weight), g)
+    (wx, ww) = torch.autograd.grad(want, (x, layer.weight), g)
+    assert torch.allclose(gx, wx, atol=1e-5) and torch.allclose(gw, ww, atol=1e-4)
+    assert set(layer.state_dict()) == ({"weight", "bias"} if bias else {"weight"})

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .bottlenecks import TransformerBottleneck, TriMambaBottleneck
-from .layers import (GroupNorm, ConvBlock3D, DownBlock3D, ResConvBlock3D, UpBlock3D,
+from .layers import (GroupNorm, ConvBlock3D, DownBlock3D, PointwiseConv3d, ResConvBlock3D, UpBlock3D,
                      check_channels, set_fused_groupnorm)
 from .ss3d import SS3D, SS3DAuthorsLayout
 from .vss3d import VSS3DBottleneck
@@ -83,7 +83,7 @@ class MedSegMamba(nn.Module):
         self.Up4, self.Up_conv4 = UpBlock3D(c4, c3), ResConvBlock3D(c4, c3)
         self.Up3, self.Up_conv3 = UpBlock3D(c3, c2), ResConvBlock3D(c3, c2)
         self.Up2, self.Up_conv2 = UpBlock3D(c2, c1), ResConvBlock3D(c2, c2)
-        self.Conv_1x1 = nn.Conv3d(c2, num_classes, kernel_size=1)
+        self.Conv_1x1 = PointwiseConv3d(c2, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Softmax probabilities over classes (dim 1), like the authors' model."""
