@@ -5,8 +5,10 @@ set -uo pipefail
 OUT=${1:?OUT}
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/MedSegMamba${PYTHONPATH:+:$PYTHONPATH}"
 if ! python3 -c "import nibabel" 2>/dev/null && compgen -G ".whl/*.whl" > /dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH="$PYTHONPATH:/tmp/site"
+  # a second script of the same call finds it installed already
+  [ -d /tmp/site/nibabel ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+    --target /tmp/site .whl/*.whl
+  [ -d /tmp/site/nibabel ] && export PYTHONPATH="$PYTHONPATH:/tmp/site"
 fi
 mkdir -p "$OUT"
 date -u
