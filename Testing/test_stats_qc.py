@@ -22,6 +22,18 @@ def test_volume_table_by_hand():
     assert csv[0] == "label,name,voxels,volume_mm3" and "17,Left-Hippocampus,3,9.000" in csv
 
 
+@pytest.mark.parametrize("dtype", [np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint64, np.float32])
+def test_volume_table_matches_counting_by_hand(dtype):
+    """volume_table against a per-structure count (its twin) on random maps of every label dtype,
+    with and without values outside the table (negative, past the largest label)."""
+    rng = np.random.default_rng(int(np.dtype(dtype).itemsize))
+    pool = [s.label for s in ASEG][:12]
+    for extra in ([], [1000], [-3] if np.dtype(dtype).kind != "u" else [255]):
+        labels = rng.choice(pool + extra, size=(7, 6, 5)).astype(dtype)
+        rows = stats.volume_table(labels, np.eye(4))
+        assert [r.voxels for r in rows] == [int((labels == s.label).sum()) for s in ASEG if s.label != 0]
+
+
 def test_voxel_volume_of_oblique_affine():
     angle = 0.4
     rotation = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])

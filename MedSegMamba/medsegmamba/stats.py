@@ -30,7 +30,11 @@ def volume_table(labels: np.ndarray, affine: np.ndarray,
     """Rows for every structure except background, in table order (absent structures: 0)."""
     labels = np.asarray(labels).ravel()
     known = np.array([s.label for s in structures])
-    inside = labels[(labels >= 0) & (labels <= known.max())].astype(np.int64)
+    small_int = labels.dtype.kind == "i" or (labels.dtype.kind == "u" and labels.dtype.itemsize < 8)
+    if small_int and labels.size and labels.min() >= 0 and labels.max() <= known.max():
+        inside = labels  # the usual case: counted as they are, without a masked int64 copy
+    else:
+        inside = labels[(labels >= 0) & (labels <= known.max())].astype(np.int64)
     counts = np.bincount(inside, minlength=int(known.max()) + 1)  # far faster than np.unique
     count = {int(label): int(counts[label]) for label in known}
     mm3 = voxel_volume(affine)
