@@ -31,6 +31,30 @@ def test_labels_on_the_inputs_own_grid(standin, write_nifti, tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["t1_aseg.nii.gz", "t1_qc.png", "t1_volumes.csv"]
 
 
+def test_a_failing_writer_leaves_no_output(standin, write_nifti, tmp_path, monkeypatch):
+    """The writers run side by side; when one fails (here the QC picture), its error comes out as
+    it is and no output of the subject is left, neither finished files nor temporary ones, while an
+    earlier subject's outputs stay as they were."""
+    from medsegmamba import qc
+
+    path = write_nifti(head_like((40, 36, 30)))
+    segmenter = Segmenter(SegmentOptions(model=standin, device="cpu", step=32))
+    result = segmenter.segment_volume(read_volume(path))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("earlier")
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(qc, "save_qc_png", broken)
+    from medsegmamba.pipeline.segment import output_paths
+
+    with pytest.raises(OSError, match="disk full"):
+        segmenter.write(result, read_volume(path), output_paths(path, out, segmenter.options))
+    assert [p.name for p in out.iterdir()] == ["keep.txt"] and (out / "keep.txt").read_text() == "earlier"
+
+
 def test_known_answer_end_to_end(standin, write_nifti, tmp_path):
     """1 mm RAS input: conformed is an exact permutation, the stand-in labels each voxel by its level."""
     data = head_like((40, 40, 40), seed=1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -159,18 +160,29 @@ class Segmenter:
 
     def write(self, result: Segmentation, volume: io.Volume, outputs: dict[str, Path]) -> None:
         """Write every output of one subject: all appear together or none does."""
+        keys = list(outputs)
+        # the writers run side by side: gzip, PNG encoding and counting release the GIL for most of
+        # their time, and a scan on the GPU spends as long writing as predicting. The pool is left
+        # (every job done) before atomic_outputs renames the files or, on an error, removes them.
+        with io.atomic_outputs([outputs[k] for k in keys], self.options.overwrite) as temps, \
+                ThreadPoolExecutor(max_workers=3) as pool:
+            temp = dict(zip(keys, temps))
+            jobs = [pool.submit(io.save_labels, result.labels, result.affine, temp["labels"]),
+                    pool.submit(self._write_volumes, result, temp["volumes"])]
+            if "qc" in temp:
+                jobs.append(pool.submit(qc.save_qc_png, *result.qc_slices, temp["qc"],
+                                        title=os.path.basename(volume.path or "")))
+            if "subfields" in temp:
+                jobs.append(pool.submit(io.save_labels, result.subfields, result.affine, temp["subfields"]))
+            for job in jobs:
+                job.result()  # the first failure is raised as it is
+
+    @staticmethod
+    def _write_volumes(result: Segmentation, path) -> None:
         rows = stats.volume_table(result.labels, result.affine)
         if result.subfields is not None:
             rows += stats.volume_table(result.subfields, result.affine, HIPPOCAMPAL_SUBFIELDS)
-        keys = list(outputs)
-        with io.atomic_outputs([outputs[k] for k in keys], self.options.overwrite) as temps:
-            temp = dict(zip(keys, temps))
-            io.save_labels(result.labels, result.affine, temp["labels"])
-            Path(temp["volumes"]).write_text(stats.table_csv(rows), encoding="utf-8")
-            if "qc" in temp:
-                qc.save_qc_png(*result.qc_slices, temp["qc"], title=os.path.basename(volume.path or ""))
-            if "subfields" in temp:
-                io.save_labels(result.subfields, result.affine, temp["subfields"])
+        Path(path).write_text(stats.table_csv(rows), encoding="utf-8")
 
 
 class _Clock:
