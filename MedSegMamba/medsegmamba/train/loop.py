@@ -318,6 +318,9 @@ class Trainer:
                   "device": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu",
                   "ranks": self.ranks.world, "replica_spread": spread, "final_val": final}
         if self.ranks.world > 1:
+            # rank 0 validated alone: the others wait for it, so that no rank tears its side of
+            # the group down (and exits) while a peer is still inside it
+            self.ranks.barrier()
             torch.distributed.destroy_process_group()
         return result
 
