@@ -25,17 +25,24 @@ def voxel_volume(affine: np.ndarray) -> float:
     return round(float(abs(np.linalg.det(np.asarray(affine, dtype=float)[:3, :3]))), 9)
 
 
+def direct_counts(flat: np.ndarray, top: int, minlength: int = 0) -> np.ndarray | None:
+    """np.bincount of a flat label array when every value is an integer in [0, top] of a type that
+    bincount takes without a masked copy (signed, or unsigned narrower than 64 bits); else None."""
+    small_int = flat.dtype.kind == "i" or (flat.dtype.kind == "u" and flat.dtype.itemsize < 8)
+    if small_int and flat.size and flat.min() >= 0 and flat.max() <= top:
+        return np.bincount(flat, minlength=minlength)
+    return None
+
+
 def volume_table(labels: np.ndarray, affine: np.ndarray,
                  structures: tuple[Structure, ...] = ASEG) -> list[VolumeRow]:
     """Rows for every structure except background, in table order (absent structures: 0)."""
     labels = np.asarray(labels).ravel()
     known = np.array([s.label for s in structures])
-    small_int = labels.dtype.kind == "i" or (labels.dtype.kind == "u" and labels.dtype.itemsize < 8)
-    if small_int and labels.size and labels.min() >= 0 and labels.max() <= known.max():
-        inside = labels  # the usual case: counted as they are, without a masked int64 copy
-    else:
+    counts = direct_counts(labels, known.max(), int(known.max()) + 1)  # usual case: no masked copy
+    if counts is None:
         inside = labels[(labels >= 0) & (labels <= known.max())].astype(np.int64)
-    counts = np.bincount(inside, minlength=int(known.max()) + 1)  # far faster than np.unique
+        counts = np.bincount(inside, minlength=int(known.max()) + 1)
     count = {int(label): int(counts[label]) for label in known}
     mm3 = voxel_volume(affine)
     return [VolumeRow(s.label, s.name, int(count.get(s.label, 0)), count.get(s.label, 0) * mm3)

@@ -77,6 +77,7 @@ def test_present_values_matches_unique(seed):
     rng = np.random.default_rng(seed)
     cases = [rng.choice([0, 2, 3, 41, 85, 502, 1023], size=(20, 21, 7)).astype(np.int32),
              rng.integers(0, 256, (9, 8, 7), dtype=np.uint8),
+             rng.integers(0, 90, (9, 8, 7), dtype=np.uint64),  # bincount refuses uint64
              rng.integers(-5, 5, (30,)).astype(np.int64),
              np.array([0, 1 << 21, 7], np.int64),
              rng.normal(size=(5, 5)),
