@@ -65,15 +65,15 @@ def train_student(student: nn.Module, batches: Iterator, seg_loss: Callable, opt
     use_amp = options.amp and device.type == "cuda"
     total = start_step + options.steps
     t0, done, stopped_early = time.perf_counter(), 0, False
+    # a resumed run starts a fresh optimizer: it warms up again, or its first, unscaled Adam steps
+    # would jolt the weights
+    fresh = optimizer is None and start_step > 0 and options.lr_warmup > 0
     for i in range(options.steps):
         step = start_step + i
         if time.perf_counter() - t0 > options.max_seconds:
             stopped_early = True
             log.warning("stopping at step %d: time budget of %.0f s spent", step, options.max_seconds)
             break
-        # a resumed run starts a fresh optimizer: it warms up again, or its first, unscaled
-        # Adam steps would jolt the weights
-        fresh = optimizer is None and start_step > 0 and options.lr_warmup > 0
         rewarm = min(1.0, (i + 1) / options.lr_warmup) if fresh else 1.0
         for g in opt.param_groups:
             g["lr"] = options.lr * _lr_factor(step, total, options.lr_warmup) * rewarm

@@ -161,8 +161,8 @@ class Segmenter:
     def write(self, result: Segmentation, volume: io.Volume, outputs: dict[str, Path]) -> None:
         """Write every output of one subject: all appear together or none does."""
         keys = list(outputs)
-        # the writers run side by side: gzip, PNG encoding and counting release the GIL for most of
-        # their time, and a scan on the GPU spends as long writing as predicting. The pool is left
+        # the writers run side by side: gzip and PNG encoding release the GIL for most of their
+        # time, and a scan on the GPU spent about as long writing as predicting (session 5). The pool is left
         # (every job done) before atomic_outputs renames the files or, on an error, removes them.
         with io.atomic_outputs([outputs[k] for k in keys], self.options.overwrite) as temps, \
                 ThreadPoolExecutor(max_workers=3) as pool:
