@@ -57,7 +57,7 @@ def test_every_help_is_complete(capsys, command):
     assert "usage: medsegmamba" in text
     if command == ["segment"]:
         for option in ("--model", "--device", "--step", "--batch-size", "--hippocampus", "--overwrite",
-                       "--progress", "--format", "BIDS"):
+                       "--progress", "--format", "--tta", "BIDS"):
             assert option in text
 
 
@@ -196,6 +196,32 @@ def test_real_medsegmamba_end_to_end_from_a_checkpoint(tmp_path, capsys):
     labels = nib.load(tmp_path / "out" / "t1_aseg.nii.gz")
     assert labels.shape == (36, 40, 32)
     np.testing.assert_allclose(labels.affine, affine, atol=1e-5)
+
+
+def test_tta_end_to_end_with_a_checkpoint(tmp_path, capsys, monkeypatch):
+    """--tta on the real network (tiny widths) reaches its one pass (full tiling: random weights
+    may label nothing in a coarse pass; that the coarse pass stays plain is test_pipeline_focus's)."""
+    from medsegmamba.models import build_model, get_config, save_checkpoint
+    from medsegmamba.pipeline import focus
+
+    config = get_config("small").replace(channels=(1, 8, 16, 32, 64, 16), num_blocks=2, d_state=4)
+    torch.manual_seed(0)
+    checkpoint = save_checkpoint(build_model(config), config, tmp_path / "tiny.safetensors", {"provenance": "test"})
+    aggregate, asked = focus.aggregate, []
+
+    def spy(*args, tta=False, **kwargs):
+        asked.append(tta)
+        return aggregate(*args, tta=tta, **kwargs)
+
+    monkeypatch.setattr(focus, "aggregate", spy)
+    t1 = _t1(tmp_path / "t1.nii.gz", shape=(36, 40, 32))
+    status, out, err = _run(capsys, "segment", t1, "-o", tmp_path / "out", "--model", checkpoint, "--tta",
+                            "--tiling", "full", "--device", "cpu", "--step", "32", "--progress", "none")
+    assert status == 0, err
+    assert asked == [True]
+    assert _files(tmp_path / "out") == ["t1_aseg.nii.gz", "t1_qc.png", "t1_volumes.csv"]
+    assert nib.load(tmp_path / "out" / "t1_aseg.nii.gz").shape == (36, 40, 32)
+    assert cli.build_parser().parse_args(["demo", "--tta"]).tta
 
 
 def test_missing_weights_file_is_a_clear_error(tmp_path, capsys):

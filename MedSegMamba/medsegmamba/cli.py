@@ -145,6 +145,12 @@ def _add_model_options(parser: argparse.ArgumentParser, step_default_help: str) 
                              "the small default finds the box, the large network labels it")
 
 
+def _add_tta_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tta", action="store_true",
+                        help="test-time augmentation: average the plain and the left-right mirrored predictions "
+                             "of each patch; about doubles the network time (default: off)")
+
+
 def add_segment_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="T1 images (.nii, .nii.gz, .mgz, .nrrd), folders of them, or a BIDS dataset root "
@@ -152,6 +158,7 @@ def add_segment_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", required=True, metavar="OUTDIR",
                         help="folder for <stem>_aseg.nii.gz, <stem>_volumes.csv, <stem>_qc.png")
     _add_model_options(parser, "default: 16 on CUDA, 32 on CPU")
+    _add_tta_option(parser)
     parser.add_argument("--hippocampus", default=None, metavar="NAME|PATH",
                         help="hippocampal subfield weights; adds <stem>_hipposubfields.* (default: off)")
     parser.add_argument("--format", dest="output_format", choices=("nii.gz", "nii", "mgz"), default="nii.gz",
@@ -173,7 +180,7 @@ def run_segment(args: argparse.Namespace) -> int:
     if files:  # nothing to do: no output folder either
         prepare_output_dir(args.output)
     options = SegmentOptions(model=args.model, device=args.device, step=args.step, batch_size=args.batch_size,
-                             tiling=args.tiling, locator=args.locator,
+                             tiling=args.tiling, locator=args.locator, tta=args.tta,
                              hippocampus=args.hippocampus, overwrite=args.overwrite,
                              output_format=args.output_format, qc=args.qc)
     reporter = Reporter(args.progress)
@@ -232,6 +239,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", default="demo_out", metavar="DIR",
                         help="output folder (default: %(default)s)")
     _add_model_options(parser, "default: 16 on CUDA, 32 on CPU")
+    _add_tta_option(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 
 
@@ -241,7 +249,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
     template = mni_template_path()
     options = SegmentOptions(model=args.model, device=args.device, step=args.step, batch_size=args.batch_size,
-                             tiling=args.tiling,
+                             tiling=args.tiling, tta=args.tta,
                              overwrite=True)
     segmenter = Segmenter(options)
     print(f"Weights: {describe_weights(segmenter.model)}")

@@ -97,3 +97,26 @@ def label_to_class(labels: np.ndarray, structures: tuple[Structure, ...] = ASEG)
 
 def by_label(structures: tuple[Structure, ...] = ASEG) -> dict[int, Structure]:
     return {s.label: s for s in structures}
+
+
+_OTHER_SIDE = {"Left": "Right", "Right": "Left"}
+
+
+def left_right_swap(structures: tuple[Structure, ...] = ASEG) -> np.ndarray:
+    """Class permutation of a left-right mirror: swap[i] is the class of structure i's homologue.
+
+    Homologues are found by name ('Left-Hippocampus' <-> 'Right-Hippocampus'); a structure whose
+    name has no Left-/Right- prefix (background, Brain-Stem, CSF, ...) is its own mirror image. The
+    probabilities of a mirrored image, mirrored back, are those of the image after `[:, swap]`.
+    """
+    index = {s.name: i for i, s in enumerate(structures)}
+    swap = np.arange(len(structures))
+    for i, s in enumerate(structures):
+        side, _, rest = s.name.partition("-")
+        if side in _OTHER_SIDE:
+            other = f"{_OTHER_SIDE[side]}-{rest}"
+            if other not in index:
+                raise ValueError(f"left_right_swap: {s.name!r} (label {s.label}) has no {other!r} in the "
+                                 "structure table, so a left-right mirror has no class to move it to")
+            swap[i] = index[other]
+    return swap

@@ -20,6 +20,9 @@ class ConvSoftmax(torch.nn.Module):
         return torch.softmax(self.conv(x) * 4, dim=1)
 
 
+SWAP5 = [0, 2, 1, 4, 3]  # left/right swap of ConvSoftmax's 5 classes: background and two pairs
+
+
 def _case(seed, shape=(16, 20, 12), patch=8, step=4):
     rng = np.random.default_rng(seed)
     block = rng.random(shape).astype(np.float32)
@@ -72,7 +75,8 @@ def test_progress_reports_each_batch():
     assert seen == sorted(seen) and seen[-1] == 1.0
 
 
-def test_out_of_memory_halves_the_batch_then_moves_to_cpu(monkeypatch, caplog):
+@pytest.mark.parametrize("tta", [False, True])
+def test_out_of_memory_halves_the_batch_then_moves_to_cpu(monkeypatch, caplog, tta):
     """CUDA cannot be had here: a model that 'runs out of memory' while it believes it is on the GPU."""
     from medsegmamba.pipeline import aggregate as module
 
@@ -94,12 +98,14 @@ def test_out_of_memory_halves_the_batch_then_moves_to_cpu(monkeypatch, caplog):
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
     block, origins = _case(7)
     with caplog.at_level("WARNING"):
-        classes = aggregate(model, torch.from_numpy(block), origins, batch_size=4, patch=8).numpy()
+        classes = aggregate(model, torch.from_numpy(block), origins, batch_size=4, patch=8, tta=tta,
+                            swap=SWAP5).numpy()
     assert model.batches[:3] == [4, 2, 1] and set(model.batches[3:]) == {1}
     assert [r.message for r in caplog.records] == ["CUDA out of memory: retrying with batch size 2",
                                                   "CUDA out of memory: retrying with batch size 1",
                                                   "CUDA out of memory at batch size 1: falling back to the CPU (slow)"]
-    np.testing.assert_array_equal(classes, aggregate_ref(_predict(ConvSoftmax()), block, origins, patch=8))
+    np.testing.assert_array_equal(classes, aggregate_ref(_predict(ConvSoftmax()), block, origins, patch=8,
+                                                         tta=tta, swap=SWAP5))
 
 
 @pytest.mark.parametrize("seed, batch_size", [(4, 1), (5, 3)])
@@ -109,3 +115,64 @@ def test_non_overlapping_patches_skip_the_sum_and_give_the_same_classes(seed, ba
     expected = aggregate_ref(_predict(model), block, origins, patch=8)
     got = aggregate(model, torch.from_numpy(block), origins, batch_size=batch_size, patch=8, overlap=False)
     assert got.dtype == torch.int64 and np.array_equal(got.numpy(), expected)
+
+
+# ---------------------------------------------------------------- left-right mirroring (tta)
+
+
+@pytest.mark.parametrize("seed, batch_size, overlap, classes", [
+    (0, 1, True, 5), (1, 3, True, 5), (2, 64, True, 5), (3, 2, True, 32), (4, 1, False, 5), (5, 3, False, 32)])
+def test_tta_matches_numpy_twin(seed, batch_size, overlap, classes):
+    """32 classes: the default swap, ASEG's; the twin mirrors in numpy, the fast path in torch."""
+    model = ConvSoftmax(classes=classes, seed=seed)
+    block, origins = _case(seed, step=4 if overlap else 8, shape=(16, 20, 12) if overlap else (16, 24, 8))
+    swap = SWAP5 if classes == 5 else None
+    fast = aggregate(model, torch.from_numpy(block), origins, batch_size=batch_size, patch=8, overlap=overlap,
+                     tta=True, swap=swap).numpy()
+    slow = aggregate_ref(_predict(model), block, origins, patch=8, tta=True, swap=swap)
+    plain = aggregate_ref(_predict(model), block, origins, patch=8)
+    print(f"seed {seed}: {(fast != slow).sum()} of {fast.size} voxels differ; "
+          f"tta changed {(slow != plain).sum()} voxels")
+    np.testing.assert_array_equal(fast, slow)
+
+
+def test_twin_tells_tta_apart():
+    """Sibling: the plain fast path must not match the twin with tta on."""
+    model = ConvSoftmax(seed=6)
+    block, origins = _case(6)
+    plain = aggregate(model, torch.from_numpy(block), origins, batch_size=4, patch=8).numpy()
+    assert (plain != aggregate_ref(_predict(model), block, origins, patch=8, tta=True, swap=SWAP5)).any()
+
+
+class LeftLeaning(torch.nn.Module):
+    """An asymmetric toy 'network' of 3 classes (0, left, right) along the patch's axis 0, which
+    ramps r = 0, 1/3, 2/3, 1: probabilities (0.45, r, r * x) for intensity x."""
+
+    def forward(self, x):
+        ramp = torch.linspace(0, 1, x.shape[2]).view(1, 1, -1, 1, 1).expand_as(x)
+        return torch.cat([torch.full_like(x, 0.45), ramp, ramp * x], dim=1)
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_tta_is_the_mean_of_the_plain_and_the_mirrored_pass(overlap):
+    """x = 0.5 in one 4^3 patch. Plain: (0.45, r, r/2) -> classes 0 0 1 1 along axis 0.
+    Mirrored: the input is the same, the output flipped back gives (0.45, 1-r, (1-r)/2), and the
+    swap of left and right makes it (0.45, (1-r)/2, 1-r). The mean:
+    class 1 (r + (1-r)/2)/2 = 0.25 0.33 0.42 0.50, class 2 (r/2 + 1-r)/2 = 0.50 0.42 0.33 0.25
+    against 0.45 -> classes 2 0 0 1."""
+    block = torch.full((4, 4, 4), 0.5)
+    origins = np.zeros((1, 3), np.int64)
+    plain = aggregate(LeftLeaning(), block, origins, patch=4, overlap=overlap)
+    tta = aggregate(LeftLeaning(), block, origins, patch=4, overlap=overlap, tta=True, swap=[0, 2, 1])
+    assert plain[:, 0, 0].tolist() == [0, 0, 1, 1]
+    assert tta[:, 0, 0].tolist() == [2, 0, 0, 1]
+    assert (tta == tta[:, :1, :1]).all()  # the same along the other two axes
+    ref = aggregate_ref(lambda p: LeftLeaning()(torch.from_numpy(p.copy())[None, None])[0].numpy(),
+                        block.numpy(), origins, patch=4, tta=True, swap=[0, 2, 1])
+    np.testing.assert_array_equal(tta.numpy(), ref)
+
+
+def test_tta_swap_must_fit_the_network():
+    block, origins = _case(7)
+    with pytest.raises(ValueError, match="the network gives 5 classes, but the left-right swap has 32"):
+        aggregate(ConvSoftmax(), torch.from_numpy(block), origins, patch=8, tta=True)

@@ -175,3 +175,30 @@ def test_a_locator_that_finds_nothing_leaves_the_network_the_whole_box():
     located = predict_classes(network, image, 32, 4, "focused", counts=counts, locator=locator)
     assert torch.equal(located, full) and located.any()
     assert counts == {"coarse": 8, "fine": full_counts["fine"]}
+
+
+class CountingBins(IntensityBins):
+    """IntensityBins of the 32 aseg classes (so the default left-right swap fits), counting the
+    patches it is given."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = 0
+
+    def forward(self, x):
+        self.seen += x.shape[0]
+        return super().forward(x)
+
+
+@pytest.mark.parametrize("tiling, with_locator", [("focused", True), ("focused", False), ("full", False)])
+@pytest.mark.parametrize("tta", [False, True])
+def test_tta_mirrors_the_fine_pass_only(tiling, with_locator, tta):
+    image = torch.zeros(100, 130, 100)  # one patch a pass: 32 classes of 96^3 are slow here
+    image[30:70, 40:80, 30:70] = 0.6
+    network, counts = CountingBins(), {}
+    locator = CountingBins() if with_locator else None
+    predict_classes(network, image, 32, 4, tiling, counts=counts, locator=locator, tta=tta)
+    coarse = counts.get("coarse", 0)  # full tiling has no coarse pass
+    assert network.seen == (1 + tta) * counts["fine"] + (0 if with_locator else coarse)
+    if with_locator:
+        assert locator.seen == coarse > 0

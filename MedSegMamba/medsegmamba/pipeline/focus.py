@@ -26,6 +26,9 @@ background, so the shipped default can find the box in which a large network the
 network costs ~20 ms per patch on an H100, the default model ~4). If the locator finds nothing, the
 network tiles the whole box rather than trust it.
 
+Test-time augmentation (`tta`, see aggregate.py) doubles the fine pass only: the coarse pass just
+finds the box, and its labels are not kept.
+
 `tiling="full"` is the plain twin: the whole non-zero box at the requested step, as the paper does.
 If the coarse pass misses a structure altogether, the fine pass cannot recover it: the price of the
 speed, measured on fsaverage and the MNI template against the full tiling (README).
@@ -50,11 +53,11 @@ COARSE_SHARE = 0.4   # share of the progress bar given to the coarse pass (about
 
 def predict_classes(network, image, step: int, batch_size: int, tiling: str = "focused",
                     progress: Callable[[float], None] | None = None, counts: dict | None = None,
-                    locator=None):
+                    locator=None, tta: bool = False):
     """Class map (int64, image's shape) of the conformed `image` (X, Y, Z), on the device the
     network ended on (the CPU after a CUDA out-of-memory fallback). `counts`, when given, gets the
     number of patches of each pass ("coarse", "fine"). `locator`: the network of the coarse pass
-    (default: `network`)."""
+    (default: `network`). `tta`: left-right mirroring test-time augmentation in the fine pass."""
     counts = {} if counts is None else counts
     if tiling not in TILINGS:
         raise ValueError(f"tiling: expected one of {TILINGS}, got {tiling!r}")
@@ -63,7 +66,7 @@ def predict_classes(network, image, step: int, batch_size: int, tiling: str = "f
     projections = [mask.flatten(1).any(1), mask.any(2).any(0), mask.any(0).any(0)]
     start, stop = patches.box_from_projections([p.cpu().numpy() for p in projections])
     if tiling == "full":
-        classes = classes_in_box(network, image, start, stop, step, batch_size, report, counts, "fine")
+        classes = classes_in_box(network, image, start, stop, step, batch_size, report, counts, "fine", tta)
         return _place(classes, start, image.shape)
 
     coarse = classes_in_box(locator or network, image, start, stop, patches.PATCH, batch_size,
@@ -82,7 +85,7 @@ def predict_classes(network, image, step: int, batch_size: int, tiling: str = "f
                               step, image.shape, FOCUS_MARGIN)
         log.info("focused tiling: structures in %s..%s of the non-zero box %s..%s", *box, start, stop)
     fine = classes_in_box(network, image, *box, step, batch_size,
-                          lambda f: report(COARSE_SHARE + (1 - COARSE_SHARE) * f), counts, "fine")
+                          lambda f: report(COARSE_SHARE + (1 - COARSE_SHARE) * f), counts, "fine", tta)
     return _place(fine, box[0], image.shape)
 
 
@@ -122,8 +125,9 @@ def largest_region(mask, gap: float = 0.0):
 
 
 def classes_in_box(network, image, start, stop, step: int, batch_size: int, progress=None,
-                   counts: dict | None = None, name: str = "patches"):
-    """Class map of image[start:stop] from patches every `step` voxels over its padded block.
+                   counts: dict | None = None, name: str = "patches", tta: bool = False):
+    """Class map of image[start:stop] from patches every `step` voxels over its padded block
+    (`tta`: with left-right mirroring test-time augmentation, see aggregate.py).
 
     The block is built where the network's weights are, so a pass that follows a CUDA
     out-of-memory fallback starts on the CPU instead of failing again."""
@@ -136,7 +140,7 @@ def classes_in_box(network, image, start, stop, step: int, batch_size: int, prog
     if counts is not None:
         counts[name] = len(tiling.origins)
     classes = aggregate(network, block, tiling.origins, batch_size, progress=progress,
-                        overlap=step < patches.PATCH)
+                        overlap=step < patches.PATCH, tta=tta)
     return classes[tiling.inner]
 
 

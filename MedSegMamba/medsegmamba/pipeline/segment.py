@@ -43,6 +43,7 @@ class SegmentOptions:
     tiling: str = "focused"          # focused: fine patches only where a coarse pass finds structures; full
     locator: object = None           # weights of focused tiling's coarse pass (name, path, nn.Module); None: the model
     hippocampus: object = None       # subfield weights (name, path or nn.Module); None: no subfields
+    tta: bool = False                # also run the aseg network on the left-right mirror and average (2x its time)
     overwrite: bool = False
     output_format: str = "nii.gz"    # nii.gz | nii | mgz
     qc: bool = True
@@ -132,7 +133,8 @@ class Segmenter:
         patch_counts = {}
         classes = predict_classes(self.model.network, image, self.step, self.batch_size,
                                   self.options.tiling, lambda f: report("predict", f), patch_counts,
-                                  locator=self.locator.network if self.locator else None)
+                                  locator=self.locator.network if self.locator else None,
+                                  tta=self.options.tta)
         if classes.device != image.device:  # fell back to the CPU on CUDA OOM: next scan tries again
             for loaded in (self.model, self.locator):
                 if loaded is not None:
