@@ -79,6 +79,89 @@ def test_largest_region_by_hand():
     assert not largest_region(np.zeros((3, 3, 3), bool)).any()
 
 
+def test_largest_region_box_by_hand():
+    from medsegmamba.pipeline.focus import largest_region_box
+
+    mask = np.zeros((6, 6, 6), bool)
+    mask[0, 0, 0] = mask[1, 1, 1] = True  # the region of 2, 5.2 voxels from the region of 3
+    mask[4, 4, 4] = mask[4, 4, 5] = mask[4, 5, 5] = True
+    assert largest_region_box(mask) == largest_region_box(mask, gap=5) == ((4, 4, 4), (5, 6, 6))
+    assert largest_region_box(mask, gap=6) == ((0, 0, 0), (5, 6, 6))
+    assert largest_region_box(np.zeros((3, 3, 3), bool), gap=6) is None
+
+
+def test_largest_region_box_gives_a_tie_to_the_first_region_in_scan_order():
+    from medsegmamba.pipeline.focus import largest_region_box
+
+    mask = np.zeros((20, 20, 20), bool)
+    mask[12:15, 2:5, 2:5] = True  # two cubes of 27 voxels; this one comes second along the first axis
+    mask[2:5, 12:15, 12:15] = True
+    assert largest_region_box(mask, gap=4) == ((2, 12, 12), (5, 15, 15))
+    assert largest_region_box(mask, gap=17) == ((2, 2, 2), (15, 15, 15))  # 8 + 8 + 8 apart: sqrt(192) = 13.9
+
+
+def _blobs_and_specks(rng, shape):
+    """A random boolean volume: up to five boxes, which may touch or overlap, a copy of the first one
+    elsewhere (a tie in size unless it touches another), and specks."""
+    mask = rng.random(shape) < rng.choice([0.0, 0.003, 0.02])
+    boxes = [(rng.integers(0, shape), rng.integers(1, 12, 3)) for _ in range(rng.integers(0, 6))]
+    if boxes and rng.random() < 0.5:
+        boxes.append((rng.integers(0, shape), boxes[0][1]))
+    for low, size in boxes:
+        mask[tuple(slice(a, a + n) for a, n in zip(low, size))] = True
+    return mask
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_largest_region_box_matches_its_plain_twin(seed):
+    from medsegmamba.pipeline.focus import largest_region, largest_region_box
+
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(n) for n in rng.integers(1, 30 if seed % 2 else 60, 3))
+    mask = _blobs_and_specks(rng, shape)
+    for gap in (0.0, 0.5, 1.0, 1.5, 2.0, 2.9, 3.0, 4.0, 8.0, 40.0):
+        found = largest_region(mask, gap)
+        expected = patches.bounding_box(found) if found.any() else None
+        assert largest_region_box(mask, gap) == expected, (gap, int(mask.sum()))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_pool_any_matches_max_pooling(seed):
+    import torch.nn.functional as F
+
+    from medsegmamba.pipeline.focus import pool_any
+
+    rng = np.random.default_rng(seed)
+    mask = torch.from_numpy(rng.random(tuple(int(n) for n in rng.integers(1, 12, 3))) < rng.uniform(0, 0.2))
+    for pool in (1, 2, 3, 4):
+        expected = F.max_pool3d(mask[None, None].float(), pool, ceil_mode=True)[0, 0] > 0
+        assert torch.equal(pool_any(mask, pool), expected), (tuple(mask.shape), pool)
+
+
+def _structures_box_plain(mask, gap, pool):
+    """structures_box as it was before its fast path: max pooling in float, the regions as a mask."""
+    import torch.nn.functional as F
+
+    from medsegmamba.pipeline.focus import largest_region
+
+    pooled = F.max_pool3d(mask[None, None].float(), pool, ceil_mode=True)[0, 0] > 0
+    found = largest_region(pooled.numpy(), gap / pool)
+    if not found.any():
+        return None
+    low, high = patches.bounding_box(found)
+    return tuple(a * pool for a in low), tuple(min(b * pool, n) for b, n in zip(high, mask.shape))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_structures_box_matches_its_plain_twin(seed):
+    from medsegmamba.pipeline.focus import structures_box
+
+    rng = np.random.default_rng(100 + seed)
+    mask = torch.from_numpy(_blobs_and_specks(rng, tuple(int(n) for n in rng.integers(2, 70, 3))))
+    for gap, pool in ((8.0, 2), (0.0, 2), (3.0, 1), (8.0, 3)):
+        assert structures_box(mask, gap, pool) == _structures_box_plain(mask, gap, pool), (gap, pool)
+
+
 def _box_full_resolution(mask, gap, pool):
     """structures_box's twin: the regions at full resolution, the box rounded outward to `pool`."""
     from medsegmamba.pipeline.focus import largest_region

@@ -52,3 +52,41 @@ def test_within_matches_distances_over_the_whole_volume():
         whole = ndimage.distance_transform_edt(~mask) <= radius
         assert np.array_equal(patches.within(mask, radius), whole), radius
     assert not patches.within(np.zeros((5, 5, 5), bool), 3.0).any()
+
+
+def test_widen_by_hand():
+    box = (slice(2, 5), slice(0, 4), slice(7, 9))
+    assert patches.widen(box, 3, (10, 10, 10)) == (slice(0, 8), slice(0, 7), slice(4, 10))
+    assert patches.widen(box, 0, (10, 10, 10)) == box
+
+
+def test_comes_within_by_hand():
+    from scipy import ndimage
+
+    regions = np.zeros((12, 3, 3), int)
+    regions[0:2, 1, 1] = 1
+    regions[6, 1, 1] = 2  # 5 voxels beyond region 1's last voxel
+    regions[11, 0, 0] = 3  # sqrt(10^2 + 1 + 1) = 10.1 voxels from region 1's last voxel
+    one, two, three = ndimage.find_objects(regions)
+    assert patches.comes_within(regions, 2, 1, 5.0, two, one)
+    assert not patches.comes_within(regions, 2, 1, 4.9, two, one)
+    assert patches.comes_within(regions, 3, 1, 10.1, three, one)
+    assert not patches.comes_within(regions, 3, 1, 10.0, three, one)
+    assert patches.comes_within(regions, 1, 3, 10.1, one, three)  # the same distance either way
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_comes_within_matches_within(seed):
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(n) for n in rng.integers(1, 25, 3))
+    regions, count = ndimage.label(rng.random(shape) < rng.uniform(0.01, 0.3), structure=np.ones((3, 3, 3)))
+    boxes = ndimage.find_objects(regions)
+    for radius in (0.0, 1.0, 1.5, 2.0, 3.2, 6.0):
+        for target in range(1, min(count, 6) + 1):
+            close = patches.within(regions == target, radius)
+            for label in range(1, count + 1):
+                if label != target:
+                    assert patches.comes_within(regions, label, target, radius, boxes[label - 1],
+                                                boxes[target - 1]) == close[regions == label].any()

@@ -20,6 +20,9 @@ The regions are found on the coarse map read at 2 mm (max-pooled by POOL: a 2 mm
 any of its eight is): 8 times fewer voxels to label; 0.30 -> 0.085 s on a 180 x 200 x 190 map with
 300 specks on a 2-core CPU. That can only round the box outward to even voxels and join regions closer than about two
 voxels, which the gap joins anyway; `largest_region` at full resolution is its twin in the tests.
+Pooling in bool (`pool_any`) and testing each region for nearness in its own neighbourhood
+(`largest_region_box`) took the search on fsaverage's coarse map from 84 to 14 ms, on the MNI
+template's from 35 to 6 ms, the same boxes (2026-11-24, 2-core CPU).
 
 The coarse pass may run another, smaller network (`locator`): it only has to tell structures from
 background, so the shipped default can find the box in which a large network then works (the paper
@@ -95,20 +98,36 @@ def structures_box(mask, gap: float, pool: int = POOL):
 
     The box is the pooled one scaled back: the full-resolution box rounded outward to multiples
     of `pool` (and clipped to the mask)."""
-    import torch.nn.functional as F
-
-    pooled = F.max_pool3d(mask[None, None].float(), pool, ceil_mode=True)[0, 0] > 0
-    found = largest_region(pooled.cpu().numpy(), gap / pool)
-    if not found.any():
+    found = largest_region_box(pool_any(mask, pool).cpu().numpy(), gap / pool)
+    if found is None:
         return None
-    low, high = patches.bounding_box(found)
+    low, high = found
     return (tuple(a * pool for a in low),
             tuple(min(b * pool, n) for b, n in zip(high, mask.shape)))
 
 
+def pool_any(mask, pool: int):
+    """The boolean tensor `mask` read at `pool` voxels per voxel: a voxel is on when any of its
+    pool^3 is, the last one along an axis covering what is left of it. The same as
+    `max_pool3d(mask.float(), pool, ceil_mode=True) > 0`, its twin in the tests, which costs 41 ms
+    on fsaverage's coarse map on a 2-core CPU (in float) against 2 ms here (in bool, an axis at a time)."""
+    for axis in range(mask.ndim):
+        def every(k):  # the k-th voxel of each window along `axis`
+            index = [slice(None)] * mask.ndim
+            index[axis] = slice(k, None, pool)
+            return mask[tuple(index)]
+        pooled = every(0).clone()
+        for k in range(1, pool):
+            part = every(k)  # one shorter than `pooled` where pool does not divide the axis
+            pooled.narrow(axis, 0, part.shape[axis]).logical_or_(part)
+        mask = pooled
+    return mask
+
+
 def largest_region(mask, gap: float = 0.0):
     """The largest 26-connected region of a boolean array, with every other region that comes
-    within `gap` voxels of it (all False when there is none)."""
+    within `gap` voxels of it (all False when there is none). The plain twin of
+    `largest_region_box`."""
     import numpy as np
     from scipy import ndimage
 
@@ -122,6 +141,34 @@ def largest_region(mask, gap: float = 0.0):
         return largest
     near = np.unique(regions[patches.within(largest, gap)])
     return np.isin(regions, near[near > 0])
+
+
+def largest_region_box(mask, gap: float = 0.0):
+    """(low, high) box of `largest_region(mask, gap)`, None when `mask` is empty.
+
+    The same regions, 4-5x faster on the pooled coarse maps of fsaverage and the MNI template
+    (41 -> 11 ms, 25 -> 5 ms on a 2-core CPU): labelled in the box of `mask` only, and each other
+    region tested against the largest in its own neighbourhood (`patches.comes_within`) rather
+    than by distances over the largest region's whole box, which took over half the time."""
+    import numpy as np
+    from scipy import ndimage
+
+    # in the box of `mask` the regions are the same, and numbered in the same (scan) order, so a
+    # tie in size goes to the same region
+    offset, stop = patches.bounding_box(mask)
+    regions, count = ndimage.label(mask[tuple(map(slice, offset, stop))], structure=np.ones((3, 3, 3), bool))
+    if count == 0:
+        return None
+    sizes = np.bincount(regions.ravel())
+    sizes[0] = 0
+    largest = int(sizes.argmax())
+    boxes = ndimage.find_objects(regions)
+    kept = [boxes[largest - 1]]
+    if gap > 0:
+        kept += [box for label, box in enumerate(boxes, 1) if label != largest
+                 and patches.comes_within(regions, label, largest, gap, box, boxes[largest - 1])]
+    return (tuple(a + min(box[k].start for box in kept) for k, a in enumerate(offset)),
+            tuple(a + max(box[k].stop for box in kept) for k, a in enumerate(offset)))
 
 
 def classes_in_box(network, image, start, stop, step: int, batch_size: int, progress=None,

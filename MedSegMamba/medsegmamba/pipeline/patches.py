@@ -72,11 +72,37 @@ def within(mask: np.ndarray, radius: float) -> np.ndarray:
     out = np.zeros(mask.shape, bool)
     if not mask.any():
         return out
-    low, high = bounding_box(mask)
-    reach = int(np.ceil(radius))
-    box = tuple(slice(max(0, a - reach), min(n, b + reach)) for a, b, n in zip(low, high, mask.shape))
+    box = widen(tuple(slice(a, b) for a, b in zip(*bounding_box(mask))), int(np.ceil(radius)), mask.shape)
     out[box] = ndimage.distance_transform_edt(~mask[box]) <= radius
     return out
+
+
+def widen(box, reach: int, shape) -> tuple[slice, ...]:
+    """The box (a tuple of slices) widened by `reach` voxels on every side, clipped to `shape`."""
+    return tuple(slice(max(0, s.start - reach), min(n, s.stop + reach)) for s, n in zip(box, shape))
+
+
+def comes_within(regions: np.ndarray, label: int, target: int, radius: float, box, target_box) -> bool:
+    """Whether a voxel of `regions == label` lies within `radius` voxels (Euclidean) of a voxel of
+    `regions == target`: `within(regions == target, radius)[regions == label].any()`, its twin in
+    the tests. `box`, `target_box`: the two regions' boxes as `ndimage.find_objects` gives them.
+
+    Only the voxels of `label` inside the target's box widened by the reach can be that close, and
+    the target's voxels that close to them lie within the reach of them, so the distances are
+    computed on that part of `box` widened by the reach: a few hundred voxels around a speck, where
+    `within` computes them over the whole target's box (20 ms for a brain at 2 mm on a 2-core CPU)."""
+    from scipy import ndimage
+
+    reach = int(np.ceil(radius))
+    part = tuple(slice(max(s.start, t.start), min(s.stop, t.stop))
+                 for s, t in zip(box, widen(target_box, reach, regions.shape)))
+    if any(s.start >= s.stop for s in part):
+        return False
+    around = regions[widen(part, reach, regions.shape)]
+    if not (around == target).any():  # the transform of a window without a zero measures to its edge
+        return False
+    distances = ndimage.distance_transform_edt(around != target)
+    return bool((distances[around == label] <= radius).any())
 
 
 def padded_size(n: int, step: int, patch: int = PATCH) -> int:
