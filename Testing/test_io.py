@@ -86,7 +86,7 @@ def test_bad_inputs_name_file_and_problem(tmp_path, case):
 def test_atomic_write_keeps_existing_and_leaves_nothing_on_failure(tmp_path):
     target = tmp_path / "labels.nii.gz"
     io.write_labels(np.ones((3, 3, 3), np.int32), np.eye(4), target)
-    assert nib.load(target).get_data_dtype() == np.int16
+    assert nib.load(target).get_data_dtype() == np.uint8
     with pytest.raises(OutputError, match="already exists"):
         io.write_labels(np.zeros((3, 3, 3), np.int32), np.eye(4), target)
     assert np.asarray(nib.load(target).dataobj).max() == 1
@@ -117,3 +117,15 @@ def test_output_folder_that_cannot_be_made(tmp_path):
 def test_stem():
     assert io.stem("/a/sub-01_T1w.nii.gz") == "sub-01_T1w"
     assert io.stem("x.mgz") == "x" and io.stem("x.NRRD") == "x"
+
+
+@pytest.mark.parametrize("values, dtype", [((0, 77), np.uint8), ((0, 255), np.uint8), ((0, 256), np.int16),
+                                           ((0, 2226), np.int16), ((-1, 5), np.int16), ((), np.uint8)])
+def test_label_maps_are_stored_in_the_smallest_type_that_holds_them(tmp_path, values, dtype):
+    labels = np.zeros((4, 5, 6), np.int32)
+    labels.flat[:len(values)] = values
+    target = tmp_path / "labels.nii.gz"
+    io.write_labels(labels, np.eye(4), target)
+    image = nib.load(target)
+    assert image.get_data_dtype() == dtype
+    np.testing.assert_array_equal(np.asarray(image.dataobj), labels)  # nothing clipped or wrapped
