@@ -54,6 +54,30 @@ def test_resume_is_exact(tmp_path, make_blob_map):
     assert any(r["kind"] == "val" and 0 <= r["synth_dice"] <= 1 for r in log)
 
 
+def test_resume_from_another_kind_of_device_reseeds(tmp_path, make_blob_map, caplog):
+    """A checkpoint written on a GPU holds a CUDA generator state (16 bytes), which a CPU generator
+    cannot take: the run continues re-seeded, with a warning, instead of stopping on a traceback."""
+    from safetensors.torch import load_file, save_file
+
+    from medsegmamba.models.checkpoint import read_metadata
+    from medsegmamba.train.loop import Trainer
+
+    first = Trainer(_config(tmp_path, "a", make_blob_map, max_iters=1), device="cpu")
+    first.run()
+    path = tmp_path / "a/last.safetensors"
+    tensors = load_file(path)
+    assert tensors["rng.synth"].numel() > 16
+    tensors["rng.synth"] = torch.zeros(16, dtype=torch.uint8)  # the size of a CUDA Philox state
+    save_file(tensors, path, metadata=read_metadata(path))
+    with caplog.at_level("WARNING"):
+        resumed = Trainer(_config(tmp_path, "b", max_iters=2, resume=str(path)), device="cpu")
+    assert resumed.iteration == 1
+    assert "another kind of device" in caplog.text
+    before = _params(resumed.model)
+    resumed.run()
+    assert not all(torch.equal(before[k], v) for k, v in _params(resumed.model).items())
+
+
 def test_schedule():
     assert lr_at(0, 1.0, 2, 10) == 0.5 and lr_at(1, 1.0, 2, 10) == 1.0
     assert lr_at(2, 1.0, 2, 10) == pytest.approx(1.0)

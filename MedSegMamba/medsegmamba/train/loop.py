@@ -174,12 +174,18 @@ class Trainer:
         st = load_training_state(path, self.model, self.opt, self.device)
         self.iteration = st["iteration"]
         rng = st["rng"]
-        if self.ranks.world == 1:
+        same_kind = rng["synth"].numel() == self.gen.get_state().numel()
+        if self.ranks.world == 1 and same_kind:
             self.gen.set_state(rng["synth"])
             torch.set_rng_state(rng["torch_cpu"])
             if "cuda" in rng and self.device.type == "cuda":
                 torch.cuda.set_rng_state(rng["cuda"], self.device)
-        else:  # one saved stream cannot serve several ranks: re-seed each from (seed, rank, it)
+        else:
+            # one saved stream cannot serve several ranks, and a CUDA generator's state does not fit
+            # a CPU one (nor the reverse): re-seed from (seed, rank, iteration); not an exact resume
+            if not same_kind:
+                log.warning("%s was saved on another kind of device: the generator is re-seeded, so "
+                            "this run does not repeat the one it continues exactly", path)
             self.gen.gen.manual_seed(self.cfg.seed + 1000 * self.ranks.rank + 7919 * self.iteration)
         log.info("resumed from %s at iteration %d", path, self.iteration)
 
