@@ -40,8 +40,8 @@ PARTS = ("accuracy", "timings", "sweep")
 SEQ_SWEEP = ((4, 1), (8, 1), (8, 2), (16, 2), (16, 4), (32, 4), (32, 8), (64, 8))  # (block_d, num_warps)
 # (block_d, T, num_warps): 64 elements of the (T, N, block_d) tensors per thread at N=64, except
 # the last two (128), which trade registers for fewer, longer chunks
-CHUNKED_SWEEP = ((32, 4, 4), (32, 2, 2), (64, 4, 8), (64, 2, 4), (16, 4, 2), (32, 8, 8), (16, 8, 4), (32, 16, 8),
-                 (32, 8, 4), (32, 4, 2))
+CHUNKED_SWEEP = [(32, 4, 4), (32, 2, 2), (64, 4, 8), (64, 2, 4), (16, 4, 2), (32, 8, 8), (16, 8, 4), (32, 16, 8),
+                 (32, 8, 4), (32, 4, 2)]
 # chunked backward, (block_d, T, num_warps) after the chunked forward: elements of a (T, N, block_d)
 # tensor per thread at N=64 are 8 (no spills offline for sm_90), 16 (64-144 bytes spilled) or 32
 BWD_SWEEP = ((16, 2, 4), (16, 4, 4), (16, 1, 4), (16, 2, 8), (8, 4, 4), (8, 8, 4), (32, 2, 4), (16, 2, 2))
@@ -240,7 +240,18 @@ def main(argv=None):
                         help="D,G,N,L of one scan call at batch 1 (default: the paper network's)")
     parser.add_argument("--parts", default=",".join(PARTS),
                         help=f"comma-separated subset of {','.join(PARTS)} (default: all)")
+    parser.add_argument("--fwd-sweep", default=None, metavar="BD,T,W ...",
+                        help="the chunked forward's launch settings to sweep, space-separated "
+                             "block_d,T,num_warps triples (default: CHUNKED_SWEEP); the sequential "
+                             "forward and the backward sweeps are skipped when given")
     args = parser.parse_args(argv)
+    if args.fwd_sweep is not None:
+        try:
+            CHUNKED_SWEEP[:] = [tuple(int(v) for v in t.split(",")) for t in args.fwd_sweep.split()]
+            if not CHUNKED_SWEEP or any(len(t) != 3 for t in CHUNKED_SWEEP):
+                raise ValueError
+        except ValueError:
+            parser.error(f"--fwd-sweep must be block_d,T,num_warps triples, got {args.fwd_sweep!r}")
     parts = [p for p in args.parts.split(",") if p]
     if not parts or any(p not in PARTS for p in parts):
         parser.error(f"--parts must be a comma-separated subset of {','.join(PARTS)}, got {args.parts!r}")
@@ -289,11 +300,14 @@ def main(argv=None):
                 res["timings"] += timings(impls, ins, device, label)
                 del ins
     if "sweep" in parts and device.type == "cuda":
-        for dtype, kernels in ((torch.float32, ("seq", "chunked")), (torch.bfloat16, ("chunked",))):
+        fwd_only = args.fwd_sweep is not None
+        for dtype, kernels in ((torch.float32, ("chunked",) if fwd_only else ("seq", "chunked")),
+                               (torch.bfloat16, ("chunked",))):
             label = f"Bt=1 {str(dtype).removeprefix('torch.')}"
             res["sweep"] += sweep(make_inputs(1, dim, groups, n, length, device, dtype), device, label, kernels)
-        ins = make_inputs(1, dim, groups, n, length, device, torch.float32)
-        res["bwd_sweep"] = bwd_sweep(ins, device, "Bt=1 float32")
+        if not fwd_only:
+            ins = make_inputs(1, dim, groups, n, length, device, torch.float32)
+            res["bwd_sweep"] = bwd_sweep(ins, device, "Bt=1 float32")
     (args.out / "results.json").write_text(json.dumps(res, indent=1))
     table = markdown(res) + "\n" + (summary(res) if res["timings"] else "")
     (args.out / "results.md").write_text(table + "\n")
