@@ -106,9 +106,12 @@ def test_chunked_config():
 
     # paper size: 1024 channels per group, N=64; T must divide the checkpoint interval
     block_d, block_n, chunk_t, warps = tscan._chunked_config(1024, 64)
-    assert (block_d, block_n, chunk_t, warps) == (16, 64, 4, 2)  # the sweep's fastest on the H100
+    assert (block_d, block_n, chunk_t, warps) == (16, 64, 8, 2)  # session 6's sweep's fastest on the H100
     assert (block_n, tscan.CHUNK % chunk_t) == (64, 0)
-    assert block_d * block_n * chunk_t // (32 * warps) == 64  # state-and-step elements per thread
+    assert block_d * block_n * chunk_t // (32 * warps) == 128  # state-and-step elements per thread
+    block_d, block_n, chunk_t, warps = tscan._chunked_config(128, 16)  # the default model's N
+    assert (block_d, block_n, chunk_t, warps) == (16, 16, 16, 2)
+    assert block_d * block_n * chunk_t // (32 * warps) == 64
     assert tscan._chunked_config(6, 5, chunk_t=4)[:3] == (8, 8, 4)
     for bad in (3, 2 * tscan.CHUNK):
         with pytest.raises(ValueError, match=f"chunk_t must be a power of two dividing {tscan.CHUNK}, got {bad}"):

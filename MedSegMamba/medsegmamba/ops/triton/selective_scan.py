@@ -107,9 +107,11 @@ def _chunked_config(dim_group, n_state, block_d=None, num_warps=None, chunk_t=No
     """(BLOCK_D, BLOCK_N, T, num_warps) of the chunked forward kernel.
 
     Default: 16 channels, 2 warps splitting the states, and T steps such that each thread holds
-    64 elements of the (T, BLOCK_N, BLOCK_D) tensors (T=4 for N=64): the fastest of the sweep on
-    an H100 (0.51 ms in fp32 at the paper's size; 32 channels / 4 warps, 0.71 ms; 32 / 2 warps,
-    0.58 ms; benchmarks/results/2026-11-23-h100-s2/scan.md).
+    128 elements of the (T, BLOCK_N, BLOCK_D) tensors at N >= 64 (T=8 at the paper's N=64) and 64
+    at a smaller N. On an H100 at the paper's size (benchmarks/results/2026-11-24-h100-s6/scan_sweep.md)
+    T=8 took 0.474 ms in fp32 against 0.516 ms at T=4, the earlier default (session 2's sweep,
+    which had not tried T=8 with 16 channels and 2 warps); 8 channels / T 8 / 1 warp took 0.478 ms.
+    The smaller N of the default model (16) keeps 64 elements per thread (T=16): not measured at 128.
     T must divide CHUNK, so that every checkpoint falls on the start of a chunk of T steps.
     """
     block_n = triton.next_power_of_2(n_state)
@@ -119,7 +121,7 @@ def _chunked_config(dim_group, n_state, block_d=None, num_warps=None, chunk_t=No
         raise ValueError(f"selective_scan_triton: block_d must be a power of two, got {block_d}")
     if num_warps is None:
         num_warps = 2
-    chunk_t = _steps_per_tile(chunk_t, 64, num_warps, block_d, block_n, "chunk_t")
+    chunk_t = _steps_per_tile(chunk_t, 128 if block_n >= 64 else 64, num_warps, block_d, block_n, "chunk_t")
     return block_d, block_n, chunk_t, num_warps
 
 
