@@ -10,8 +10,9 @@ Two forward kernels, chosen by `kernel=` or $MEDSEGMAMBA_TRITON_FWD (default "ch
 - "chunked" takes T steps at once: it loads (T, channels) and (T, N) tiles, forms dA and dl*u*B
   for all T steps, runs `tl.associative_scan` over time with (a1, b1), (a2, b2) -> (a1 a2,
   a2 b1 + b2), reduces y for the T steps together and carries the last state to the next chunk.
-  On an H100 at the paper's size (8 x 1024 channels, N 64, L 1728) it takes 0.51 ms against the
-  sequential kernel's 1.21 ms, at the same error (benchmarks/results/2026-11-23-h100-s2/).
+  On an H100 at the paper's size (8 x 1024 channels, N 64, L 1728) it takes 0.475 ms (T = 8; 0.51
+  ms at T = 4) against the sequential kernel's 1.21 ms, at the same error
+  (benchmarks/results/2026-11-23-h100-s2/, 2026-11-24-h100-s6/).
 Both leave the same checkpoints, which both backward kernels read.
 
 Backward memory: the forward pass, when a gradient is needed, stores the state at every CHUNK-th
