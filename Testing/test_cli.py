@@ -224,6 +224,28 @@ def test_tta_end_to_end_with_a_checkpoint(tmp_path, capsys, monkeypatch):
     assert cli.build_parser().parse_args(["demo", "--tta"]).tta
 
 
+def test_demo_and_benchmark_pass_their_options_on(tmp_path, capsys, monkeypatch):
+    """demo's --locator and --tta, and benchmark's --tta, reach the Segmenter's options (demo once
+    accepted --locator and dropped it)."""
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    class Recorder:
+        def __init__(self, options):
+            seen.append(options)
+            raise Stop
+
+    monkeypatch.setattr(segment_module, "Segmenter", Recorder)
+    for argv in (["demo", "-o", str(tmp_path / "demo"), "--locator", "default", "--tta", "--device", "cpu"],
+                 ["benchmark", "--tta", "--device", "cpu", "--step", "32"],
+                 ["benchmark", "--device", "cpu", "--step", "32"]):
+        assert cli.main(argv) != 0  # the recorder stops each run once it has seen the options
+    assert "unexpected Stop" in capsys.readouterr().err
+    assert [(o.locator, o.tta) for o in seen] == [("default", True), (None, True), (None, False)]
+
+
 def test_missing_weights_file_is_a_clear_error(tmp_path, capsys):
     status, out, err = _run(capsys, "segment", _t1(tmp_path / "t1.nii.gz"), "-o", tmp_path / "out",
                             "--model", tmp_path / "nope.safetensors")

@@ -249,8 +249,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
     template = mni_template_path()
     options = SegmentOptions(model=args.model, device=args.device, step=args.step, batch_size=args.batch_size,
-                             tiling=args.tiling, tta=args.tta,
-                             overwrite=True)
+                             tiling=args.tiling, locator=args.locator, tta=args.tta, overwrite=True)
     segmenter = Segmenter(options)
     print(f"Weights: {describe_weights(segmenter.model)}")
     print(f"Input: MNI152 T1 template bundled with nilearn ({template})")
@@ -301,6 +300,7 @@ def add_benchmark_arguments(parser: argparse.ArgumentParser) -> None:
     # random-weight presets label every voxel, so a coarse pass would find the whole head: their
     # default is full tiling; trained weights get focused tiling, as `segment` does
     parser.set_defaults(model="small", tiling=None)
+    _add_tta_option(parser)
     parser.add_argument("--repeat", type=int, default=2, metavar="N",
                         help="timed runs after one warm-up run (default: %(default)s)")
     parser.add_argument("--json-out", default=None, metavar="FILE", help="also write the results as JSON")
@@ -312,7 +312,7 @@ def run_benchmark_command(args: argparse.Namespace) -> int:
 
     result = run_benchmark(args.model, input_path=args.input, device=args.device, step=args.step,
                            batch_size=args.batch_size, repeat=args.repeat, tiling=args.tiling,
-                           locator=args.locator)
+                           locator=args.locator, tta=args.tta)
     print(format_results([result]))
     if args.json_out:
         write_text(json.dumps(result, indent=2) + "\n", args.json_out, overwrite=True)

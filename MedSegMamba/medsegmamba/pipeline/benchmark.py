@@ -65,7 +65,7 @@ def make_model(spec, device):
 
 def run_benchmark(model="small", input_path=None, device="auto", step=None, batch_size=None,
                   repeat: int = 2, volume: io.Volume | None = None, tiling: str | None = None,
-                  locator=None) -> dict:
+                  locator=None, tta: bool = False) -> dict:
     """One warm-up run and `repeat` timed runs; per-stage median seconds and peak GPU memory.
 
     tiling None: "full" for a preset with random weights (they label every voxel, so a coarse
@@ -82,7 +82,7 @@ def run_benchmark(model="small", input_path=None, device="auto", step=None, batc
         random_weights = loaded.metadata.get("provenance") == RANDOM_WEIGHTS
         tiling = "full" if random_weights and locator is None else "focused"
     options = SegmentOptions(model=loaded.network, device=str(device), step=step, batch_size=batch_size,
-                             tiling=tiling, locator=locator, overwrite=True)
+                             tiling=tiling, locator=locator, tta=tta, overwrite=True)
     segmenter = Segmenter(options)
     with tempfile.TemporaryDirectory(prefix="medsegmamba-bench-") as scratch:
         if input_path is None:
@@ -103,7 +103,7 @@ def run_benchmark(model="small", input_path=None, device="auto", step=None, batc
     timed = runs[1:]
     result = {"model": loaded.name, "parameters": sum(p.numel() for p in loaded.network.parameters()),
               "device": str(device), "device_name": _device_name(device), "step": segmenter.step,
-              "batch_size": segmenter.batch_size, "tiling": tiling,
+              "batch_size": segmenter.batch_size, "tiling": tiling, "tta": tta,
               "locator": segmenter.locator.name if segmenter.locator else None,
               "patches": timed[0]["patches"],
               "input_shape": shape, "repeat": len(timed),
