@@ -89,6 +89,7 @@ if parameterNodeWrapper is not None:
     class MedSegMambaParameterNode:
         inputVolume: vtkMRMLScalarVolumeNode
         hippocampus: bool = False
+        tta: bool = False
         segmentation: vtkMRMLSegmentationNode
 
 
@@ -209,6 +210,7 @@ class MedSegMambaWidget(ScriptedLoadableModuleWidget):
                 step=step,
                 tiling=tiling,
                 hippocampus=self.ui.hippocampusCheckBox.checked and self.ui.hippocampusCheckBox.enabled,
+                tta=self.ui.ttaCheckBox.checked,
                 wait=False,
                 onProgress=self._onProgress,
                 onFinished=self._onFinished,
@@ -324,12 +326,14 @@ class MedSegMambaLogic(ScriptedLoadableModuleLogic):
         python = shutil.which("PythonSlicer") if hasattr(slicer, "app") else None
         return [python or sys.executable, "-m", "medsegmamba.cli"]
 
-    def buildCommand(self, inputPath, outputDir, model, device, step, hippocampus, tiling="focused"):
+    def buildCommand(self, inputPath, outputDir, model, device, step, hippocampus, tiling="focused", tta=False):
         command = list(self.segmenterCommand or self.defaultCommand())
         command += ["segment", inputPath, "-o", outputDir, "--model", model, "--device", device]
         command += ["--step", str(step), "--tiling", tiling, "--progress", "json", "--overwrite"]
         if hippocampus:
             command += ["--hippocampus", "default"]
+        if tta:
+            command.append("--tta")
         return command
 
     def _environment(self):
@@ -339,7 +343,7 @@ class MedSegMambaLogic(ScriptedLoadableModuleLogic):
         return env
 
     @staticmethod
-    def checkArguments(inputVolume, model, device, step, tiling="focused"):
+    def checkArguments(inputVolume, model, device, step, tiling="focused", tta=False):
         if inputVolume is None or not inputVolume.IsA("vtkMRMLScalarVolumeNode") or inputVolume.GetImageData() is None:
             raise ValueError(f"inputVolume: expected a scalar volume node with image data, got {inputVolume!r}")
         if str(device).lower() not in DEVICES:
@@ -348,6 +352,8 @@ class MedSegMambaLogic(ScriptedLoadableModuleLogic):
             raise ValueError(f"step: expected 16 (best) or 32 (fast), got {step!r}")
         if tiling not in TILINGS:
             raise ValueError(f"tiling: expected one of {TILINGS}, got {tiling!r}")
+        if not isinstance(tta, bool):
+            raise ValueError(f"tta: expected True or False, got {tta!r}")
         if not isinstance(model, str) or not model:
             raise ValueError(f"model: expected 'default', a model name or a file path, got {model!r}")
 
@@ -360,6 +366,7 @@ class MedSegMambaLogic(ScriptedLoadableModuleLogic):
         hippocampus=False,
         wait=True,
         tiling="focused",
+        tta=False,
         onProgress=None,
         onFinished=None,
         timeout=None,
@@ -368,7 +375,7 @@ class MedSegMambaLogic(ScriptedLoadableModuleLogic):
         """Segment inputVolume. wait=True: returns the vtkMRMLSegmentationNode or raises
         RuntimeError. wait=False: returns None at once; results come through the callbacks
         (poll=True starts a QTimer when running inside the application)."""
-        self.checkArguments(inputVolume, model, device, step, tiling)
+        self.checkArguments(inputVolume, model, device, step, tiling, tta)
         if self.isRunning:
             raise RuntimeError("a segmentation is already running; cancel it first")
         if os.path.isfile(model):
@@ -379,7 +386,7 @@ class MedSegMambaLogic(ScriptedLoadableModuleLogic):
             sceneHelpers.writeVolume(inputVolume, inputPath)
             outputDir = os.path.join(workDir, "out")
             command = self.buildCommand(inputPath, outputDir, model, DEVICES[device.lower()], step, hippocampus,
-                                        tiling)
+                                        tiling, tta)
             logging.info("MedSegMamba: %s", " ".join(command))
             process = SegmenterProcess(command, env=self._environment(), cwd=workDir)
         except Exception:

@@ -1,12 +1,14 @@
 """A stand-in for `python -m medsegmamba.cli` used by the Slicer tests.
 
-    fake_segmenter.py segment IN -o OUTDIR --model M --device D --step S --progress json [...]
+    fake_segmenter.py segment IN -o OUTDIR --model M --device D --step S --progress json [--tta] [...]
 
 Writes OUTDIR/<stem>_aseg.nii.gz on the input's grid (two boxes: Left-Hippocampus 17 where the
 image is bright in the first half along the first axis, Right-Hippocampus 53 in the second half,
 Left-Thalamus 10 in a corner block) and prints the same JSON lines as the real CLI.
 --model sleep:<seconds> makes it hang (with a grandchild) so Cancel can be tested;
 --model fail makes it report an error and exit 3.
+It logs "fake segmenter options: tta=on|off" so tests can see that --tta came through (the labels
+are the same either way).
 """
 
 import json
@@ -29,6 +31,7 @@ def main(argv):
     model = argv[argv.index("--model") + 1]
     subject = os.path.basename(inputPath).split(".")[0]
     print("fake segmenter starting", flush=True)
+    print(f"fake segmenter options: tta={'on' if '--tta' in argv else 'off'}", flush=True)
     emit(event="progress", subject=subject, stage="conform", fraction=0.1)
     if model.startswith("sleep:"):
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])

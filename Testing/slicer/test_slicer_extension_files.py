@@ -19,7 +19,8 @@ S4EXT_FIELDS = ("scm", "scmurl", "scmrevision", "depends", "build_subdirectory",
                 "category", "iconurl", "status", "description", "screenshoturls", "enabled")
 PANEL_WIDGETS = {
     "inputVolumeSelector": "qMRMLNodeComboBox", "modelComboBox": "QComboBox", "modelPathLineEdit": "ctkPathLineEdit",
-    "deviceComboBox": "QComboBox", "qualityComboBox": "QComboBox", "hippocampusCheckBox": "QCheckBox",
+    "deviceComboBox": "QComboBox", "qualityComboBox": "QComboBox", "ttaCheckBox": "QCheckBox",
+    "hippocampusCheckBox": "QCheckBox",
     "segmentButton": "QPushButton", "progressBar": "QProgressBar", "stageLabel": "QLabel",
     "cancelButton": "QPushButton", "show3DButton": "QPushButton", "exportButton": "QPushButton",
 }
@@ -99,6 +100,23 @@ def test_module_uses_only_widgets_of_the_ui():
     used = set(re.findall(r"self\.ui\.(\w+)", source))
     widgets = {w.get("name") for w in ElementTree.parse(UI).iter("widget")}
     assert used and used <= widgets, f"MedSegMamba.py uses widgets absent from the .ui: {sorted(used - widgets)}"
+
+
+def test_parameter_node_stores_every_named_checkbox_with_the_ui_default():
+    tree = ast.parse(read(os.path.join(MODULE_DIR, "MedSegMamba.py")))
+    node = next(n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == "MedSegMambaParameterNode")
+    fields = {f.target.id: f for f in node.body if isinstance(f, ast.AnnAssign)}
+    named = {}
+    for widget in ElementTree.parse(UI).iter("widget"):
+        properties = {p.get("name"): p[0].text for p in widget.findall("property")}
+        if "SlicerParameterName" in properties:
+            named[properties["SlicerParameterName"]] = (widget.get("class"), properties.get("checked", "false"))
+    assert {"inputVolume", "hippocampus", "tta"} <= set(named)
+    for name, (cls, checked) in named.items():
+        assert name in fields, f"the .ui binds {name!r}, which MedSegMambaParameterNode does not declare"
+        if cls == "QCheckBox":
+            assert ast.unparse(fields[name].annotation) == "bool", name
+            assert ast.literal_eval(fields[name].value) is (checked == "true"), f"{name}: default differs from the .ui"
 
 
 def test_module_file_is_thin_and_imports_no_qt_at_top_level():

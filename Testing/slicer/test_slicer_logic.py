@@ -4,6 +4,7 @@ The segmenter is a stand-in script (fake_segmenter.py) that writes a known label
 CLI does; one test runs the real CLI with a tiny model when the package provides it.
 """
 
+import argparse
 import importlib.util
 import os
 import sys
@@ -207,6 +208,8 @@ def test_bad_arguments_name_the_argument(slicerScene):
         logic.process(volume, tiling="sparse")
     with pytest.raises(ValueError, match="inputVolume"):
         logic.process(None)
+    with pytest.raises(ValueError, match="tta: expected True or False, got 'yes'"):
+        logic.process(volume, tta="yes")
 
 
 def test_command_line_matches_the_cli_contract():
@@ -219,6 +222,45 @@ def test_command_line_matches_the_cli_contract():
                            "--hippocampus", "default"]
     full = MedSegMambaLogic().buildCommand("in.nii.gz", "out", "default", "cpu", 16, False, tiling="full")
     assert full[full.index("--tiling") + 1] == "full"
+
+
+def test_tta_adds_the_flag_exactly_once():
+    from MedSegMamba import MedSegMambaLogic
+
+    logic = MedSegMambaLogic()
+    plain = logic.buildCommand("in.nii.gz", "out", "default", "cpu", 32, False)
+    assert plain == logic.buildCommand("in.nii.gz", "out", "default", "cpu", 32, False, tta=False)
+    mirrored = logic.buildCommand("in.nii.gz", "out", "default", "cpu", 32, True, tta=True)
+    assert "--tta" not in plain
+    assert mirrored.count("--tta") == 1
+    assert [a for a in mirrored if a != "--tta"] == logic.buildCommand("in.nii.gz", "out", "default", "cpu", 32, True)
+
+
+@pytest.mark.parametrize("tta", [False, True])
+def test_the_real_cli_parses_the_command(tta):
+    cli = pytest.importorskip("medsegmamba.cli", reason="medsegmamba.cli is not installed")
+    from MedSegMamba import MedSegMambaLogic
+
+    command = MedSegMambaLogic().buildCommand("in.nii.gz", "out", "default", "cpu", 16, False, "full", tta)
+    assert command[3] == "segment"
+    parser = argparse.ArgumentParser()
+    cli.add_segment_arguments(parser)
+    args = parser.parse_args(command[4:])
+    assert (args.tta, args.step, args.tiling, args.progress) == (tta, 16, "full", "json")
+
+
+def test_process_passes_tta_to_the_segmenter(slicerScene):
+    volume, image = makeVolume(slicerScene)
+    logic = logicWith(FAKE)
+    plain = logic.process(volume, timeout=120)
+    assert "fake segmenter options: tta=off" in logic.lastLog.splitlines()
+    mirrored = logic.process(volume, tta=True, timeout=120)
+    assert "fake segmenter options: tta=on" in logic.lastLog.splitlines()
+    assert mirrored is not plain
+    assert set(segmentsByName(mirrored)) == {"Left-Thalamus", "Left-Hippocampus", "Right-Hippocampus"}
+    names = segmentsByName(mirrored)
+    mask = slicer.util.arrayFromSegmentBinaryLabelmap(mirrored, names["Left-Hippocampus"], volume)
+    np.testing.assert_array_equal(mask > 0, expectedLabels(image) == 17)
 
 
 def test_every_quality_choice_is_a_valid_step_and_tiling():
