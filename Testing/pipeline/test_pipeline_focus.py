@@ -285,3 +285,203 @@ def test_tta_mirrors_the_fine_pass_only(tiling, with_locator, tta):
     assert network.seen == (1 + tta) * counts["fine"] + (0 if with_locator else coarse)
     if with_locator:
         assert locator.seen == coarse > 0
+
+
+# --- the grown coarse pass -------------------------------------------------------------------------
+
+def _tiles_reached_plain(mask, reach, patch):
+    """tiles_reached's twin: the Chebyshev distance of every True voxel to every tile's box."""
+    import itertools
+
+    grid = tuple(n // patch for n in mask.shape)
+    voxels = np.argwhere(mask)
+    out = np.zeros(grid, bool)
+    for tile in itertools.product(*map(range, grid)):
+        low = np.array(tile) * patch
+        distance = np.maximum(0, np.maximum(low - voxels, voxels - (low + patch - 1))).max(1, initial=0)
+        out[tile] = len(voxels) > 0 and bool((distance <= reach).any())
+    return out
+
+
+def test_tiles_reached_by_hand():
+    mask = np.zeros((24, 8, 8), bool)  # three tiles of 8 along axis 0
+    mask[10, 0, 0] = True  # tile 1, 2 voxels past its first: tile 0 is 3 away
+    assert patches.tiles_reached(mask, 3, 8)[:, 0, 0].tolist() == [True, True, False]
+    assert patches.tiles_reached(mask, 2, 8)[:, 0, 0].tolist() == [False, True, False]
+    with pytest.raises(ValueError, match="reach: expected 1..3"):
+        patches.tiles_reached(mask, 4, 8)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_tiles_reached_matches_its_plain_twin(seed):
+    rng = np.random.default_rng(seed)
+    patch = int(rng.integers(3, 12))
+    reach = int(rng.integers(1, (patch + 1) // 2))
+    mask = rng.random(tuple(patch * int(g) for g in rng.integers(1, 4, 3))) < rng.choice([0, 0.002, 0.02])
+    assert np.array_equal(patches.tiles_reached(mask, reach, patch), _tiles_reached_plain(mask, reach, patch))
+
+
+def test_tile_reach_is_the_farthest_a_pooled_join_reaches():
+    import itertools
+
+    from medsegmamba.pipeline.focus import tile_reach
+
+    for gap, pool in ((8.0, 2), (0.0, 2), (3.0, 1), (0.0, 1), (8.0, 3)):
+        # pooled voxels joined: 26-neighbours or within gap / pool; their voxels differ by pool*d + pool-1
+        steps = [d for d in itertools.product(range(9), repeat=3)
+                 if max(d) <= 1 or np.linalg.norm(d) <= gap / pool]
+        assert tile_reach(gap, pool) == max(pool * max(d) + pool - 1 for d in steps), (gap, pool)
+    assert tile_reach() == 9
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_structures_mask_has_the_box_of_structures_box(seed):
+    from medsegmamba.pipeline.focus import structures_box, structures_mask
+
+    rng = np.random.default_rng(200 + seed)
+    mask = _blobs_and_specks(rng, tuple(int(n) for n in rng.integers(2, 50, 3)))
+    kept = structures_mask(mask, 8.0)
+    assert not (kept & ~mask).any()
+    assert structures_box(torch.from_numpy(kept), 8.0) == structures_box(torch.from_numpy(mask), 8.0)
+
+
+class Threshold(torch.nn.Module):
+    """Stand-in network of two classes: a voxel over 0.5 is class 1. Cheap enough for many tiles."""
+
+    def forward(self, x):
+        on = x > 0.5
+        return torch.cat([~on, on], 1).float()
+
+
+def _grown_plain(full, tiling, reach):
+    """The tiles the grown coarse pass visits, round by round, from the full pass's map `full`
+    (the crop's labels), with distances voxel by voxel (`_tiles_reached_plain`)."""
+    from medsegmamba.pipeline.focus import structures_mask, tile_reach
+
+    grid = tuple(n // 96 for n in tiling.padded)
+    start = tuple((o + n // 2) // 96 for o, n in zip(tiling.offset, full.shape))
+    visited = np.zeros(grid, bool)
+    visited[start] = True
+    while True:
+        labelled = np.zeros(tiling.padded, bool)
+        labelled[tiling.inner] = full
+        labelled &= np.kron(visited, np.ones((96,) * 3, bool))
+        if not labelled.any():
+            return np.ones(grid, bool)
+        kept = np.zeros(tiling.padded, bool)
+        kept[tiling.inner] = structures_mask(labelled[tiling.inner], 8.0)
+        new = (_tiles_reached_plain(labelled, tile_reach(0.0), 96) | _tiles_reached_plain(kept, reach, 96)) & ~visited
+        if not new.any():
+            return visited
+        visited |= new  # in rounds, as the pass does: what it keeps depends on what it has seen
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_grown_coarse_pass_matches_its_plain_twin(seed):
+    from medsegmamba.pipeline.focus import (classes_in_box_tiles, grown_classes_in_box, pool_any,
+                                            largest_region, structures_box)
+
+    rng = np.random.default_rng(300 + seed)
+    shape = tuple(int(n) for n in rng.integers(193, 288, 3))  # 3 x 3 x 3 tiles, the crop off their grid
+    image = np.zeros(shape, np.float32)
+    centre = np.array(shape) // 2
+    for k in range(int(rng.integers(1, 5))):  # boxes near the centre that cross tile faces, edges, corners
+        low = centre + rng.integers(-70, 50, 3)
+        image[tuple(slice(max(a, 0), a + int(n)) for a, n in zip(low, rng.integers(5, 40, 3)))] = 0.9
+    image[rng.random(shape) < 1e-5] = 0.9  # specks
+    full = classes_in_box_tiles(Threshold(), torch.from_numpy(image), (0, 0, 0), shape, 4).numpy() > 0
+    counts = {}
+    grown = grown_classes_in_box(Threshold(), torch.from_numpy(image), (0, 0, 0), shape, 4, counts=counts)
+    tiling = patches.plan_tiling((0, 0, 0), shape, 96)
+    visited = _grown_plain(full, tiling, 9)
+    on_visited = np.kron(visited, np.ones((96,) * 3, bool))[tiling.inner]
+    assert np.array_equal(grown.numpy() > 0, full & on_visited)
+    assert counts["coarse"] == visited.sum()
+    largest = largest_region(pool_any(torch.from_numpy(full), 2).numpy())
+    largest = np.repeat(np.repeat(np.repeat(largest, 2, 0), 2, 1), 2, 2)[tuple(map(slice, shape))] & full
+    print(f"seed {seed}: {visited.sum()} tiles; largest region met: {(largest & on_visited).any()}")
+    if (largest & on_visited).any():
+        assert structures_box(grown > 0, 8.0) == structures_box(torch.from_numpy(full), 8.0)
+
+
+def _tight_scene(speck_at):
+    """Axis 0 of 190 voxels pads to 192: tiles start at crop voxels -1 and 95, so a 2-voxel pooled
+    voxel (94, 95) straddles the face. A blob in the centre tile from voxel 103 (pooled 51), and a
+    speck at `speck_at` in the other tile: at 94 (pooled 47) the pooled gap of 4 joins it, 9
+    voxels from the blob; at 92, 5 pooled voxels away, it is left out."""
+    image = torch.full((190, 90, 90), 0.05)
+    image[103:140, 30:60, 30:60] = 0.9
+    image[speck_at, 44, 44] = 0.9
+    return image
+
+
+@pytest.mark.parametrize("speck_at, kept", [(94, True), (92, False)])
+def test_a_speck_at_the_gap_across_a_tile_face(speck_at, kept):
+    from medsegmamba.pipeline.focus import grown_classes_in_box, structures_box
+
+    image, network = _tight_scene(speck_at), IntensityBins(num_classes=2)
+    full_counts, counts = {}, {}
+    full = predict_classes(network, image, 32, 4, "focused", counts=full_counts, grow=False)
+    grown = predict_classes(network, image, 32, 4, "focused", counts=counts)
+    assert torch.equal(grown, full)
+    coarse = grown_classes_in_box(network, image, (0, 0, 0), image.shape, 4)
+    # the coarse box starts at the speck's pooled voxel (94) or at the blob's (102)
+    assert structures_box(coarse > 0, 8.0) == structures_box(image > 0.5, 8.0)
+    assert structures_box(coarse > 0, 8.0)[0][0] == (94 if kept else 102)
+    if kept:  # the blob is 9 voxels from the speck's tile: a reach of 8 misses it and the box
+        stingy = grown_classes_in_box(network, image, (0, 0, 0), image.shape, 4, reach=8)
+        assert not stingy[speck_at].any()
+        assert structures_box(stingy > 0, 8.0) != structures_box(full_coarse := (image > 0.5), 8.0)
+        assert structures_box(full_coarse, 8.0)[0][0] == 94
+
+
+def test_a_structure_crossing_faces_edges_and_corners_is_followed():
+    image = torch.full((288, 288, 288), 0.05)
+    image[120:180, 120:180, 120:180] = 0.9  # the largest region, inside the centre tile (96..191)
+    rod = torch.arange(178, 205)
+    image[rod, rod, rod] = 0.9  # across the corner at 192 into tile (2, 2, 2): 26-connected there only
+    image[200:206, 200:206, 200:206] = 0.9
+    image[150, rod, rod] = 0.9  # across an edge into tile (1, 2, 2)
+    image[10, 10, 10] = 0.9  # a speck far away, in a tile growth never reaches
+    network = IntensityBins(num_classes=2)
+    full_counts, counts = {}, {}
+    full = predict_classes(network, image, 32, 4, "focused", counts=full_counts, grow=False)
+    grown = predict_classes(network, image, 32, 4, "focused", counts=counts)
+    print(f"patches: full coarse pass {full_counts}, grown {counts}")
+    assert torch.equal(grown, full) and grown[200:206, 200:206, 200:206].all()
+    assert full_counts["coarse"] == 27 and counts["coarse"] < 27
+
+
+def test_a_centre_tile_with_nothing_runs_every_tile():
+    image = torch.full((288, 200, 200), 0.05)
+    image[10:40, 10:40, 10:40] = 0.9  # in a corner tile, far from the centre one
+    network = IntensityBins(num_classes=2)
+    full_counts, counts = {}, {}
+    full = predict_classes(network, image, 32, 4, "focused", counts=full_counts, grow=False)
+    grown = predict_classes(network, image, 32, 4, "focused", counts=counts)
+    assert torch.equal(grown, full) and grown[10:40, 10:40, 10:40].all()
+    assert counts["coarse"] == full_counts["coarse"] == 27  # 200 voxels pad to 288: 3 x 3 x 3
+
+
+def test_the_coarse_pass_grows_on_a_cpu_only(monkeypatch):
+    """grow=None picks by the coarse network's device: growing on a CPU, every tile elsewhere."""
+    from medsegmamba.pipeline import focus
+
+    used = []
+    monkeypatch.setattr(focus, "grown_classes_in_box", lambda *a, **k: used.append("grown") or torch.zeros(
+        tuple(b - s for s, b in zip(a[2], a[3])), dtype=torch.int64))
+    monkeypatch.setattr(focus, "classes_in_box_tiles", lambda *a, **k: used.append("tiles") or torch.zeros(
+        tuple(b - s for s, b in zip(a[2], a[3])), dtype=torch.int64))
+    image = torch.zeros(20, 20, 20)
+    image[5:15, 5:15, 5:15] = 0.5
+    network = torch.nn.Conv3d(1, 32, 1)
+    focus.predict_classes(network, image, 32, 1, "focused")
+    focus.predict_classes(network, image, 32, 1, "focused", grow=False)
+
+    class OnMeta(torch.nn.Module):  # parameters on another device, as a CUDA network's are
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1, device="meta"))
+
+    focus.predict_classes(network, image, 32, 1, "focused", locator=OnMeta())
+    assert used == ["grown", "tiles", "tiles"]

@@ -151,3 +151,39 @@ def fit_box(start, stop, step: int, volume_shape, margin: int = 0, patch: int = 
         new_start.append(int(a))
         new_stop.append(int(b))
     return tuple(new_start), tuple(new_stop)
+
+
+def tiles_reached(mask: np.ndarray, reach: int, patch: int = PATCH) -> np.ndarray:
+    """Which tiles (the patch^3 blocks of `mask`, whose every axis is a multiple of `patch`) a True
+    voxel of `mask` comes within `reach` voxels of in Chebyshev distance (the largest of the
+    per-axis distances), its own tile included: a bool array of the tile grid's shape.
+
+    1 <= reach < patch / 2, so only a voxel's own tile and its 26 neighbours can be in reach. Each
+    tile is cut along each axis into three bands, its first `reach` voxels, the middle and its last
+    `reach`: the neighbour before it along an axis is in reach of the voxels of the first band
+    exactly, the one after of the last. So the 3 x 3 x 3 'any' of each tile's bands says which
+    neighbours it reaches, read with one `reduceat` per axis rather than distances per voxel."""
+    import itertools
+
+    mask = np.asarray(mask) != 0
+    if not 1 <= reach < patch / 2:
+        raise ValueError(f"reach: expected 1..{(patch - 1) // 2} voxels for tiles of {patch}, got {reach}")
+    if any(n == 0 or n % patch for n in mask.shape):
+        raise ValueError(f"mask: expected every axis a multiple of {patch}, got shape {mask.shape}")
+    grid = tuple(n // patch for n in mask.shape)
+    bands = mask
+    for axis, n in enumerate(mask.shape):
+        cuts = (np.arange(0, n, patch)[:, None] + [0, reach, patch - reach]).ravel()
+        bands = np.logical_or.reduceat(bands, cuts, axis=axis)
+    bands = bands.reshape(sum(((g, 3) for g in grid), ()))
+    bands = bands.transpose(tuple(range(0, 2 * mask.ndim, 2)) + tuple(range(1, 2 * mask.ndim, 2)))
+    reached = np.zeros(grid, bool)
+    for way in itertools.product((-1, 0, 1), repeat=mask.ndim):
+        band = tuple({-1: 0, 0: slice(None), 1: 2}[w] for w in way)
+        source = bands[(Ellipsis,) + band]
+        source = source.any(axis=tuple(range(mask.ndim, source.ndim))) if source.ndim > mask.ndim else source
+        # the tiles `way` from a reaching tile: tile t reaches t + way
+        to = tuple(slice(max(w, 0), g + min(w, 0)) for w, g in zip(way, grid))
+        came = tuple(slice(max(-w, 0), g + min(-w, 0)) for w, g in zip(way, grid))
+        reached[to] |= source[came]
+    return reached
