@@ -343,6 +343,12 @@ def test_structures_mask_has_the_box_of_structures_box(seed):
     kept = structures_mask(mask, 8.0)
     assert not (kept & ~mask).any()
     assert structures_box(torch.from_numpy(kept), 8.0) == structures_box(torch.from_numpy(mask), 8.0)
+    # the plain twin: the pooled regions of `largest_region`, read back at full resolution
+    from medsegmamba.pipeline.focus import largest_region, pool_any
+
+    plain = largest_region(pool_any(torch.from_numpy(mask), 2).numpy(), 4.0)
+    plain = plain.repeat(2, 0).repeat(2, 1).repeat(2, 2)[:mask.shape[0], :mask.shape[1], :mask.shape[2]]
+    assert np.array_equal(kept, mask & plain)
 
 
 class Threshold(torch.nn.Module):
