@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .memory import keep_freed_memory
 
 PROG = "medsegmamba"
 SUFFIXES = (".nii.gz", ".nii", ".mgz", ".nrrd")
@@ -371,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = getattr(args, "debug", False)
     level = logging.DEBUG if debug else logging.INFO if getattr(args, "verbose", False) else logging.WARNING
     logging.basicConfig(level=level, format=f"{PROG}: %(levelname)s: %(message)s", stream=sys.stderr, force=True)
+    keep_freed_memory()  # CPU inference: ~25 % less time, no page faults (memory.py)
     try:
         return int(args.run(args) or 0)
     except KeyboardInterrupt:

@@ -157,3 +157,56 @@ def test_pointwise_conv_matches_conv3d(batch, bias, channels_last):
     (wx, ww) = torch.autograd.grad(want, (x, layer.weight), g)
     assert torch.allclose(gx, wx, atol=1e-5) and torch.allclose(gw, ww, atol=1e-4)
     assert set(layer.state_dict()) == ({"weight", "bias"} if bias else {"weight"})
+
+
+@pytest.mark.parametrize("c_in, c_out, size, groups, channels_last", [
+    (1, 8, (20, 17, 9), 1, False),   # one sample of few elements: PyTorch's slow path, ours oneDNN
+    (6, 4, (5, 7, 6), 1, True),
+    (8, 8, (6, 6, 6), 8, True),      # depthwise, as in SS3D
+])
+def test_conv3d_matches_f_conv3d(c_in, c_out, size, groups, channels_last):
+    """Conv3d's oneDNN call on the CPU against F.conv3d (its twin) on random inputs, in inference
+    (where it runs) and under autograd (where it hands over to nn.Conv3d); same state-dict keys."""
+    from medsegmamba.models.layers import Conv3d, conv3
+
+    torch.manual_seed(c_in)
+    layer = Conv3d(c_in, c_out, 3, padding=1, groups=groups)
+    x = torch.randn(1, c_in, *size)
+    xin = x.contiguous(memory_format=torch.channels_last_3d) if channels_last else x
+    want = torch.nn.functional.conv3d(x, layer.weight, layer.bias, padding=1, groups=groups)
+    with torch.inference_mode():
+        got = layer(xin)
+    err = (got - want).abs().max().item()
+    print(f"max error {err:.2e}")
+    assert got.shape == want.shape and err < 1e-5
+    x.requires_grad_(True)
+    y = layer(x)
+    (gx,) = torch.autograd.grad(y, x, torch.ones_like(y))
+    (wx,) = torch.autograd.grad(torch.nn.functional.conv3d(x, layer.weight, layer.bias, padding=1, groups=groups),
+                                x, torch.ones_like(y))
+    assert torch.allclose(gx, wx, atol=1e-5)
+    assert set(layer.state_dict()) == {"weight", "bias"} and isinstance(conv3(2, 8), Conv3d)
+
+
+def test_conv3d_calls_onednn_on_the_cpu(monkeypatch):
+    """The fast path is taken in inference on the CPU (else the test above compares F.conv3d with
+    itself), and not under autograd."""
+    from medsegmamba.models.layers import Conv3d
+
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("this torch has no oneDNN")
+    calls = []
+    real = torch.ops.aten.mkldnn_convolution
+
+    class Spy:
+        def __call__(self, *args):
+            calls.append(args[0].shape)
+            return real(*args)
+
+    monkeypatch.setattr(torch.ops.aten, "mkldnn_convolution", Spy())
+    layer = Conv3d(2, 4, 3, padding=1)
+    with torch.inference_mode():
+        layer(torch.randn(1, 2, 5, 5, 5))
+    assert calls == [(1, 2, 5, 5, 5)]
+    layer(torch.randn(1, 2, 5, 5, 5, requires_grad=True))
+    assert len(calls) == 1

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .bottlenecks import TransformerBottleneck, TriMambaBottleneck
-from .layers import (GroupNorm, ConvBlock3D, DownBlock3D, PointwiseConv3d, ResConvBlock3D, UpBlock3D,
+from .layers import (GroupNorm, Conv3d, ConvBlock3D, DownBlock3D, PointwiseConv3d, ResConvBlock3D, UpBlock3D,
                      check_channels, set_fused_groupnorm)
 from .ss3d import SS3D, SS3DAuthorsLayout
 from .vss3d import VSS3DBottleneck
@@ -74,7 +74,7 @@ class MedSegMamba(nn.Module):
         self.downconv2 = DownBlock3D(c2, c3)
         self.downconv3 = DownBlock3D(c3, c4)
         self.gn = GroupNorm(8, c4)
-        self.expand = nn.Conv3d(c4, e, kernel_size=3, padding=1)
+        self.expand = Conv3d(c4, e, kernel_size=3, padding=1)
         self.bottleneck = make_bottleneck(bottleneck, e, num_blocks, d_state, size, expand=expand,
                                           dropout=dropout, drop_path=drop_path,
                                           num_heads=num_heads, scan_impl=scan_impl)

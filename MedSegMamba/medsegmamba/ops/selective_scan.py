@@ -69,18 +69,20 @@ def _compute_dtype(*tensors):
 
 
 def _ref_chunk(h, dl, du, A, B, C):
-    """One time chunk. h (Bt, G, Dg, N); dl, du (Bt, G, Dg, T); A (G, Dg, N); B, C (Bt, G, N, T).
+    """One time chunk. h (Bt, G, N, Dg); dl, du (Bt, G, Dg, T); A (G, N, Dg); B, C (Bt, G, N, T).
 
     Returns y (Bt, G, Dg, T) and the last state."""
-    # Built time-major by broadcasting (contiguous, no strided copies), so each step below reads
-    # and writes one contiguous (Bt, G, Dg, N) block; strided per-step slices were several times
-    # slower on CPU.
-    dl_t, du_t, B_t = (x.permute(3, 0, 1, 2).contiguous() for x in (dl, du, B))
+    # Built time-major and contiguous, so each step below reads and writes one contiguous
+    # (Bt, G, N, Dg) block (strided per-step slices were several times slower on CPU). Channels
+    # last: the products with dl, u and B broadcast along outer axes or by a scalar per row, which
+    # PyTorch's CPU loops vectorise; with N last they took over half of the chunk's time.
+    dl_t, du_t = (x.permute(3, 0, 1, 2).contiguous().unsqueeze(3) for x in (dl, du))  # (T, Bt, G, 1, Dg)
+    B_t = B.permute(3, 0, 1, 2).contiguous().unsqueeze(4)                               # (T, Bt, G, N, 1)
     # exp of arguments below about -87 (float32 underflow) takes a slow path several times
     # slower on CPU, and a trained network sends a fifth of them there; exp(-80) ~ 2e-35 is
     # already nothing next to the state it multiplies, so the floor changes no result.
-    dA = torch.exp((dl_t[..., None] * A).clamp_(min=_EXP_FLOOR))  # (T, Bt, G, Dg, N)
-    hs = du_t[..., None] * B_t[:, :, :, None, :]        # dl*B*u; becomes the states below
+    dA = torch.exp((dl_t * A).clamp_(min=_EXP_FLOOR))  # (T, Bt, G, N, Dg)
+    hs = du_t * B_t                                     # dl*B*u; becomes the states below
     if torch.is_grad_enabled():
         states = []
         for t in range(hs.shape[0]):
@@ -91,8 +93,8 @@ def _ref_chunk(h, dl, du, A, B, C):
         hs[0].addcmul_(dA[0], h)
         for t in range(1, hs.shape[0]):
             hs[t].addcmul_(dA[t], hs[t - 1])
-    C_t = C.permute(3, 0, 1, 2).contiguous()              # (T, Bt, G, N)
-    y = (hs * C_t[:, :, :, None, :]).sum(-1)               # (T, Bt, G, Dg), reads hs in order
+    C_t = C.permute(3, 0, 1, 2).contiguous().unsqueeze(3)  # (T, Bt, G, 1, N)
+    y = torch.matmul(C_t, hs).squeeze(3)                   # (T, Bt, G, Dg): <C_t, h_t> as a product
     return y.permute(1, 2, 3, 0), hs[-1]
 
 
@@ -100,7 +102,7 @@ def selective_scan_ref(u, delta, A, B, C, D=None, delta_bias=None, delta_softplu
     """Plain-PyTorch selective scan, any device, differentiable by autograd.
 
     Memory stays bounded: time is cut in chunks of `chunk_size` steps (default: as many as keep a
-    (Bt, D, N, T) buffer under 64 MB, at most 128), and under autograd each chunk is checkpointed,
+    (Bt, D, N, T) buffer under 64 MB, at most 64), and under autograd each chunk is checkpointed,
     so only the states at chunk boundaries are kept for backward. Computes in float32 (float64
     if any input is float64); returns y (Bt, D, L) in u's dtype.
     """
@@ -117,13 +119,14 @@ def selective_scan_ref(u, delta, A, B, C, D=None, delta_bias=None, delta_softplu
         dl = F.softplus(dl)
     shape4 = (batch, groups, dim // groups, length)
     dl4, du4 = dl.reshape(shape4), (dl * u_).reshape(shape4)
-    A3, B_, C_ = A.to(dtype).reshape(groups, dim // groups, n), B.to(dtype), C.to(dtype)
+    A3 = A.to(dtype).reshape(groups, dim // groups, n).transpose(1, 2).contiguous()  # (G, N, Dg)
+    B_, C_ = B.to(dtype), C.to(dtype)
     if chunk_size is None:
         per_step = max(1, batch * dim * n * (8 if dtype == torch.float64 else 4))
-        chunk_size = int(min(128, max(1, _CHUNK_BYTES // per_step)))
+        chunk_size = int(min(64, max(1, _CHUNK_BYTES // per_step)))  # 64: fastest on CPU
     use_ckpt = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (u, delta, A, B, C, delta_bias))
-    h = u_.new_zeros(batch, groups, dim // groups, n)
+    h = u_.new_zeros(batch, groups, n, dim // groups)
     ys = []
     for t0 in range(0, length, chunk_size):
         args = (h, dl4[..., t0:t0 + chunk_size], du4[..., t0:t0 + chunk_size], A3,
