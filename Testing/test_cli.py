@@ -243,7 +243,7 @@ def test_demo_and_benchmark_pass_their_options_on(tmp_path, capsys, monkeypatch)
                  ["benchmark", "--device", "cpu", "--step", "32"]):
         assert cli.main(argv) != 0  # the recorder stops each run once it has seen the options
     assert "unexpected Stop" in capsys.readouterr().err
-    assert [(o.locator, o.tta) for o in seen] == [("default", True), (None, True), (None, False)]
+    assert [(o.locator, o.tta) for o in seen] == [("default", True), ("locator", True), ("locator", False)]
 
 
 def test_missing_weights_file_is_a_clear_error(tmp_path, capsys):

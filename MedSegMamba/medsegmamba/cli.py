@@ -140,10 +140,10 @@ def _add_model_options(parser: argparse.ArgumentParser, step_default_help: str) 
                              "their box is tiled at --step (3-10x fewer patches); full: the whole head box at "
                              "--step, as in the paper (default: focused; `benchmark` uses full for presets with random "
                              "weights, which label every voxel)")
-    parser.add_argument("--locator", default=None, metavar="NAME|PATH",
+    parser.add_argument("--locator", default="locator", metavar="NAME|PATH|self",
                         help="weights of focused tiling's coarse pass, which finds the structures' box "
-                             "(default: the --model itself); e.g. `--model BIG.safetensors --locator default`: "
-                             "the small default finds the box, the large network labels it")
+                             "(default: the shipped `locator`, which reads the head at 3 mm in one patch); "
+                             "`self`: the --model itself at 1 mm, 8-27 patches")
 
 
 def _add_tta_option(parser: argparse.ArgumentParser) -> None:

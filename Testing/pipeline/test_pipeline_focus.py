@@ -491,3 +491,41 @@ def test_the_coarse_pass_grows_on_a_cpu_only(monkeypatch):
 
     focus.predict_classes(network, image, 32, 1, "focused", locator=OnMeta())
     assert used == ["grown", "tiles", "tiles"]
+
+
+def test_a_3mm_locator_finds_the_box_in_one_patch():
+    """A locator of 3 mm voxels reads the image mean-pooled by 3: on a 200^3 head (67^3 pooled) it
+    runs one patch, and the box it gives, scaled back to 1 mm, holds the blob it sees, rounded
+    outward to whole coarse voxels."""
+    from medsegmamba.pipeline.focus import located_box
+
+    image = torch.zeros((200, 200, 200))
+    image[2:-2, 2:-2, 2:-2] = 0.05
+    image[61:92, 100:121, 40:52] = 0.9
+    counts = {}
+    box = located_box(IntensityBins(num_classes=2), image, 3, 2, counts=counts)
+    # a coarse voxel on a face of the blob, bright in 2 of its 3 slices across the face, averages
+    # 0.9 * 2/3 + 0.05/3 = 0.62 (class 1); in 1 of 3, 0.33 (background). Axis 0: 60..62 and 90..92
+    # have 2 of 3 -> 60..93; axis 1: 99..101 has 2 (100, 101), 120..122 has 1 -> 99..120; axis 2:
+    # 39..41 has 2, 51..53 has 1 -> 39..51
+    assert box == ((60, 99, 39), (93, 120, 51))
+    assert counts == {"coarse": 1}
+    # the fine pass then tiles that box widened by 3 + 2 * 3 voxels and grown to its tiling
+    network = IntensityBins(num_classes=4)
+    counts = {}
+    located = predict_classes(network, image, 32, 4, "focused", counts=counts,
+                              locator=IntensityBins(num_classes=2), locator_mm=3)
+    assert (located[61:92, 100:121, 40:52] == 3).all() and counts == {"coarse": 1, "fine": 1}
+    full = predict_classes(network, image, 32, 4, "full")
+    assert torch.equal(located, full)  # everything the network labels is in that box here
+
+
+def test_a_3mm_locator_that_finds_nothing_leaves_the_network_the_whole_box():
+    network = IntensityBins(num_classes=4)
+    image = _two_blobs()
+    image[A] = 0.4
+    full = predict_classes(network, image, 32, 4, "full")
+    located = predict_classes(network, image, 32, 4, "focused", locator=IntensityBins(num_classes=2), locator_mm=3)
+    assert torch.equal(located, full) and located.any()
+    with pytest.raises(ValueError, match="needs a locator"):
+        predict_classes(network, image, 32, 4, "focused", locator_mm=3)

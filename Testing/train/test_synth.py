@@ -165,6 +165,22 @@ def test_identity_geometry_copies_labels():
     assert np.array_equal(tgt[0].numpy(), expect)
 
 
+def test_identity_geometry_at_3mm_takes_every_third_voxel():
+    """voxel_mm=3 (the locator): with no deformation, the 20^3 patch centred on a 60^3 map is the
+    map's voxels 1, 4, ..., 58 along each axis (centre 29.5, +-3 * 9.5)."""
+    rng = np.random.default_rng(0)
+    m = rng.choice([0, 10, 49, 17, 53], size=(60, 60, 60)).astype(np.int32)
+    gen = make([m], voxel_mm=3, rotation=0, scaling=0, shear=0, elastic_std=0, flip_prob=0, centre_jitter=0)
+    gen.focus[:] = torch.tensor([29.5, 29.5, 29.5])
+    gen.head[:] = torch.tensor([29.5, 29.5, 29.5])
+    gen.cfg.patch = 20
+    r = torch.arange(20, dtype=torch.float32) - 9.5
+    gen.base = torch.stack(torch.meshgrid(r, r, r, indexing="ij"), -1)
+    _, tgt = gen.sample(1)
+    expect = np.vectorize(lambda v: CLS.get(v, 0))(m[1::3, 1::3, 1::3])
+    assert np.array_equal(tgt[0].numpy(), expect)
+
+
 def test_flip_swaps_sides():
     m = np.zeros((20, 20, 20), np.int32)
     m[2:6, 8:12, 8:12] = 10

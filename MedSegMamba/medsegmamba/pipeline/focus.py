@@ -68,13 +68,15 @@ COARSE_SHARE = 0.4   # share of the progress bar given to the coarse pass (about
 
 def predict_classes(network, image, step: int, batch_size: int, tiling: str = "focused",
                     progress: Callable[[float], None] | None = None, counts: dict | None = None,
-                    locator=None, tta: bool = False, grow: bool | None = None):
+                    locator=None, tta: bool = False, grow: bool | None = None, locator_mm: int = 1):
     """Class map (int64, image's shape) of the conformed `image` (X, Y, Z), on the device the
     network ended on (the CPU after a CUDA out-of-memory fallback). `counts`, when given, gets the
     number of patches of each pass ("coarse", "fine"). `locator`: the network of the coarse pass
-    (default: `network`). `tta`: left-right mirroring test-time augmentation in the fine pass.
-    `grow`: the coarse pass grows from the centre (`grown_classes_in_box`) or runs every tile
-    (`classes_in_box_tiles`, its plain twin); None: grow where the coarse network runs on a CPU."""
+    (default: `network`); `locator_mm` > 1: it learnt from images of that many mm per voxel, and
+    reads the image mean-pooled so (`located_box`). `tta`: left-right mirroring test-time
+    augmentation in the fine pass. `grow`: the coarse pass grows from the centre
+    (`grown_classes_in_box`) or runs every tile (`classes_in_box_tiles`, its plain twin); None: grow
+    where the coarse network runs on a CPU."""
     counts = {} if counts is None else counts
     if tiling not in TILINGS:
         raise ValueError(f"tiling: expected one of {TILINGS}, got {tiling!r}")
@@ -86,14 +88,21 @@ def predict_classes(network, image, step: int, batch_size: int, tiling: str = "f
         classes = classes_in_box(network, image, start, stop, step, batch_size, report, counts, "fine", tta)
         return _place(classes, start, image.shape)
 
-    if grow is None:
-        # a tile costs ~2 s on a CPU and ~5 ms on a GPU, where each extra round of growing (a
-        # forward, a copy to the host, a region search) costs more than the tiles it may skip
-        grow = next((locator or network).parameters(), image).device.type == "cpu"
-    coarse_pass = grown_classes_in_box if grow else classes_in_box_tiles
-    coarse = coarse_pass(locator or network, image, start, stop, batch_size,
-                         lambda f: report(COARSE_SHARE * f), counts, "coarse")
-    found = structures_box(coarse > 0, REGION_GAP)
+    margin = FOCUS_MARGIN
+    if locator_mm > 1:
+        if locator is None:
+            raise ValueError(f"locator_mm={locator_mm} needs a locator network")
+        found = located_box(locator, image, locator_mm, batch_size, lambda f: report(COARSE_SHARE * f), counts)
+        offset, margin = (0, 0, 0), FOCUS_MARGIN + 2 * locator_mm  # in image voxels; two coarse voxels more
+    else:
+        if grow is None:
+            # a tile costs ~2 s on a CPU and ~5 ms on a GPU, where each extra round of growing (a
+            # forward, a copy to the host, a region search) costs more than the tiles it may skip
+            grow = next((locator or network).parameters(), image).device.type == "cpu"
+        coarse_pass = grown_classes_in_box if grow else classes_in_box_tiles
+        coarse = coarse_pass(locator or network, image, start, stop, batch_size,
+                             lambda f: report(COARSE_SHARE * f), counts, "coarse")
+        found, offset = structures_box(coarse > 0, REGION_GAP), start
     if found is None and locator is None:
         log.info("coarse pass found no structure: nothing to tile")
         report(1.0)
@@ -103,12 +112,39 @@ def predict_classes(network, image, step: int, batch_size: int, tiling: str = "f
         box = (start, stop)
     else:
         low, high = found
-        box = patches.fit_box([s + a for s, a in zip(start, low)], [s + b for s, b in zip(start, high)],
-                              step, image.shape, FOCUS_MARGIN)
+        box = patches.fit_box([s + a for s, a in zip(offset, low)], [s + b for s, b in zip(offset, high)],
+                              step, image.shape, margin)
         log.info("focused tiling: structures in %s..%s of the non-zero box %s..%s", *box, start, stop)
     fine = classes_in_box(network, image, *box, step, batch_size,
                           lambda f: report(COARSE_SHARE + (1 - COARSE_SHARE) * f), counts, "fine", tta)
     return _place(fine, box[0], image.shape)
+
+
+def located_box(locator, image, voxel: int, batch_size: int, progress=None, counts: dict | None = None):
+    """(low, high) box, in voxels of the conformed `image`, of the structures that a locator
+    trained on `voxel` mm voxels finds in `image` mean-pooled by `voxel`; None when it finds none.
+
+    At 3 mm a 96^3 patch spans 288 mm, so one patch holds a whole conformed head (256 mm): the
+    coarse pass is one forward instead of 8-27 at 1 mm. The box is the pooled one scaled back, so
+    it is rounded outward to whole coarse voxels."""
+    import torch.nn.functional as F
+
+    device = next(locator.parameters(), image).device
+    pad = [-n % voxel for n in image.shape]
+    padded = F.pad(image.to(device), (0, pad[2], 0, pad[1], 0, pad[0]))
+    small = F.avg_pool3d(padded[None, None], voxel)[0, 0]
+    mask = small > 0
+    projections = [mask.flatten(1).any(1), mask.any(2).any(0), mask.any(0).any(0)]
+    if not all(bool(p.any()) for p in projections):
+        return None
+    start, stop = patches.box_from_projections([p.cpu().numpy() for p in projections])
+    coarse = classes_in_box_tiles(locator, small, start, stop, batch_size, progress, counts, "coarse")
+    found = structures_box(coarse > 0, REGION_GAP / voxel, pool=1)
+    if found is None:
+        return None
+    low, high = found
+    return (tuple((s + a) * voxel for s, a in zip(start, low)),
+            tuple(min((s + b) * voxel, n) for s, b, n in zip(start, high, image.shape)))
 
 
 def structures_box(mask, gap: float, pool: int = POOL):

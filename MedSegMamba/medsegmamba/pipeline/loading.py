@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -22,6 +23,21 @@ class LoadedModel:
     @property
     def num_classes(self) -> int | None:
         return getattr(self.network, "num_classes", None)
+
+    @property
+    def voxel_mm(self) -> int:
+        """mm per voxel of the images the network learnt from: 1, or 3 for the coarse locator
+        (its training config's `synth.voxel_mm`, kept in the weights' metadata)."""
+        config = self.metadata.get("train_config") or {}
+        if isinstance(config, str):
+            try:
+                config = json.loads(config)
+            except ValueError:
+                config = {}
+        voxel = (config.get("synth") or {}).get("voxel_mm", 1) if isinstance(config, dict) else 1
+        if not isinstance(voxel, int) or isinstance(voxel, bool) or not 1 <= voxel <= 8:
+            raise ModelError(f"the weights say they learnt from {voxel!r} mm voxels; expected 1-8", self.name)
+        return voxel
 
 
 def resolve_device(device: str = "auto"):

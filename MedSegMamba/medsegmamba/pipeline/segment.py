@@ -41,7 +41,8 @@ class SegmentOptions:
     step: int | None = None          # patch step; None: 16 on CUDA (the paper), 32 on CPU (~4x faster)
     batch_size: int | None = None    # patches per forward; None: 2 on CUDA, 1 on CPU
     tiling: str = "focused"          # focused: fine patches only where a coarse pass finds structures; full
-    locator: object = None           # weights of focused tiling's coarse pass (name, path, nn.Module); None: the model
+    locator: object = "locator"      # focused tiling's coarse pass (name, path, nn.Module): the shipped 3 mm
+                                     # locator finds the box in one patch; None or "self": the model, at 1 mm
     hippocampus: object = None       # subfield weights (name, path or nn.Module); None: no subfields
     tta: bool = False                # also run the aseg network on the left-right mirror and average (2x its time)
     overwrite: bool = False
@@ -94,13 +95,18 @@ class Segmenter:
         self.model: LoadedModel = load_model(options.model, self.device)
         self.hippocampus = (None if options.hippocampus is None
                             else load_model(options.hippocampus, self.device))
-        self.locator = None if options.locator is None else load_model(options.locator, self.device)
+        self.locator = (None if options.locator is None or options.locator == "self"
+                        else load_model(options.locator, self.device))
         for loaded, wanted, what in ((self.model, len(ASEG), "--model (aseg)"),
                                      (self.locator, len(ASEG), "--locator (aseg)"),
                                      (self.hippocampus, len(HIPPOCAMPAL_SUBFIELDS), "--hippocampus (subfields)")):
             classes = loaded.num_classes if loaded is not None else None
             if classes is not None and classes != wanted:
                 raise ModelError(f"{what} network gives {classes} classes, expected {wanted}", loaded.name)
+        for loaded, what in ((self.model, "--model"), (self.hippocampus, "--hippocampus")):
+            if loaded is not None and loaded.voxel_mm != 1:
+                raise ModelError(f"{what}: these weights learnt from {loaded.voxel_mm} mm voxels: a coarse "
+                                 "locator (--locator), not a segmentation network", loaded.name)
         self.step = options.step or (16 if self.device.type == "cuda" else 32)
         # on a CPU one patch at a time is ~20 % faster per patch than two (cache); GPUs like batches
         self.batch_size = options.batch_size or (2 if self.device.type == "cuda" else 1)
@@ -134,7 +140,7 @@ class Segmenter:
         classes = predict_classes(self.model.network, image, self.step, self.batch_size,
                                   self.options.tiling, lambda f: report("predict", f), patch_counts,
                                   locator=self.locator.network if self.locator else None,
-                                  tta=self.options.tta)
+                                  tta=self.options.tta, locator_mm=self.locator.voxel_mm if self.locator else 1)
         if classes.device != image.device:  # fell back to the CPU on CUDA OOM: next scan tries again
             for loaded in (self.model, self.locator):
                 if loaded is not None:

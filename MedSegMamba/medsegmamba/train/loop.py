@@ -258,7 +258,8 @@ class Trainer:
         if self.eval_pair is not None:
             t0 = time.perf_counter()
             r = evaluate_scan(self.model, *self.eval_pair, 32, self.trained, step=min(self.cfg.val_step, self.model_config.patch_size),
-                              patch=self.model_config.patch_size, device=self.device, autocast=self.autocast)
+                              patch=self.model_config.patch_size, device=self.device, autocast=self.autocast,
+                              voxel=int(self.cfg.synth_config().voxel_mm))
             rec.update(fsaverage_dice=r["mean_dice"], fsaverage_per_class=r["dice"],
                        fsaverage_s=time.perf_counter() - t0)
         return rec

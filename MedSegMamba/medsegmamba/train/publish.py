@@ -39,20 +39,20 @@ def metrics_of(summary: dict) -> dict:
     return out
 
 
-def publish(run_dir, name: str = "default", root=None) -> dict:
+def publish(run_dir, name: str = "default", root=None, fp16: bool = False) -> dict:
     from ..models.checkpoint import read_metadata
     from ..weights import REGISTRY, WEIGHTS_DIR, sha256sum
 
     run_dir = Path(run_dir)
     root = Path(root) if root else Path(__file__).resolve().parents[3]
     summary = json.loads((run_dir / "summary.json").read_text())
-    kind = choose(summary)
+    kind = "fp16" if fp16 else choose(summary)
     dst = WEIGHTS_DIR / f"{name}.safetensors"
     shutil.copy(run_dir / f"model_{kind}.safetensors", dst)
     config = json.loads(read_metadata(dst)["config"])
     date = datetime.date.today().isoformat()
     entry = {"name": name, "file": dst.name, "sha256": sha256sum(dst), "config": config,
-             "provenance": (f"medsegmamba train, configs/default.json: synthetic SynthSeg-style images "
+             "provenance": (f"medsegmamba train, configs/{name}.json: synthetic SynthSeg-style images "
                             f"from the 20 SynthSeg training label maps (Apache-2.0); "
                             f"{summary['iterations']} iterations on {summary['device']}, {date}; "
                             f"{kind} weights"),
@@ -72,8 +72,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run_dir")
     ap.add_argument("--name", default="default")
+    ap.add_argument("--fp16", action="store_true",
+                    help="ship the fp16 weights whatever the validation Dice says (the locator: what "
+                         "counts is its box, so compare the boxes of both first)")
     args = ap.parse_args(argv)
-    entry = publish(args.run_dir, args.name)
+    entry = publish(args.run_dir, args.name, fp16=args.fp16)
     json.dump({k: entry[k] for k in ("name", "file", "sha256", "metrics")}, sys.stdout, indent=1)
     print()
     return 0

@@ -1,7 +1,8 @@
 """SynthSeg-style training images, made on the device from whole-head label maps.
 
 Per sample: a patch centre (near the subcortical structures most of the time, anywhere in the
-head otherwise) -> random affine + smooth elastic field -> nearest-neighbour label patch
+head otherwise) -> random affine + smooth elastic field -> nearest-neighbour label patch (every
+`voxel_mm`-th voxel of the 1 mm map: a locator learns 3 mm patches this way)
 (B, P, P, P) -> optional left-right flip with label swap -> a Gaussian intensity per label
 (fully random contrasts, or T1-like ones) -> blur / low resolution -> bias field -> noise ->
 gamma -> the pipeline's intensity rule. Everything is batched torch and draws from one
@@ -43,6 +44,8 @@ class SynthConfig:
     gamma_std: float = 0.25
     scale_jitter: float = 0.1      # spread of the intensity rule's upper limit
     coords_per_map: int = 20000
+    voxel_mm: int = 1              # mm per patch voxel: 3 makes the coarse locator's 3 mm patches
+                                   # (288 mm, a whole head; pipeline/focus.py)
 
 
 class SynthGenerator:
@@ -122,7 +125,7 @@ class SynthGenerator:
 
     def _grid(self, b: int, subj: torch.Tensor) -> torch.Tensor:
         c, p = self.cfg, self.cfg.patch
-        src = torch.einsum("bij,xyzj->bxyzi", self._affine(b), self.base)
+        src = torch.einsum("bij,xyzj->bxyzi", self._affine(b), self.base * float(c.voxel_mm))
         g = c.elastic_grid
         field = self._n(b, 3, g, g, g) * self._u(b, 1, 1, 1, 1, hi=c.elastic_std)
         field = F.interpolate(field, size=(p, p, p), mode="trilinear", align_corners=True)

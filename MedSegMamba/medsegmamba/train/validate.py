@@ -62,12 +62,30 @@ def sliding_window(model, image: np.ndarray, num_classes: int, step: int = 32, p
     return out
 
 
+def mean_pool(image: np.ndarray, voxel: int) -> np.ndarray:
+    """`image` read at `voxel` voxels per voxel: the mean of each voxel^3 block, zero-padded at the
+    far ends to a multiple of `voxel` (what the pipeline gives a locator)."""
+    pad = [(0, -n % voxel) for n in image.shape]
+    x = np.pad(image, pad)
+    a, b, c = (n // voxel for n in x.shape)
+    return x.reshape(a, voxel, b, voxel, c, voxel).mean(axis=(1, 3, 5), dtype=np.float64).astype(np.float32)
+
+
 def evaluate_scan(model, image01: np.ndarray, ref_classes: np.ndarray, num_classes: int,
                   classes: list[int], step: int = 32, patch: int = 96, device="cpu",
-                  autocast: bool = False) -> dict:
-    """{"dice": {class: value}, "mean_dice": mean over `classes` present in the reference}."""
-    pred = sliding_window(model, image01, num_classes, step=step, patch=patch, device=device,
-                          autocast=autocast)
+                  autocast: bool = False, voxel: int = 1) -> dict:
+    """{"dice": {class: value}, "mean_dice": mean over `classes` present in the reference}.
+    `voxel` > 1 (a locator): the network sees the image mean-pooled by `voxel`, and its classes,
+    repeated back to 1 mm, are scored against the 1 mm reference."""
+    if voxel > 1:
+        small = sliding_window(model, mean_pool(image01, voxel), num_classes, step=step, patch=patch,
+                               device=device, autocast=autocast)
+        for axis in range(3):
+            small = np.repeat(small, voxel, axis=axis)
+        pred = small[tuple(slice(0, n) for n in image01.shape)]
+    else:
+        pred = sliding_window(model, image01, num_classes, step=step, patch=patch, device=device,
+                              autocast=autocast)
     d = dice_per_class(pred, ref_classes, num_classes)
     present = [c for c in classes if (ref_classes == c).any()]
     return {"dice": {int(c): float(d[c]) for c in present},
