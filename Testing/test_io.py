@@ -24,11 +24,26 @@ def _brain(shape=(8, 9, 10)):
 def test_reads_nifti_and_mgz(tmp_path):
     affine = np.diag([2.0, 1.0, 3.0, 1.0])
     volume = io.read_volume(_nifti(tmp_path, _brain().astype(np.int16), affine=affine))
-    assert volume.data.dtype == np.float32 and volume.data.shape == (8, 9, 10)
+    assert volume.data.dtype == np.int16 and volume.data.shape == (8, 9, 10)  # kept: conform casts
     np.testing.assert_allclose(volume.zooms, [2, 1, 3])
     mgz = tmp_path / "t1.mgz"
     nib.save(nib.MGHImage(_brain(), affine), mgz)
     np.testing.assert_allclose(io.read_volume(mgz).affine, affine)
+
+
+@pytest.mark.parametrize("dtype, kept", [(np.uint8, np.uint8), (np.int16, np.int16), (np.uint16, np.float32),
+                                         (np.int32, np.float32), (np.float64, np.float32)])
+def test_integer_voxels_are_kept_and_conform_the_same(tmp_path, dtype, kept):
+    """uint8 and int16 voxels stay as stored (conform casts them on the device); every type
+    conforms to the same image as its float32 copy."""
+    from medsegmamba.pipeline.conform import conform
+
+    data = _brain((20, 18, 16)).astype(dtype)
+    affine = np.diag([1.3, 1.0, 0.9, 1.0])
+    volume = io.read_volume(_nifti(tmp_path, data, affine=affine))
+    assert volume.data.dtype == kept
+    plain = io.Volume(data.astype(np.float32), volume.affine, volume.path)
+    assert np.array_equal(conform(volume).image.numpy(), conform(plain).image.numpy())
 
 
 def test_nrrd_lps_becomes_ras(tmp_path):

@@ -22,7 +22,7 @@ def test_volume_table_by_hand():
     assert csv[0] == "label,name,voxels,volume_mm3" and "17,Left-Hippocampus,3,9.000" in csv
 
 
-@pytest.mark.parametrize("dtype", [np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint64, np.float32])
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint64, np.float32])
 def test_volume_table_matches_counting_by_hand(dtype):
     """volume_table against a per-structure count (its twin) on random maps of every label dtype,
     with and without values outside the table (negative, past the largest label)."""
@@ -32,6 +32,16 @@ def test_volume_table_matches_counting_by_hand(dtype):
         labels = rng.choice(pool + extra, size=(7, 6, 5)).astype(dtype)
         rows = stats.volume_table(labels, np.eye(4))
         assert [r.voxels for r in rows] == [int((labels == s.label).sum()) for s in ASEG if s.label != 0]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.int32, np.int64, np.uint16, np.uint32])
+def test_direct_counts_match_np_bincount(dtype):
+    """direct_counts' torch path (uint8 and the signed types) and numpy path against np.bincount."""
+    rng = np.random.default_rng(3)
+    flat = rng.integers(0, 100, 10_001).astype(dtype)
+    counts = stats.direct_counts(flat, 127, 128)
+    assert counts.shape == (128,) and np.array_equal(counts, np.bincount(flat.astype(np.int64), minlength=128))
+    assert stats.direct_counts(flat, 50) is None  # values past `top`: the caller masks them
 
 
 def test_voxel_volume_of_oblique_affine():

