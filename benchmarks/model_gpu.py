@@ -62,6 +62,10 @@ def build(variant, cfg, device, scan_impl, channels_last):
         m.set_fused_groupnorm(True)
     if channels_last:
         m = m.to(memory_format=torch.channels_last_3d)
+    if variant == "ours+compile":
+        # inductor fuses the GroupNorms, activations, adds and layout copies around the convolutions
+        # and the scan (issue #2's profile: over half the time); inference only
+        return torch.compile(m.eval())
     return m
 
 
@@ -126,7 +130,22 @@ def cases(smoke):
         for cl in ((False,) if authors else (False, True)):
             for b in b_train:
                 out.append((variant, "train", "bf16", b, cl))
+    for cl in (False, True):  # selected with --variants ours+compile
+        for b in b_inf:
+            out.append(("ours+compile", "infer", "bf16", b, cl))
     return out
+
+
+def compile_check(cfg, device, scan_impl, patch):
+    """Compiled against eager, the same weights, one patch under bf16 autocast."""
+    torch.manual_seed(1)
+    eager = build("ours", cfg, device, scan_impl, False).eval()
+    compiled = torch.compile(eager)
+    x = torch.rand(1, 1, patch, patch, patch, device=device)
+    with torch.inference_mode(), autocast(device, "bf16"):
+        pe, pc = eager(x).float(), compiled(x).float()
+    return {"compiled_vs_eager_bf16_max_abs": (pc - pe).abs().max().item(),
+            "compiled_vs_eager_argmax_agreement": (pc.argmax(1) == pe.argmax(1)).float().mean().item()}
 
 
 def to_markdown(meta, rows, check):
@@ -149,8 +168,8 @@ def main(argv=None):
     ap.add_argument("--smoke", action="store_true", help="CPU, tiny widths, 32^3 patches")
     ap.add_argument("--scan-impl", default=None, help="selective_scan impl: auto, ref, triton, mamba_ssm")
     ap.add_argument("--iters", type=int, default=None)
-    ap.add_argument("--variants", nargs="+", default=None, choices=("ours", "ours+fusedGN", "authors-layout"),
-                    help="only these variants (default: all)")
+    ap.add_argument("--variants", nargs="+", default=None, choices=("ours", "ours+fusedGN", "authors-layout", "ours+compile"),
+                    help="only these variants (default: all but ours+compile)")
     ap.add_argument("--no-channels-last", action="store_true", help="skip the channels_last_3d cases")
     args = ap.parse_args(argv)
 
@@ -167,7 +186,8 @@ def main(argv=None):
     rows, t0 = [], time.time()
     models = {}
     for variant, mode, dtype, batch, cl in cases(args.smoke):
-        if (args.variants and variant not in args.variants) or (args.no_channels_last and cl):
+        wanted = args.variants or ("ours", "ours+fusedGN", "authors-layout")
+        if variant not in wanted or (args.no_channels_last and cl):
             continue
         key = (variant, cl)
         if key not in models:
@@ -181,6 +201,8 @@ def main(argv=None):
         print(f"[{time.time() - t0:6.1f}s] {rows[-1]}", file=sys.stderr, flush=True)
     models.clear()
     check = correctness(cfg, device, args.scan_impl, patch)
+    if args.variants and "ours+compile" in args.variants:
+        check.update(compile_check(cfg, device, args.scan_impl, patch))
 
     meta = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
             "torch": torch.__version__, "scan_impl": args.scan_impl or "auto",

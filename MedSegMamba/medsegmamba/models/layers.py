@@ -92,6 +92,7 @@ class Conv3d(nn.Conv3d):
 
 def _onednn_fits(x: torch.Tensor, weight: torch.Tensor) -> bool:
     return (x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32 and x.dim() == 5
+            and not torch.compiler.is_compiling()  # torch.compile has its own choice of kernels
             and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
             and torch.backends.mkldnn.is_available()
             and (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last_3d)))
