@@ -14,7 +14,7 @@ CASES = ["full", "bare_noncontig", "chunked_full", "chunked_bare_noncontig_nosof
          "chunked_by_env"]
 # the chunked backward (T steps at once), after either forward
 BWD_CASES = ["bwd_chunked_full", "bwd_chunked_after_chunked", "bwd_chunked_bare_noncontig_nosoftplus",
-             "bwd_chunked_bf16", "bwd_chunked_by_default"]
+             "bwd_chunked_bf16", "bwd_chunked_by_default", "bwd_chunked_full_partial", "bwd_chunked_partial_bf16"]
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +42,9 @@ def test_the_chosen_forward_kernel_is_the_one_launched(interpreted):
     launched = interpreted["launched"]
     assert launched["full"] == launched["bare_noncontig"] == ["seq"]
     assert all(launched[case] == ["chunked"] for case in CASES if case.startswith("chunked"))
-    assert launched["bwd_chunked_full"] == ["seq"]
-    assert all(launched[case] == ["chunked"] for case in BWD_CASES[1:])
+    after_seq = ("bwd_chunked_full", "bwd_chunked_full_partial")
+    assert all(launched[case] == ["seq"] for case in after_seq)
+    assert all(launched[case] == ["chunked"] for case in BWD_CASES if case not in after_seq)
 
 
 def test_the_chosen_backward_kernel_is_the_one_launched(interpreted):

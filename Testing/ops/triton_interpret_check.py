@@ -99,6 +99,12 @@ BWD_CASES = {
                          dict(bwd_kernel="chunked", bwd_launch=(None, 4, None))),
     # bwd_kernel=None and $MEDSEGMAMBA_TRITON_BWD unset: the default backward
     "bwd_chunked_by_default": ((1, 8, 2, 3, 10, True, True, False, torch.float32, 11, None, None), {}),
+    # $MEDSEGMAMBA_TRITON_BC=partial (names with _partial): dB, dC summed over channel blocks
+    # after the kernel; 6 channels per group in blocks of 4 and of 2: 2 and 3 slices to sum
+    "bwd_chunked_full_partial": ((2, 12, 2, 5, 37, True, True, False, torch.float32, 12, 4, "seq"),
+                                 dict(bwd_kernel="chunked", bwd_launch=(4, 4, None))),
+    "bwd_chunked_partial_bf16": ((1, 12, 2, 5, 19, True, True, False, torch.bfloat16, 13, 2, "chunked", 8),
+                                 dict(bwd_kernel="chunked", bwd_launch=(2, 4, None))),
 }
 
 if __name__ == "__main__":
@@ -117,6 +123,7 @@ if __name__ == "__main__":
             os.environ["MEDSEGMAMBA_TRITON_BWD"] = "seq"
         else:
             os.environ.pop("MEDSEGMAMBA_TRITON_BWD", None)
+        os.environ["MEDSEGMAMBA_TRITON_BC"] = "partial" if "_partial" in name else "atomic"
         results[name] = case(*args, **kwargs)
         results["launched"][name], results["launched_bwd"][name] = list(launched), list(launched_bwd)
     print(json.dumps(results))

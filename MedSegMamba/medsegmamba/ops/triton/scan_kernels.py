@@ -287,14 +287,17 @@ def _load_delta(dt_tile, steps, length, d_mask, bias, HAS_BIAS: tl.constexpr, SO
 def _scan_bwd_chunked_kernel(
     u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, Dskip_ptr, bias_ptr, dy_ptr, ckpt_ptr, ws_ptr,
     du_ptr, ddt_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
-    length, n_chunks, groups, dim, dim_group, n_state,
+    length, n_chunks, groups, dim, dim_group, n_state, part_stride,
     s_ub, s_ud, s_ul, s_tb, s_td, s_tl, s_ad, s_an,
     s_bb, s_bg, s_bn, s_bl, s_cb, s_cg, s_cn, s_cl, s_yb, s_yd, s_yl,
     HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     CHUNK: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, T: tl.constexpr,
+    PARTIAL: tl.constexpr,
 ):
     # Outputs as in _scan_bwd_kernel; tensors are (T, BLOCK_N, BLOCK_D), time first, for the reason
-    # given in _scan_fwd_chunked_kernel.
+    # given in _scan_fwd_chunked_kernel. PARTIAL: dB and dC are stored per channel block (slice
+    # pid_c, `part_stride` elements apart) for the launcher to sum, instead of added atomically
+    # into one (B, G, N, L) by every channel block of the group.
     pid_b, pid_g, pid_c = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     d_loc = pid_c * BLOCK_D + tl.arange(0, BLOCK_D)
     d_mask = d_loc < dim_group
@@ -321,6 +324,7 @@ def _scan_bwd_chunked_kernel(
     out_tile = b64 * dim * length + d[None, :] * length + s[:, None]
     bc_tile = (b64 * groups + pid_g) * n_state * length + n[None, :] * length + s[:, None]
     prog = (pid_b * groups + pid_g) * tl.num_programs(2) + pid_c
+    bc_part = pid_c.to(tl.int64) * part_stride  # this channel block's slice of dB, dC (PARTIAL)
     # checkpoints are (BLOCK_D, BLOCK_N) blocks, read here as (1, BLOCK_N, BLOCK_D)
     ck_tile = (ckpt_ptr + prog.to(tl.int64) * (n_chunks * BLOCK_D * BLOCK_N)
                + n[None, :, None] + tl.arange(0, BLOCK_D)[None, None, :] * BLOCK_N)
@@ -367,10 +371,16 @@ def _scan_bwd_chunked_kernel(
             g = tl.flip(g_r, 0)
             # one atomic add per tile: the T steps' sums over this program's channels
             bc_mask = live & n_mask[None, :]
-            tl.atomic_add(dB_ptr + bc_tile + t0, tl.sum(g * dlu[:, None, :], axis=2), mask=bc_mask)
+            if PARTIAL:
+                tl.store(dB_ptr + bc_part + bc_tile + t0, tl.sum(g * dlu[:, None, :], axis=2), mask=bc_mask)
+            else:
+                tl.atomic_add(dB_ptr + bc_tile + t0, tl.sum(g * dlu[:, None, :], axis=2), mask=bc_mask)
             gB = tl.sum(g * B[:, :, None], axis=1)                       # (T, BLOCK_D)
             hs = _tile_states(h, u, dl, B, A2, s)
-            tl.atomic_add(dC_ptr + bc_tile + t0, tl.sum(hs * dy[:, None, :], axis=2), mask=bc_mask)
+            if PARTIAL:
+                tl.store(dC_ptr + bc_part + bc_tile + t0, tl.sum(hs * dy[:, None, :], axis=2), mask=bc_mask)
+            else:
+                tl.atomic_add(dC_ptr + bc_tile + t0, tl.sum(hs * dy[:, None, :], axis=2), mask=bc_mask)
             ah = hs - dlu[:, None, :] * B[:, :, None]  # exp(dl_t A) h_{t-1}, without shifting hs by a step
             gah = g * ah
             dA_acc += tl.sum(gah * dl[:, None, :], axis=0)

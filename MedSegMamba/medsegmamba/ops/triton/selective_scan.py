@@ -223,8 +223,11 @@ def _scan_bwd(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt, block_d, num
     du = torch.empty((batch, dim, length), device=dev, dtype=u.dtype)
     ddelta = torch.empty((batch, dim, length), device=dev, dtype=delta.dtype)
     dA = torch.empty((batch, dim, n_state), device=dev, dtype=f32)
-    dB = torch.zeros((batch, groups, n_state, length), device=dev, dtype=f32)
-    dC = torch.zeros((batch, groups, n_state, length), device=dev, dtype=f32)
+    partial = kernel == "chunked" and _bc_sums() == "partial"
+    parts = (grid[2],) if partial else ()  # one (B, G, N, L) slice per channel block, summed below
+    make = torch.empty if partial else torch.zeros  # partial: every element of every slice is stored
+    dB = make(parts + (batch, groups, n_state, length), device=dev, dtype=f32)
+    dC = make(parts + (batch, groups, n_state, length), device=dev, dtype=f32)
     dD = torch.empty((batch, dim), device=dev, dtype=f32)
     dbias = torch.empty((batch, dim), device=dev, dtype=f32)
     args = (u, delta, A, B, C, D if D is not None else u, delta_bias if delta_bias is not None else u, dy, ckpt, ws,
@@ -234,10 +237,26 @@ def _scan_bwd(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt, block_d, num
     flags = dict(HAS_D=D is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus),
                  CHUNK=CHUNK, BLOCK_D=block_d, BLOCK_N=block_n, num_warps=num_warps)
     if kernel == "chunked":
-        _scan_bwd_chunked_kernel[grid](*args, **flags, T=chunk_t)
+        args = args[:23] + (batch * groups * n_state * length,) + args[23:]  # part_stride, after n_state
+        _scan_bwd_chunked_kernel[grid](*args, **flags, T=chunk_t, PARTIAL=partial)
     else:
         _scan_bwd_kernel[grid](*args, **flags)
+    if partial:
+        dB, dC = dB.sum(0), dC.sum(0)
     return du, ddelta, dA.sum(0), dB, dC, dD.sum(0), dbias.sum(0)
+
+
+BC_ENV_VAR = "MEDSEGMAMBA_TRITON_BC"
+BC_SUMS = ("atomic", "partial")
+
+
+def _bc_sums() -> str:
+    """How the chunked backward sums dB and dC over channel blocks: "atomic" (atomic adds into one
+    tensor, the default) or "partial" (a slice per channel block, summed after), from $MEDSEGMAMBA_TRITON_BC."""
+    name = os.environ.get(BC_ENV_VAR, "atomic") or "atomic"
+    if name not in BC_SUMS:
+        raise ValueError(f"selective_scan_triton: ${BC_ENV_VAR} must be one of {', '.join(BC_SUMS)}, got {name!r}")
+    return name
 
 
 class _SelectiveScanTriton(torch.autograd.Function):
