@@ -86,6 +86,18 @@ def test_backward_kernel_choice(monkeypatch):
         tscan._bwd_kernel_name("parallel")
 
 
+def test_bc_sums_choice(monkeypatch):
+    from medsegmamba.ops.triton import selective_scan as tscan
+
+    monkeypatch.delenv(tscan.BC_ENV_VAR, raising=False)
+    assert tscan._bc_sums() == "partial"  # faster on the H100
+    monkeypatch.setenv(tscan.BC_ENV_VAR, "atomic")
+    assert tscan._bc_sums() == "atomic"
+    monkeypatch.setenv(tscan.BC_ENV_VAR, "fast")
+    with pytest.raises(ValueError, match=r"\$MEDSEGMAMBA_TRITON_BC must be one of atomic, partial, got 'fast'"):
+        tscan._bc_sums()
+
+
 def test_bwd_chunked_config():
     from medsegmamba.ops.triton import selective_scan as tscan
 
