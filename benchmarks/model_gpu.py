@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "MedSegMamba"))
 from medsegmamba.models import MedSegMamba  # noqa: E402
 
 PAPER = dict(channels=(1, 32, 64, 128, 256, 1024), num_blocks=9, d_state=64, num_classes=32)
+DEFAULT = dict(channels=(1, 8, 16, 32, 64, 128), num_blocks=9, d_state=16, num_classes=32)  # the shipped model
 TINY = dict(channels=(1, 8, 16, 32, 64, 16), num_blocks=2, d_state=4, num_classes=4, patch_size=32)
 
 
@@ -64,8 +65,10 @@ def build(variant, cfg, device, scan_impl, channels_last):
         m = m.to(memory_format=torch.channels_last_3d)
     if variant == "ours+compile":
         # inductor fuses the GroupNorms, activations, adds and layout copies around the convolutions
-        # and the scan (issue #2's profile: over half the time); inference only
-        return torch.compile(m.eval())
+        # and the scan (issue #2's profile: over half the time); forward (inference) and
+        # forward_logits (training) are compiled on the instance, so state_dict keys do not change
+        m.forward = torch.compile(m.forward)
+        m.forward_logits = torch.compile(m.forward_logits)
     return m
 
 
@@ -116,8 +119,10 @@ def correctness(cfg, device, scan_impl, patch):
             "fast_vs_authors_layout_max_abs_fp32": (pt - p32).abs().max().item()}
 
 
-def cases(smoke):
+def cases(smoke, batches=None):
     b_inf, b_train = ((1, 2), (1,)) if smoke else ((1, 8), (1, 2))
+    if batches:
+        b_inf, b_train = (tuple(int(b) for b in part.split(",")) for part in batches.split(":"))
     out = []
     for variant in ("ours", "ours+fusedGN", "authors-layout"):
         authors = variant == "authors-layout"
@@ -133,6 +138,8 @@ def cases(smoke):
     for cl in (False, True):  # selected with --variants ours+compile
         for b in b_inf:
             out.append(("ours+compile", "infer", "bf16", b, cl))
+        for b in b_train:
+            out.append(("ours+compile", "train", "bf16", b, cl))
     return out
 
 
@@ -171,6 +178,9 @@ def main(argv=None):
     ap.add_argument("--variants", nargs="+", default=None, choices=("ours", "ours+fusedGN", "authors-layout", "ours+compile"),
                     help="only these variants (default: all but ours+compile)")
     ap.add_argument("--no-channels-last", action="store_true", help="skip the channels_last_3d cases")
+    ap.add_argument("--default-model", action="store_true", help="the shipped default model's size, not the paper's")
+    ap.add_argument("--batches", default=None, metavar="INFER:TRAIN",
+                    help="batch sizes, e.g. 1,8:2,16 (default 1,8:1,2)")
     args = ap.parse_args(argv)
 
     device = torch.device("cpu" if args.smoke or not torch.cuda.is_available() else "cuda")
@@ -179,13 +189,13 @@ def main(argv=None):
     torch.backends.cudnn.benchmark = True
     torch.backends.cuda.matmul.allow_tf32 = False  # fp32 numbers are true fp32
     torch.backends.cudnn.allow_tf32 = False
-    cfg = TINY if args.smoke else PAPER
+    cfg = TINY if args.smoke else DEFAULT if args.default_model else PAPER
     patch = cfg.get("patch_size", 96)
     warmup, iters = (1, args.iters or 2) if args.smoke else (3, args.iters or 10)
 
     rows, t0 = [], time.time()
     models = {}
-    for variant, mode, dtype, batch, cl in cases(args.smoke):
+    for variant, mode, dtype, batch, cl in cases(args.smoke, args.batches):
         wanted = args.variants or ("ours", "ours+fusedGN", "authors-layout")
         if variant not in wanted or (args.no_channels_last and cl):
             continue
