@@ -44,6 +44,12 @@ voxel reached all 27 tiles of fsaverage: its specks outside the brain chain to e
 Test-time augmentation (`tta`, see aggregate.py) doubles the fine pass only: the coarse pass just
 finds the box, and its labels are not kept.
 
+Since session 7 the default coarse pass is the shipped `locator` (`located_box`): the same network
+trained on synthetic images of 3 mm voxels, which reads the conformed image mean-pooled by 3, so
+that one patch holds a whole head; its box is widened by two coarse voxels more than the 1 mm
+pass's. On fsaverage's orig.mgz that took the coarse pass from 24 patches (~30 s on a 2-core CPU)
+to 1 (~1.5 s) and the whole segmentation from 59 to 22 s, every reference structure inside the box.
+
 `tiling="full"` is the plain twin: the whole non-zero box at the requested step, as the paper does.
 If the coarse pass misses a structure altogether, the fine pass cannot recover it: the price of the
 speed, measured on fsaverage and the MNI template against the full tiling (README).
