@@ -529,3 +529,17 @@ def test_a_3mm_locator_that_finds_nothing_leaves_the_network_the_whole_box():
     assert torch.equal(located, full) and located.any()
     with pytest.raises(ValueError, match="needs a locator"):
         predict_classes(network, image, 32, 4, "focused", locator_mm=3)
+
+
+@pytest.mark.parametrize("locator_mm, coarse_share", [(1, 0.4), (3, 0.1)])
+def test_progress_gives_the_coarse_pass_its_share(locator_mm, coarse_share):
+    """The bar rises monotonically to 1; the coarse pass fills 40 % of it at 1 mm (8-27 patches), 10 %
+    for a 3 mm locator's one patch."""
+    image = torch.zeros((200, 200, 200))
+    image[2:-2, 2:-2, 2:-2] = 0.05
+    image[61:92, 100:121, 40:52] = 0.9
+    seen = []
+    predict_classes(IntensityBins(num_classes=4), image, 32, 4, "focused", progress=seen.append,
+                    locator=IntensityBins(num_classes=2), locator_mm=locator_mm)
+    assert seen == sorted(seen) and seen[-1] == pytest.approx(1.0)
+    assert max(f for f in seen if f <= coarse_share + 1e-9) == pytest.approx(coarse_share)

@@ -70,6 +70,7 @@ FOCUS_MARGIN = 3     # voxels added on every side of the coarse box before it is
 REGION_GAP = 8.0     # regions this close to the largest one belong to it (see predict_classes)
 POOL = 2             # the coarse map is searched for regions at this many voxels per voxel
 COARSE_SHARE = 0.4   # share of the progress bar given to the coarse pass (about its share of patches)
+LOCATED_SHARE = 0.1  # the same for a coarse locator's one patch (of ~13 at step 32)
 
 
 def predict_classes(network, image, step: int, batch_size: int, tiling: str = "focused",
@@ -94,11 +95,11 @@ def predict_classes(network, image, step: int, batch_size: int, tiling: str = "f
         classes = classes_in_box(network, image, start, stop, step, batch_size, report, counts, "fine", tta)
         return _place(classes, start, image.shape)
 
-    margin = FOCUS_MARGIN
+    margin, share = FOCUS_MARGIN, COARSE_SHARE if locator_mm == 1 else LOCATED_SHARE
     if locator_mm > 1:
         if locator is None:
             raise ValueError(f"locator_mm={locator_mm} needs a locator network")
-        found = located_box(locator, image, locator_mm, batch_size, lambda f: report(COARSE_SHARE * f), counts)
+        found = located_box(locator, image, locator_mm, batch_size, lambda f: report(share * f), counts)
         offset, margin = (0, 0, 0), FOCUS_MARGIN + 2 * locator_mm  # in image voxels; two coarse voxels more
     else:
         if grow is None:
@@ -107,7 +108,7 @@ def predict_classes(network, image, step: int, batch_size: int, tiling: str = "f
             grow = next((locator or network).parameters(), image).device.type == "cpu"
         coarse_pass = grown_classes_in_box if grow else classes_in_box_tiles
         coarse = coarse_pass(locator or network, image, start, stop, batch_size,
-                             lambda f: report(COARSE_SHARE * f), counts, "coarse")
+                             lambda f: report(share * f), counts, "coarse")
         found, offset = structures_box(coarse > 0, REGION_GAP), start
     if found is None and locator is None:
         log.info("coarse pass found no structure: nothing to tile")
@@ -122,7 +123,7 @@ def predict_classes(network, image, step: int, batch_size: int, tiling: str = "f
                               step, image.shape, margin)
         log.info("focused tiling: structures in %s..%s of the non-zero box %s..%s", *box, start, stop)
     fine = classes_in_box(network, image, *box, step, batch_size,
-                          lambda f: report(COARSE_SHARE + (1 - COARSE_SHARE) * f), counts, "fine", tta)
+                          lambda f: report(share + (1 - share) * f), counts, "fine", tta)
     return _place(fine, box[0], image.shape)
 
 
