@@ -139,7 +139,7 @@ def _add_model_options(parser: argparse.ArgumentParser, step_default_help: str) 
                         help="focused: a coarse pass of non-overlapping patches finds the structures and only "
                              "their box is tiled at --step (3-10x fewer patches); full: the whole head box at "
                              "--step, as in the paper (default: focused; `benchmark` uses full for presets with random "
-                             "weights, which label every voxel)")
+                             "weights under `--locator self`: they label every voxel)")
     parser.add_argument("--locator", default="locator", metavar="NAME|PATH|self",
                         help="weights of focused tiling's coarse pass, which finds the structures' box "
                              "(default: the shipped `locator`, which reads the head at 3 mm in one patch); "
@@ -298,8 +298,9 @@ def add_benchmark_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", nargs="?", default=None, metavar="INPUT",
                         help="a T1 image to time (default: a synthetic head-like volume)")
     _add_model_options(parser, "default: 16 on CUDA, 32 on CPU")
-    # random-weight presets label every voxel, so a coarse pass would find the whole head: their
-    # default is full tiling; trained weights get focused tiling, as `segment` does
+    # random-weight presets label every voxel, so their own coarse pass (`--locator self`) would find
+    # the whole head and they get full tiling; with the shipped locator (the default) they, like trained
+    # weights, get focused tiling, as `segment` does
     parser.set_defaults(model="small", tiling=None)
     _add_tta_option(parser)
     parser.add_argument("--repeat", type=int, default=2, metavar="N",

@@ -30,5 +30,7 @@ def test_a_random_preset_with_a_locator_gets_focused_tiling(standin):
     alone = run_benchmark("student-t3", device="cpu", step=32, repeat=1, volume=head)
     located = run_benchmark("student-t3", device="cpu", step=32, repeat=1, volume=head, locator=standin)
     assert alone["tiling"] == "full" and alone["locator"] is None and alone["patches"] == 1
+    itself = run_benchmark("student-t3", device="cpu", step=32, repeat=1, volume=head, locator="self")
+    assert itself["tiling"] == "full" and itself["locator"] is None  # `--locator self`: the preset alone
     assert located["tiling"] == "focused" and located["locator"] == "IntensityBins"
     assert located["patches"] == 2  # the stand-in's coarse patch, then the preset's fine one

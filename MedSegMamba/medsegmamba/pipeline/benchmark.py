@@ -80,7 +80,7 @@ def run_benchmark(model="small", input_path=None, device="auto", step=None, batc
     loaded = make_model(model, device)
     if tiling is None:
         random_weights = loaded.metadata.get("provenance") == RANDOM_WEIGHTS
-        tiling = "full" if random_weights and locator is None else "focused"
+        tiling = "full" if random_weights and locator in (None, "self") else "focused"
     options = SegmentOptions(model=loaded.network, device=str(device), step=step, batch_size=batch_size,
                              tiling=tiling, locator=locator, tta=tta, overwrite=True)
     segmenter = Segmenter(options)

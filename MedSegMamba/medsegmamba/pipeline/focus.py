@@ -88,14 +88,12 @@ def predict_classes(network, image, step: int, batch_size: int, tiling: str = "f
     if tiling not in TILINGS:
         raise ValueError(f"tiling: expected one of {TILINGS}, got {tiling!r}")
     report = progress or (lambda fraction: None)
-    mask = image > 0
-    projections = [mask.flatten(1).any(1), mask.any(2).any(0), mask.any(0).any(0)]
-    start, stop = patches.box_from_projections([p.cpu().numpy() for p in projections])
+    start, stop = nonzero_box(image)
     if tiling == "full":
         classes = classes_in_box(network, image, start, stop, step, batch_size, report, counts, "fine", tta)
         return _place(classes, start, image.shape)
 
-    margin, share = FOCUS_MARGIN, COARSE_SHARE if locator_mm == 1 else LOCATED_SHARE
+    share = COARSE_SHARE if locator_mm == 1 else LOCATED_SHARE
     if locator_mm > 1:
         if locator is None:
             raise ValueError(f"locator_mm={locator_mm} needs a locator network")
@@ -109,7 +107,7 @@ def predict_classes(network, image, step: int, batch_size: int, tiling: str = "f
         coarse_pass = grown_classes_in_box if grow else classes_in_box_tiles
         coarse = coarse_pass(locator or network, image, start, stop, batch_size,
                              lambda f: report(share * f), counts, "coarse")
-        found, offset = structures_box(coarse > 0, REGION_GAP), start
+        found, offset, margin = structures_box(coarse > 0, REGION_GAP), start, FOCUS_MARGIN
     if found is None and locator is None:
         log.info("coarse pass found no structure: nothing to tile")
         report(1.0)
@@ -127,6 +125,14 @@ def predict_classes(network, image, step: int, batch_size: int, tiling: str = "f
     return _place(fine, box[0], image.shape)
 
 
+def nonzero_box(image):
+    """(start, stop) of the non-zero voxels of the (X, Y, Z) tensor `image`, from its projections
+    on the axes (computed where the image is); the whole extent when it is all zero."""
+    mask = image > 0
+    projections = [mask.flatten(1).any(1), mask.any(2).any(0), mask.any(0).any(0)]
+    return patches.box_from_projections([p.cpu().numpy() for p in projections])
+
+
 def located_box(locator, image, voxel: int, batch_size: int, progress=None, counts: dict | None = None):
     """(low, high) box, in voxels of the conformed `image`, of the structures that a locator
     trained on `voxel` mm voxels finds in `image` mean-pooled by `voxel`; None when it finds none.
@@ -140,11 +146,9 @@ def located_box(locator, image, voxel: int, batch_size: int, progress=None, coun
     pad = [-n % voxel for n in image.shape]
     padded = F.pad(image.to(device), (0, pad[2], 0, pad[1], 0, pad[0]))
     small = F.avg_pool3d(padded[None, None], voxel)[0, 0]
-    mask = small > 0
-    projections = [mask.flatten(1).any(1), mask.any(2).any(0), mask.any(0).any(0)]
-    if not all(bool(p.any()) for p in projections):
+    if not bool((small > 0).any()):
         return None
-    start, stop = patches.box_from_projections([p.cpu().numpy() for p in projections])
+    start, stop = nonzero_box(small)
     coarse = classes_in_box_tiles(locator, small, start, stop, batch_size, progress, counts, "coarse")
     found = structures_box(coarse > 0, REGION_GAP / voxel, pool=1)
     if found is None:

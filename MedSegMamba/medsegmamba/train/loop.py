@@ -259,7 +259,7 @@ class Trainer:
             t0 = time.perf_counter()
             r = evaluate_scan(self.model, *self.eval_pair, 32, self.trained, step=min(self.cfg.val_step, self.model_config.patch_size),
                               patch=self.model_config.patch_size, device=self.device, autocast=self.autocast,
-                              voxel=int(self.cfg.synth_config().voxel_mm))
+                              voxel=int(self.gen.cfg.voxel_mm))
             rec.update(fsaverage_dice=r["mean_dice"], fsaverage_per_class=r["dice"],
                        fsaverage_s=time.perf_counter() - t0)
         return rec

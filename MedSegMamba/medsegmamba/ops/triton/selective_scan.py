@@ -230,17 +230,18 @@ def _scan_bwd(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt, block_d, num
     dC = make(parts + (batch, groups, n_state, length), device=dev, dtype=f32)
     dD = torch.empty((batch, dim), device=dev, dtype=f32)
     dbias = torch.empty((batch, dim), device=dev, dtype=f32)
-    args = (u, delta, A, B, C, D if D is not None else u, delta_bias if delta_bias is not None else u, dy, ckpt, ws,
-            du, ddelta, dA, dB, dC, dD, dbias,
-            length, n_chunks, groups, dim, dim // groups, n_state,
-            *u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *dy.stride())
+    tensors = (u, delta, A, B, C, D if D is not None else u, delta_bias if delta_bias is not None else u, dy, ckpt,
+               ws, du, ddelta, dA, dB, dC, dD, dbias)
+    sizes = (length, n_chunks, groups, dim, dim // groups, n_state)
+    strides = (*u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *dy.stride())
     flags = dict(HAS_D=D is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus),
                  CHUNK=CHUNK, BLOCK_D=block_d, BLOCK_N=block_n, num_warps=num_warps)
     if kernel == "chunked":
-        args = args[:23] + (batch * groups * n_state * length,) + args[23:]  # part_stride, after n_state
-        _scan_bwd_chunked_kernel[grid](*args, **flags, T=chunk_t, PARTIAL=partial)
+        part_stride = batch * groups * n_state * length  # elements between two slices of dB, dC
+        _scan_bwd_chunked_kernel[grid](*tensors, *sizes, part_stride, *strides, **flags, T=chunk_t,
+                                       PARTIAL=partial)
     else:
-        _scan_bwd_kernel[grid](*args, **flags)
+        _scan_bwd_kernel[grid](*tensors, *sizes, *strides, **flags)
     if partial:
         dB, dC = dB.sum(0), dC.sum(0)
     return du, ddelta, dA.sum(0), dB, dC, dD.sum(0), dbias.sum(0)
@@ -257,10 +258,7 @@ def _bc_sums() -> str:
     L 1728) partial took the scan's forward + backward from 11.2 to 9.1 ms at batch 1 and 92.7 to
     72.5 ms at batch 8, the paper network's training step from 161 to 138 ms per patch
     (benchmarks/results/2026-11-24-h100-s7/); the slices cost (D / block_d) x the size of dB and dC."""
-    name = os.environ.get(BC_ENV_VAR, "partial") or "partial"
-    if name not in BC_SUMS:
-        raise ValueError(f"selective_scan_triton: ${BC_ENV_VAR} must be one of {', '.join(BC_SUMS)}, got {name!r}")
-    return name
+    return _kernel_name(None, "bc", BC_ENV_VAR, BC_SUMS, "partial")
 
 
 class _SelectiveScanTriton(torch.autograd.Function):
