@@ -15,6 +15,10 @@ CASES = ["full", "bare_noncontig", "chunked_full", "chunked_bare_noncontig_nosof
 # the chunked backward (T steps at once), after either forward
 BWD_CASES = ["bwd_chunked_full", "bwd_chunked_after_chunked", "bwd_chunked_bare_noncontig_nosoftplus",
              "bwd_chunked_bf16", "bwd_chunked_by_default", "bwd_chunked_full_partial", "bwd_chunked_partial_bf16"]
+# the segment-parallel backward: passes 1 and 2 carry the adjoint across segments of checkpoint
+# chunks, pass 3 is the chunked backward run on every segment at once
+PAR_CASES = ["bwd_parallel_full", "bwd_parallel_two_segments", "bwd_parallel_after_chunked", "bwd_parallel_bare_noncontig_nosoftplus",
+             "bwd_parallel_one_chunk", "bwd_parallel_partial_bf16", "bwd_parallel_chunk_tiles"]
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +29,7 @@ def interpreted():
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("case", CASES + BWD_CASES)
+@pytest.mark.parametrize("case", CASES + BWD_CASES + PAR_CASES)
 def test_triton_matches_reference_forward_and_backward(interpreted, case):
     results = interpreted[case]
     for name, (max_err, mean_err, ref_max, same_dtype) in results.items():
@@ -42,15 +46,16 @@ def test_the_chosen_forward_kernel_is_the_one_launched(interpreted):
     launched = interpreted["launched"]
     assert launched["full"] == launched["bare_noncontig"] == ["seq"]
     assert all(launched[case] == ["chunked"] for case in CASES if case.startswith("chunked"))
-    after_seq = ("bwd_chunked_full", "bwd_chunked_full_partial")
+    after_seq = ("bwd_chunked_full", "bwd_chunked_full_partial", "bwd_parallel_full")
     assert all(launched[case] == ["seq"] for case in after_seq)
-    assert all(launched[case] == ["chunked"] for case in BWD_CASES if case not in after_seq)
+    assert all(launched[case] == ["chunked"] for case in BWD_CASES + PAR_CASES if case not in after_seq)
 
 
 def test_the_chosen_backward_kernel_is_the_one_launched(interpreted):
     launched = interpreted["launched_bwd"]
     assert all(launched[case] == ["seq"] for case in CASES)  # $MEDSEGMAMBA_TRITON_BWD=seq
     assert all(launched[case] == ["chunked"] for case in BWD_CASES)
+    assert all(launched[case] == ["local", "carry", "chunked"] for case in PAR_CASES)
 
 
 def test_forward_kernel_choice(monkeypatch):
@@ -80,10 +85,11 @@ def test_backward_kernel_choice(monkeypatch):
     monkeypatch.setenv(tscan.BWD_ENV_VAR, "")
     assert tscan._bwd_kernel_name(None) == "chunked"
     monkeypatch.setenv(tscan.BWD_ENV_VAR, "fast")
-    with pytest.raises(ValueError, match=r"\$MEDSEGMAMBA_TRITON_BWD must be one of seq, chunked, got 'fast'"):
+    with pytest.raises(ValueError, match=r"\$MEDSEGMAMBA_TRITON_BWD must be one of seq, chunked, parallel, got 'fast'"):
         tscan._bwd_kernel_name(None)
-    with pytest.raises(ValueError, match=r"bwd_kernel must be one of seq, chunked, got 'parallel'"):
-        tscan._bwd_kernel_name("parallel")
+    assert tscan._bwd_kernel_name("parallel") == "parallel"
+    with pytest.raises(ValueError, match=r"bwd_kernel must be one of seq, chunked, parallel, got 'pipelined'"):
+        tscan._bwd_kernel_name("pipelined")
 
 
 def test_bc_sums_choice(monkeypatch):

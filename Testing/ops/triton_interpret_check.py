@@ -7,21 +7,11 @@ is imported. Prints one JSON line {case: {output: [max_err, mean_err, max_ref, s
 import json
 import os
 
-os.environ["TRITON_INTERPRET"] = "1"
+from medsegmamba.ops.triton.interpreter import enable
+
+enable()  # before triton is imported
 
 import torch  # noqa: E402
-import triton.runtime.interpreter as _interp  # noqa: E402
-
-_orig_patch = _interp._patch_lang_tensor
-
-
-def _patch_lang_tensor(tensor, scope):
-    # numpy >= 2.4 refuses int() of a 1-element 1-D array, which the interpreter does for loop bounds
-    _orig_patch(tensor, scope)
-    scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.reshape(-1)[0]))
-
-
-_interp._patch_lang_tensor = _patch_lang_tensor
 
 from medsegmamba.ops import selective_scan_ref  # noqa: E402
 from medsegmamba.ops.triton import selective_scan as tscan  # noqa: E402
@@ -30,7 +20,7 @@ tscan.CHUNK = 8  # several chunks at tiny lengths
 
 
 def case(batch, dim, groups, n, length, with_d, with_bias, non_contiguous, dtype, seed, block_d, kernel="seq",
-         chunk_t=None, softplus=True, bwd_kernel=None, bwd_launch=None):
+         chunk_t=None, softplus=True, bwd_kernel=None, bwd_launch=None, bwd_segments=None):
     g = torch.Generator().manual_seed(seed)
     r = lambda *s: torch.randn(*s, generator=g)
     u, delta = r(batch, dim, length), r(batch, dim, length) - 1.0
@@ -46,7 +36,7 @@ def case(batch, dim, groups, n, length, with_d, with_bias, non_contiguous, dtype
     ins = [t if t is None else t.to(dtype).requires_grad_() for t in (u, delta, A, B, C, D, bias)]
     dy = r(batch, dim, length).to(dtype)
     y = tscan.selective_scan_triton(*ins, softplus, kernel=kernel, block_d=block_d, chunk_t=chunk_t,
-                                    bwd_kernel=bwd_kernel, bwd_launch=bwd_launch)
+                                    bwd_kernel=bwd_kernel, bwd_launch=bwd_launch, bwd_segments=bwd_segments)
     y_ref = selective_scan_ref(*[t if t is None else t.double() for t in ins], softplus).to(dtype)
     live = [t for t in ins if t is not None]
     grads = torch.autograd.grad(y, live, dy)
@@ -105,6 +95,28 @@ BWD_CASES = {
                                  dict(bwd_kernel="chunked", bwd_launch=(4, 4, None))),
     "bwd_chunked_partial_bf16": ((1, 12, 2, 5, 19, True, True, False, torch.bfloat16, 13, 2, "chunked", 8),
                                  dict(bwd_kernel="chunked", bwd_launch=(2, 4, None))),
+    # the segment-parallel backward (segments of checkpoint chunks at once, from carried adjoints;
+    # tiny grids get a segment per chunk): after the sequential forward, 37 steps = 5 chunks, the
+    # last one partly used and ending inside a tile
+    "bwd_parallel_full": ((2, 12, 2, 5, 37, True, True, False, torch.float32, 14, 4, "seq"),
+                          dict(bwd_kernel="parallel", bwd_launch=(4, 4, None))),
+    # 2 segments of 5 chunks: 3 chunks and 2, each walked chunk by chunk
+    "bwd_parallel_two_segments": ((2, 12, 2, 5, 37, True, True, False, torch.float32, 20, 4, "chunked"),
+                                  dict(bwd_kernel="parallel", bwd_launch=(4, 4, None), bwd_segments=2)),
+    # after the chunked forward; checkpoints across layouts; a part-empty channel block; T=2
+    "bwd_parallel_after_chunked": ((1, 12, 2, 3, 21, True, False, False, torch.float32, 15, None, "chunked", 4),
+                                   dict(bwd_kernel="parallel", bwd_launch=(4, 2, 1))),
+    "bwd_parallel_bare_noncontig_nosoftplus": ((1, 8, 4, 4, 9, False, False, True, torch.float32, 16, None,
+                                                "chunked", None, False), dict(bwd_kernel="parallel")),
+    # one chunk only (8 steps): nothing is carried
+    "bwd_parallel_one_chunk": ((2, 8, 2, 4, 8, True, True, False, torch.float32, 17, None, "chunked"),
+                               dict(bwd_kernel="parallel")),
+    "bwd_parallel_partial_bf16": ((1, 12, 2, 5, 19, True, True, False, torch.bfloat16, 18, 2, "chunked", 8),
+                                  dict(bwd_kernel="parallel", bwd_launch=(2, 4, None))),
+    # T=8, a whole chunk per tile: the carried adjoint decays through exp(A sum(delta)) over each
+    # chunk (about e^-7 for the strongest state here), which must match the step-by-step products
+    "bwd_parallel_chunk_tiles": ((1, 8, 2, 4, 40, True, True, False, torch.float32, 19, None, "chunked"),
+                                  dict(bwd_kernel="parallel", bwd_launch=(4, 8, None))),
 }
 
 if __name__ == "__main__":
@@ -113,6 +125,8 @@ if __name__ == "__main__":
     tscan._scan_fwd_chunked_kernel = _Spy(tscan._scan_fwd_chunked_kernel, "chunked", launched)
     tscan._scan_bwd_kernel = _Spy(tscan._scan_bwd_kernel, "seq", launched_bwd)
     tscan._scan_bwd_chunked_kernel = _Spy(tscan._scan_bwd_chunked_kernel, "chunked", launched_bwd)
+    tscan._scan_bwd_local_kernel = _Spy(tscan._scan_bwd_local_kernel, "local", launched_bwd)
+    tscan._scan_bwd_carry_kernel = _Spy(tscan._scan_bwd_carry_kernel, "carry", launched_bwd)
     os.environ["MEDSEGMAMBA_TRITON_FWD"] = "chunked"
     results = {"launched": {}, "launched_bwd": {}}
     for name, (args, kwargs) in [(k, (v, {})) for k, v in CASES.items()] + list(BWD_CASES.items()):

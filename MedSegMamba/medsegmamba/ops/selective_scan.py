@@ -163,6 +163,8 @@ def resolve_impl(impl, device):
     if impl not in IMPLS:
         raise ValueError(f"selective_scan: {source} must be one of {', '.join(IMPLS)}, got {impl!r}")
     on_cuda = torch.device(device).type == "cuda"
+    # under Triton's interpreter (tests, smoke runs) the Triton kernels run on CPU tensors, when asked for
+    runs_triton = on_cuda or os.environ.get("TRITON_INTERPRET", "0") == "1"
     if impl == "auto":
         if on_cuda and _mamba_ssm_scan is not None:
             return "mamba_ssm"
@@ -172,7 +174,7 @@ def resolve_impl(impl, device):
     if impl == "mamba_ssm" and (_mamba_ssm_scan is None or not on_cuda):
         why = "mamba_ssm is not installed" if _mamba_ssm_scan is None else f"inputs are on {device}, not CUDA"
         raise RuntimeError(f"selective_scan: {source}='mamba_ssm' cannot run: {why}")
-    if impl == "triton" and (not on_cuda or _triton_scan() is None):
+    if impl == "triton" and (not runs_triton or _triton_scan() is None):
         why = "triton cannot be imported" if _triton_scan() is None else f"inputs are on {device}, not CUDA"
         raise RuntimeError(f"selective_scan: {source}='triton' cannot run: {why}")
     return impl

@@ -284,21 +284,124 @@ def _load_delta(dt_tile, steps, length, d_mask, bias, HAS_BIAS: tl.constexpr, SO
 
 
 @triton.jit
+def _adjoint_tile(g_next, dt_next_rtile, C_rtile, dy_rtile, t0, r, s, length, s_tl, s_cl, s_yl, d_mask, n_mask,
+                  bias, A2, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, T: tl.constexpr):
+    """The adjoint g_t = C_t dy_t + exp(dl_{t+1} A) g_{t+1} over the T steps of the tile at t0.
+
+    g_next (1, BLOCK_N, BLOCK_D) is g of the step after the tile. Returns g of the tile's steps,
+    last step first (T, BLOCK_N, BLOCK_D), the g of its first step (the next g_next) and
+    dl_{t+1} of its steps, last first (T, BLOCK_D). The scan runs forwards over the tile read last
+    step first (associative_scan(reverse=True) has miscompiled non-commutative combines: triton#4362).
+    """
+    _, dl_next = _load_delta(dt_next_rtile + t0 * s_tl, t0 + r + 1, length, d_mask, bias, HAS_BIAS, SOFTPLUS)
+    C_r = tl.load(C_rtile + t0 * s_cl, mask=(t0 + r < length)[:, None] & n_mask[None, :], other=0.0)
+    dy_r = tl.load(dy_rtile + t0 * s_yl, mask=(t0 + r < length)[:, None] & d_mask[None, :], other=0.0)
+    a_next = tl.exp2(dl_next[:, None, :] * A2[None, :, :])
+    beta = C_r.to(tl.float32)[:, :, None] * dy_r.to(tl.float32)[:, None, :]
+    beta += tl.where((s == 0)[:, None, None], a_next * g_next, -0.0)
+    _, g_r = tl.associative_scan((a_next, beta), 0, _combine)
+    g_first = tl.sum(tl.where((s == T - 1)[:, None, None], g_r, -0.0), axis=0, keep_dims=True)
+    return g_r, g_first, dl_next
+
+
+@triton.jit
+def _scan_bwd_local_kernel(
+    dt_ptr, A_ptr, C_ptr, bias_ptr, dy_ptr, gloc_ptr, dlsum_ptr,
+    length, seg_len, n_segs, groups, dim_group, n_state,
+    s_tb, s_td, s_tl, s_ad, s_an, s_cb, s_cg, s_cn, s_cl, s_yb, s_yd, s_yl,
+    HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, T: tl.constexpr,
+):
+    # Segment-parallel backward, pass 1 of 3; one program per (batch element x segment, group,
+    # channel block), a segment being `seg_len` steps (whole checkpoint chunks). The adjoint is
+    # linear in what enters a segment from the one after it: g_t = gloc_t + (prod_{s=t+1}^{e+1}
+    # exp(dl_s A)) G, where gloc runs the segment's recurrence from zero, e is its last step and G
+    # the adjoint at the next segment's first step. So each segment gives, on its own, gloc at its
+    # first step t0 and sum_{s=t0+1}^{e+1} dl_s (the product of the exps is exp(A times that sum));
+    # pass 2 chains the segments, pass 3 is the chunked backward run on every segment at once.
+    pid_0, pid_g, pid_c = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    pid_b, seg = pid_0 // n_segs, pid_0 % n_segs
+    d_loc = pid_c * BLOCK_D + tl.arange(0, BLOCK_D)
+    d_mask = d_loc < dim_group
+    d = pid_g * dim_group + d_loc
+    n = tl.arange(0, BLOCK_N)
+    n_mask = n < n_state
+    nd_mask = n_mask[:, None] & d_mask[None, :]
+    A2 = tl.load(A_ptr + n[:, None] * s_an + d[None, :] * s_ad, mask=nd_mask, other=0.0).to(tl.float32)
+    A2 = A2 * 1.4426950408889634
+    bias = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
+    b64 = pid_b.to(tl.int64)
+    s = tl.arange(0, T)
+    r = T - 1 - s
+    dt_next_rtile = dt_ptr + b64 * s_tb + (r + 1)[:, None] * s_tl + d[None, :] * s_td
+    dy_rtile = dy_ptr + b64 * s_yb + r[:, None] * s_yl + d[None, :] * s_yd
+    C_rtile = C_ptr + b64 * s_cb + pid_g * s_cg + r[:, None] * s_cl + n[None, :] * s_cn
+    c0 = seg * seg_len
+    n_tiles = tl.cdiv(tl.minimum(length - c0, seg_len), T)
+    g_next = tl.zeros((1, BLOCK_N, BLOCK_D), dtype=tl.float32)
+    dl_sum = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    for j in range(0, n_tiles):
+        t0 = c0 + (n_tiles - 1 - j) * T
+        _, g_next, dl_next = _adjoint_tile(g_next, dt_next_rtile, C_rtile, dy_rtile, t0, r, s, length, s_tl, s_cl,
+                                           s_yl, d_mask, n_mask, bias, A2, HAS_BIAS, SOFTPLUS, T)
+        dl_sum += tl.sum(dl_next, axis=0)
+    slot = ((pid_b * groups + pid_g) * tl.num_programs(2) + pid_c).to(tl.int64) * n_segs + seg
+    tl.store(gloc_ptr + slot * (BLOCK_N * BLOCK_D) + n[None, :, None] * BLOCK_D + tl.arange(0, BLOCK_D)[None, None, :],
+             g_next)
+    tl.store(dlsum_ptr + slot * BLOCK_D + tl.arange(0, BLOCK_D), dl_sum)
+
+
+@triton.jit
+def _scan_bwd_carry_kernel(
+    A_ptr, gloc_ptr, dlsum_ptr, carry_ptr, n_segs, groups, dim_group, n_state, s_ad, s_an,
+    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    # Segment-parallel backward, pass 2 of 3: last segment first, G_k = gloc_k + exp(A dlsum_k) G_{k+1};
+    # stores what enters each segment k from the one after it (G_{k+1}; zero for the last one).
+    pid_b, pid_g, pid_c = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    d_loc = pid_c * BLOCK_D + tl.arange(0, BLOCK_D)
+    d = pid_g * dim_group + d_loc
+    n = tl.arange(0, BLOCK_N)
+    nd_mask = (n < n_state)[:, None] & (d_loc < dim_group)[None, :]
+    A2 = tl.load(A_ptr + n[:, None] * s_an + d[None, :] * s_ad, mask=nd_mask, other=0.0).to(tl.float32)
+    A2 = A2 * 1.4426950408889634
+    base = ((pid_b * groups + pid_g) * tl.num_programs(2) + pid_c).to(tl.int64) * n_segs
+    nd = n[:, None] * BLOCK_D + tl.arange(0, BLOCK_D)[None, :]
+    G = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
+    for i in range(0, n_segs):
+        slot = base + (n_segs - 1 - i)
+        tl.store(carry_ptr + slot * (BLOCK_N * BLOCK_D) + nd, G)
+        dl_sum = tl.load(dlsum_ptr + slot * BLOCK_D + tl.arange(0, BLOCK_D))
+        G = tl.load(gloc_ptr + slot * (BLOCK_N * BLOCK_D) + nd) + tl.exp2(A2 * dl_sum[None, :]) * G
+
+
+@triton.jit
 def _scan_bwd_chunked_kernel(
-    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, Dskip_ptr, bias_ptr, dy_ptr, ckpt_ptr, ws_ptr,
+    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, Dskip_ptr, bias_ptr, dy_ptr, ckpt_ptr, ws_ptr, carry_ptr,
     du_ptr, ddt_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
-    length, n_chunks, groups, dim, dim_group, n_state, part_stride,
+    length, n_chunks, groups, dim, dim_group, n_state, part_stride, seg_chunks, n_segs,
     s_ub, s_ud, s_ul, s_tb, s_td, s_tl, s_ad, s_an,
     s_bb, s_bg, s_bn, s_bl, s_cb, s_cg, s_cn, s_cl, s_yb, s_yd, s_yl,
     HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     CHUNK: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, T: tl.constexpr,
-    PARTIAL: tl.constexpr,
+    PARTIAL: tl.constexpr, SEG_PAR: tl.constexpr,
 ):
     # Outputs as in _scan_bwd_kernel; tensors are (T, BLOCK_N, BLOCK_D), time first, for the reason
     # given in _scan_fwd_chunked_kernel. PARTIAL: dB and dC are stored per channel block (slice
     # pid_c, `part_stride` elements apart) for the launcher to sum, instead of added atomically
-    # into one (B, G, N, L) by every channel block of the group.
-    pid_b, pid_g, pid_c = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    # into one (B, G, N, L) by every channel block of the group. SEG_PAR (pass 3 of the
+    # segment-parallel backward): axis 0 is batch element x segment of `seg_chunks` checkpoint
+    # chunks; each program runs its segment's chunks from the adjoint that pass 2 left in
+    # carry_ptr, and dA, dD, dbias get a row per (element, segment).
+    pid_0, pid_g, pid_c = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    if SEG_PAR:
+        pid_b, seg = pid_0 // n_segs, pid_0 % n_segs
+        stop = tl.minimum((seg + 1) * seg_chunks, n_chunks)  # the segment: chunks seg * seg_chunks .. stop - 1
+        first, count = n_chunks - stop, stop - seg * seg_chunks   # i below counts chunks from the last
+    else:
+        pid_b, first, count = pid_0, 0, n_chunks
     d_loc = pid_c * BLOCK_D + tl.arange(0, BLOCK_D)
     d_mask = d_loc < dim_group
     d = pid_g * dim_group + d_loc
@@ -317,7 +420,6 @@ def _scan_bwd_chunked_kernel(
     B_tile = B_ptr + b64 * s_bb + pid_g * s_bg + s[:, None] * s_bl + n[None, :] * s_bn
     C_tile = C_ptr + b64 * s_cb + pid_g * s_cg + s[:, None] * s_cl + n[None, :] * s_cn
     # the adjoint runs backwards in time; its scan runs forwards over tiles read last step first
-    # (associative_scan(reverse=True) has miscompiled non-commutative combines: triton#4362)
     dt_next_rtile = dt_ptr + b64 * s_tb + (r + 1)[:, None] * s_tl + d[None, :] * s_td
     dy_rtile = dy_ptr + b64 * s_yb + r[:, None] * s_yl + d[None, :] * s_yd
     C_rtile = C_ptr + b64 * s_cb + pid_g * s_cg + r[:, None] * s_cl + n[None, :] * s_cn
@@ -329,14 +431,20 @@ def _scan_bwd_chunked_kernel(
     ck_tile = (ckpt_ptr + prog.to(tl.int64) * (n_chunks * BLOCK_D * BLOCK_N)
                + n[None, :, None] + tl.arange(0, BLOCK_D)[None, None, :] * BLOCK_N)
     # the workspace holds only the state at the start of each tile of a chunk: CHUNK / T states
-    ws_tile = (ws_ptr + prog.to(tl.int64) * ((CHUNK // T) * BLOCK_D * BLOCK_N)
-               + n[None, :, None] * BLOCK_D + tl.arange(0, BLOCK_D)[None, None, :])
+    # (in SEG_PAR, one such workspace for each segment)
+    ws_prog = prog.to(tl.int64)
+    if SEG_PAR:
+        ws_prog = ws_prog * n_segs + seg
+    nd_block = n[None, :, None] * BLOCK_D + tl.arange(0, BLOCK_D)[None, None, :]
+    ws_tile = ws_ptr + ws_prog * ((CHUNK // T) * BLOCK_D * BLOCK_N) + nd_block
 
     g_next = tl.zeros((1, BLOCK_N, BLOCK_D), dtype=tl.float32)  # g of the step after the tile
+    if SEG_PAR:  # the adjoint at the next segment's first step, from pass 2
+        g_next = tl.load(carry_ptr + ws_prog * (BLOCK_N * BLOCK_D) + nd_block)
     dA_acc = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
     dD_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
     dbias_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
-    for i in range(0, n_chunks):
+    for i in range(first, first + count):
         c0 = (n_chunks - 1 - i) * CHUNK
         n_tiles = tl.cdiv(tl.minimum(length - c0, CHUNK), T)
         h = tl.load(ck_tile + (c0 // CHUNK) * (BLOCK_D * BLOCK_N))
@@ -358,16 +466,8 @@ def _scan_bwd_chunked_kernel(
             B = tl.load(B_tile + t0 * s_bl, mask=live & n_mask[None, :], other=0.0).to(tl.float32)
             dy = tl.load(dy_tile + t0 * s_yl, mask=live & d_mask[None, :], other=0.0).to(tl.float32)
             dlu = dl * u
-            # g_t = C_t dy_t + exp(dl_{t+1} A) g_{t+1}, last step first
-            _, dl_next = _load_delta(dt_next_rtile + t0 * s_tl, t0 + r + 1, length, d_mask, bias, HAS_BIAS,
-                                     SOFTPLUS)
-            C_r = tl.load(C_rtile + t0 * s_cl, mask=(t0 + r < length)[:, None] & n_mask[None, :], other=0.0)
-            dy_r = tl.load(dy_rtile + t0 * s_yl, mask=(t0 + r < length)[:, None] & d_mask[None, :], other=0.0)
-            a_next = tl.exp2(dl_next[:, None, :] * A2[None, :, :])
-            beta = C_r.to(tl.float32)[:, :, None] * dy_r.to(tl.float32)[:, None, :]
-            beta += tl.where((s == 0)[:, None, None], a_next * g_next, -0.0)
-            _, g_r = tl.associative_scan((a_next, beta), 0, _combine)
-            g_next = tl.sum(tl.where((s == T - 1)[:, None, None], g_r, -0.0), axis=0, keep_dims=True)
+            g_r, g_next, _ = _adjoint_tile(g_next, dt_next_rtile, C_rtile, dy_rtile, t0, r, s, length, s_tl, s_cl,
+                                           s_yl, d_mask, n_mask, bias, A2, HAS_BIAS, SOFTPLUS, T)
             g = tl.flip(g_r, 0)
             # one atomic add per tile: the T steps' sums over this program's channels
             bc_mask = live & n_mask[None, :]
@@ -397,7 +497,7 @@ def _scan_bwd_chunked_kernel(
             tl.store(du_ptr + out_tile + t0, du.to(du_ptr.dtype.element_ty), mask=out_mask)
             tl.store(ddt_ptr + out_tile + t0, ddl.to(ddt_ptr.dtype.element_ty), mask=out_mask)
         tl.debug_barrier()
-    part = b64 * dim + d
+    part = pid_0.to(tl.int64) * dim + d  # pid_0: the batch element (x segment, in SEG_PAR)
     tl.store(dA_ptr + part[None, :] * n_state + n[:, None], dA_acc, mask=nd_mask)
     tl.store(dD_ptr + part, dD_acc, mask=d_mask)
     tl.store(dbias_ptr + part, dbias_acc, mask=d_mask)

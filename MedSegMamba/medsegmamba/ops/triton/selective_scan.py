@@ -40,12 +40,13 @@ import triton
 
 # The launchers below look the kernels up in this module's namespace (the interpreter tests
 # replace them with spies here).
-from .scan_kernels import _scan_bwd_chunked_kernel, _scan_bwd_kernel, _scan_fwd_chunked_kernel, _scan_fwd_kernel
+from .scan_kernels import (_scan_bwd_carry_kernel, _scan_bwd_chunked_kernel, _scan_bwd_kernel, _scan_bwd_local_kernel,
+                           _scan_fwd_chunked_kernel, _scan_fwd_kernel)
 
 CHUNK = 64
 FWD_KERNELS = ("seq", "chunked")
 FWD_ENV_VAR = "MEDSEGMAMBA_TRITON_FWD"
-BWD_KERNELS = ("seq", "chunked")
+BWD_KERNELS = ("seq", "chunked", "parallel")
 BWD_ENV_VAR = "MEDSEGMAMBA_TRITON_BWD"
 
 
@@ -201,14 +202,16 @@ def _scan_fwd(u, delta, A, B, C, D, delta_bias, softplus, store_ckpt, block_d=No
 
 
 def _scan_bwd(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt, block_d, num_warps, kernel="seq",
-              chunk_t=None):
-    """Launch a backward kernel ("seq" or "chunked", T = chunk_t steps at once).
+              chunk_t=None, segments=None):
+    """Launch a backward kernel ("seq", "chunked" or "parallel", T = chunk_t steps at once;
+    "parallel" cuts time into `segments` runs of whole checkpoint chunks, None: `_segments`' rule).
 
     Returns fp32 (du, ddelta, dA, dB, dC, dD, dbias)-ready tensors.
     """
     batch, dim, length = u.shape
     groups, n_state = B.shape[1], A.shape[1]
-    if kernel == "chunked":
+    par = kernel == "parallel"
+    if par or kernel == "chunked":
         block_d, block_n, _ = _config(dim // groups, n_state, block_d)
         chunk_t, num_warps = _bwd_chunked_config(n_state, block_d, num_warps, chunk_t)
     else:
@@ -218,33 +221,107 @@ def _scan_bwd(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt, block_d, num
     if ckpt.shape != (grid[0] * grid[1] * grid[2], n_chunks, block_d, block_n):
         raise RuntimeError(f"selective_scan_triton: checkpoint shape {tuple(ckpt.shape)} does not fit the grid")
     dev, f32 = u.device, torch.float32
-    ws_states = CHUNK // chunk_t if kernel == "chunked" else CHUNK
-    ws = torch.empty((ckpt.shape[0], ws_states, block_d, block_n), device=dev, dtype=f32)
+    # the parallel backward runs its segments at once: a workspace, and a row of dA, dD, dbias, per segment
+    seg_chunks = n_chunks
+    if par:
+        ws_bytes = ckpt.shape[0] * (CHUNK // chunk_t) * block_d * block_n * 4  # one workspace per program
+        seg_chunks = triton.cdiv(n_chunks, _segments(segments, n_chunks, grid[0] * grid[1] * grid[2], ws_bytes))
+    rows = triton.cdiv(n_chunks, seg_chunks)
+    ws_states = CHUNK if kernel == "seq" else CHUNK // chunk_t
+    ws = torch.empty((ckpt.shape[0] * rows, ws_states, block_d, block_n), device=dev, dtype=f32)
     du = torch.empty((batch, dim, length), device=dev, dtype=u.dtype)
     ddelta = torch.empty((batch, dim, length), device=dev, dtype=delta.dtype)
-    dA = torch.empty((batch, dim, n_state), device=dev, dtype=f32)
-    partial = kernel == "chunked" and _bc_sums() == "partial"
+    dA = torch.empty((batch * rows, dim, n_state), device=dev, dtype=f32)
+    partial = kernel != "seq" and _bc_sums() == "partial"
     parts = (grid[2],) if partial else ()  # one (B, G, N, L) slice per channel block, summed below
     make = torch.empty if partial else torch.zeros  # partial: every element of every slice is stored
     dB = make(parts + (batch, groups, n_state, length), device=dev, dtype=f32)
     dC = make(parts + (batch, groups, n_state, length), device=dev, dtype=f32)
-    dD = torch.empty((batch, dim), device=dev, dtype=f32)
-    dbias = torch.empty((batch, dim), device=dev, dtype=f32)
-    tensors = (u, delta, A, B, C, D if D is not None else u, delta_bias if delta_bias is not None else u, dy, ckpt,
-               ws, du, ddelta, dA, dB, dC, dD, dbias)
+    dD = torch.empty((batch * rows, dim), device=dev, dtype=f32)
+    dbias = torch.empty((batch * rows, dim), device=dev, dtype=f32)
+    carry = _segment_carries(dy, delta, A, C, delta_bias, softplus, grid, seg_chunks * CHUNK, rows, block_d,
+                             block_n, chunk_t, num_warps) if par else ws
+    inputs = (u, delta, A, B, C, D if D is not None else u, delta_bias if delta_bias is not None else u, dy, ckpt)
+    outputs = (du, ddelta, dA, dB, dC, dD, dbias)
     sizes = (length, n_chunks, groups, dim, dim // groups, n_state)
     strides = (*u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *dy.stride())
     flags = dict(HAS_D=D is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus),
                  CHUNK=CHUNK, BLOCK_D=block_d, BLOCK_N=block_n, num_warps=num_warps)
-    if kernel == "chunked":
+    if kernel != "seq":
+        flags.update(_bwd_maxnreg())
         part_stride = batch * groups * n_state * length  # elements between two slices of dB, dC
-        _scan_bwd_chunked_kernel[grid](*tensors, *sizes, part_stride, *strides, **flags, T=chunk_t,
-                                       PARTIAL=partial)
+        _scan_bwd_chunked_kernel[(grid[0] * rows,) + grid[1:]](*inputs, ws, carry, *outputs, *sizes, part_stride,
+                                                              seg_chunks, rows, *strides, **flags, T=chunk_t,
+                                                              PARTIAL=partial, SEG_PAR=par)
     else:
-        _scan_bwd_kernel[grid](*tensors, *sizes, *strides, **flags)
+        _scan_bwd_kernel[grid](*inputs, ws, *outputs, *sizes, *strides, **flags)
     if partial:
         dB, dC = dB.sum(0), dC.sum(0)
     return du, ddelta, dA.sum(0), dB, dC, dD.sum(0), dbias.sum(0)
+
+
+MAXNREG_ENV_VAR = "MEDSEGMAMBA_TRITON_BWD_MAXNREG"
+
+
+def _bwd_maxnreg() -> dict:
+    """{"maxnreg": R} from $MEDSEGMAMBA_TRITON_BWD_MAXNREG, else {}: a cap on the chunked and
+    parallel backward's registers per thread. Uncapped, ptxas gives it 255 at the paper's and the
+    default model's launch (and spills), which lets two of its 4-warp programs share a multiprocessor;
+    168 lets three, 128 four, at the cost of more spills (offline sm_90 build, session 8)."""
+    value = os.environ.get(MAXNREG_ENV_VAR)
+    if not value:
+        return {}
+    try:
+        regs = int(value)
+    except ValueError:
+        regs = 0
+    if not 24 <= regs <= 255 or regs % 8:
+        raise ValueError(f"selective_scan_triton: ${MAXNREG_ENV_VAR} must be a multiple of 8 in 24..255, got {value!r}")
+    return {"maxnreg": regs}
+
+
+SEGMENTS_ENV_VAR = "MEDSEGMAMBA_TRITON_SEGMENTS"
+_SEG_PROGRAMS = 4096          # programs the parallel backward aims for (an H100 has 132 multiprocessors)
+_SEG_WS_BYTES = 256 * 2**20   # at most this much workspace
+
+
+def _segments(segments, n_chunks, programs, ws_bytes):
+    """How many segments the parallel backward cuts time into: `segments`, else
+    $MEDSEGMAMBA_TRITON_SEGMENTS, else enough for about _SEG_PROGRAMS programs with at most
+    _SEG_WS_BYTES of workspace (each segment has its own); between 1 and the checkpoint chunks."""
+    source = "segments"
+    if segments is None and os.environ.get(SEGMENTS_ENV_VAR):
+        segments, source = os.environ[SEGMENTS_ENV_VAR], f"${SEGMENTS_ENV_VAR}"
+    if segments is None:
+        want = triton.cdiv(_SEG_PROGRAMS, programs)
+        return max(1, min(n_chunks, want, _SEG_WS_BYTES // max(1, ws_bytes)))
+    try:
+        segments = int(segments)
+    except (TypeError, ValueError):
+        segments = 0
+    if segments < 1:
+        raise ValueError(f"selective_scan_triton: {source} must be a positive integer, got {segments!r}")
+    return min(segments, n_chunks)
+
+
+def _segment_carries(dy, delta, A, C, delta_bias, softplus, grid, seg_len, n_segs, block_d, block_n, chunk_t,
+                     num_warps):
+    """Passes 1 and 2 of the parallel backward: the adjoint that enters each segment (`seg_len`
+    steps) from the one after it, (programs * n_segs, BLOCK_N, BLOCK_D) float32 (scan_kernels.py says how)."""
+    batch, groups, blocks = grid
+    slots = batch * groups * blocks * n_segs
+    gloc = torch.empty((slots, block_n, block_d), device=dy.device, dtype=torch.float32)
+    dl_sum = torch.empty((slots, block_d), device=dy.device, dtype=torch.float32)
+    carry = torch.empty_like(gloc)
+    _scan_bwd_local_kernel[(batch * n_segs, groups, blocks)](
+        delta, A, C, delta_bias if delta_bias is not None else delta, dy, gloc, dl_sum,
+        delta.shape[2], seg_len, n_segs, groups, delta.shape[1] // groups, A.shape[1],
+        *delta.stride(), *A.stride(), *C.stride(), *dy.stride(),
+        HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus), BLOCK_D=block_d, BLOCK_N=block_n,
+        T=chunk_t, num_warps=num_warps)
+    _scan_bwd_carry_kernel[grid](A, gloc, dl_sum, carry, n_segs, groups, delta.shape[1] // groups, A.shape[1],
+                                 *A.stride(), BLOCK_D=block_d, BLOCK_N=block_n, num_warps=num_warps)
+    return carry
 
 
 BC_ENV_VAR = "MEDSEGMAMBA_TRITON_BC"
@@ -264,7 +341,7 @@ def _bc_sums() -> str:
 class _SelectiveScanTriton(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, delta_bias, softplus, kernel, block_d, num_warps, chunk_t, bwd_kernel,
-                bwd_launch):
+                bwd_launch, bwd_segments):
         needs_grad = any(t is not None and t.requires_grad for t in (u, delta, A, B, C, D, delta_bias))
         bwd_block_d, bwd_chunk_t, bwd_warps = bwd_launch or (None, None, None)
         y, ckpt, bwd_cfg = _scan_fwd(u, delta, A, B, C, D, delta_bias, softplus, needs_grad, block_d, num_warps,
@@ -274,8 +351,8 @@ class _SelectiveScanTriton(torch.autograd.Function):
             # the checkpoint layout fixes the backward's channel block; the sequential backward picks
             # its own warps unless the caller fixed them for the sequential forward, the chunked one
             # unless bwd_launch fixes them
-            if bwd_kernel == "chunked":
-                bwd_cfg = (bwd_cfg[0], bwd_warps, "chunked", bwd_chunk_t)
+            if bwd_kernel != "seq":
+                bwd_cfg = (bwd_cfg[0], bwd_warps, bwd_kernel, bwd_chunk_t, bwd_segments)
             ctx.softplus, ctx.cfg = softplus, bwd_cfg
         return y
 
@@ -286,11 +363,13 @@ class _SelectiveScanTriton(torch.autograd.Function):
                                                      ckpt, *ctx.cfg)
         return (du, ddelta, dA.to(A.dtype), dB.to(B.dtype), dC.to(C.dtype),
                 None if D is None else dD.to(D.dtype),
-                None if delta_bias is None else dbias.to(delta_bias.dtype), None, None, None, None, None, None, None)
+                None if delta_bias is None else dbias.to(delta_bias.dtype), None, None, None, None, None, None, None,
+                None)
 
 
 def selective_scan_triton(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True, *,
-                          kernel=None, block_d=None, num_warps=None, chunk_t=None, bwd_kernel=None, bwd_launch=None):
+                          kernel=None, block_d=None, num_warps=None, chunk_t=None, bwd_kernel=None, bwd_launch=None,
+                          bwd_segments=None):
     """Triton selective scan on CUDA; y (Bt, D, L) in u's dtype. Shapes as `selective_scan_ref`.
 
     kernel picks the forward: "seq" (one step at a time) or "chunked" (T steps at once through an
@@ -298,7 +377,8 @@ def selective_scan_triton(u, delta, A, B, C, D=None, delta_bias=None, delta_soft
     the backward the same way: "seq" or "chunked"; None reads $MEDSEGMAMBA_TRITON_BWD, default
     "chunked". Both forwards leave the same checkpoints, which both backwards read.
     block_d / num_warps / chunk_t (T, chunked only) override the forward's launch configuration,
-    bwd_launch = (block_d, T, num_warps), each may be None, the chunked backward's (benchmarks only).
+    bwd_launch = (block_d, T, num_warps), each may be None, the chunked or parallel backward's (benchmarks
+    only); bwd_segments, the parallel backward's segments (None: $MEDSEGMAMBA_TRITON_SEGMENTS, else its rule).
     """
     from ..selective_scan import check_scan_args
 
@@ -308,8 +388,9 @@ def selective_scan_triton(u, delta, A, B, C, D=None, delta_bias=None, delta_soft
     if chunk_t is not None and kernel != "chunked":
         raise ValueError(f"selective_scan_triton: chunk_t is for kernel='chunked', got kernel={kernel!r}")
     bwd_kernel = _bwd_kernel_name(bwd_kernel)
-    if bwd_launch is not None and (bwd_kernel != "chunked" or len(bwd_launch) != 3):
-        raise ValueError(f"selective_scan_triton: bwd_launch is (block_d, T, num_warps) for bwd_kernel='chunked', "
+    if bwd_launch is not None and (bwd_kernel == "seq" or len(bwd_launch) != 3):
+        raise ValueError(f"selective_scan_triton: bwd_launch is (block_d, T, num_warps) for bwd_kernel='chunked' "
+                         f"or 'parallel', "
                          f"got {bwd_launch!r} with bwd_kernel={bwd_kernel!r}")
     return _SelectiveScanTriton.apply(u, delta, A, B, C, D, delta_bias, delta_softplus, kernel, block_d, num_warps,
-                                      chunk_t, bwd_kernel, bwd_launch)
+                                      chunk_t, bwd_kernel, bwd_launch, bwd_segments)
