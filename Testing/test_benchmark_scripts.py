@@ -67,3 +67,21 @@ def test_profile_kinds(load_script):
     assert mod.kind_of("void at::native::elementwise_kernel<128, 4>") == "elementwise"
     assert mod.kind_of("aten::copy_") == "copy / layout"
     assert mod.kind_of("something_else") == "other"
+
+
+def test_scan_bwd_segments_smoke(tmp_path):
+    # through Triton's interpreter: every backward variant runs and agrees with the float64 reference
+    proc = run("scan_bwd_segments.py", "--out", str(tmp_path), "--smoke", "--parts", "timings,accuracy")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert rows[0]["part"] == "meta" and rows[0]["device"].startswith("cpu")
+    timed = [r for r in rows if r["part"] == "timings"]
+    assert [r["bwd"] for r in timed] == ["chunked", "parallel/auto", "parallel/2 r128"]
+    assert all(r.get("fwd_bwd_ms", 0) > 0 and "error" not in r for r in timed)
+    accuracy = [r for r in rows if r["part"] == "accuracy"]
+    assert {(r["case"], r["impl"]) for r in accuracy} == {
+        (case, impl) for case in ("b1 float32", "b1 bfloat16") for impl in ("chunked", "parallel/auto")}
+    for r in accuracy:
+        tol = 1e-5 if "float32" in r["case"] else 2e-2
+        assert all(v < tol for k, v in r.items() if k not in ("part", "case", "impl")), r
+    assert "| timings | smoke b2 | parallel/auto |" in (tmp_path / "results.md").read_text()

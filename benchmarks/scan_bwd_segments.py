@@ -104,9 +104,11 @@ def networks(device, emit, smoke):
         for bwd, regs in (("chunked", None), ("parallel", None), ("chunked", 128)):
             os.environ["MEDSEGMAMBA_TRITON_BWD"] = bwd
             set_maxnreg(regs)
-            row = {"part": "train step", "case": f"{label} b{batch} {'bf16' if device.type == 'cuda' else 'fp32'}", "bwd": bwd + (f" r{regs}" if regs else "")}
+            precision = "bf16" if device.type == "cuda" else "fp32"
+            row = {"part": "train step", "case": f"{label} b{batch} {precision}",
+                   "bwd": bwd + (f" r{regs}" if regs else "")}
             try:
-                row |= run_case(model, device, "train", "bf16" if device.type == "cuda" else "fp32", batch, patch,
+                row |= run_case(model, device, "train", precision, batch, patch,
                                 False, warmup=0 if smoke else 2, iters=1 if smoke else 8)
             except Exception as exc:
                 row["error"] = repr(exc)[:300]

@@ -14,11 +14,12 @@ CASES = ["full", "bare_noncontig", "chunked_full", "chunked_bare_noncontig_nosof
          "chunked_by_env"]
 # the chunked backward (T steps at once), after either forward
 BWD_CASES = ["bwd_chunked_full", "bwd_chunked_after_chunked", "bwd_chunked_bare_noncontig_nosoftplus",
-             "bwd_chunked_bf16", "bwd_chunked_by_default", "bwd_chunked_full_partial", "bwd_chunked_partial_bf16"]
+             "bwd_chunked_bf16", "bwd_chunked_full_partial", "bwd_chunked_partial_bf16"]
 # the segment-parallel backward: passes 1 and 2 carry the adjoint across segments of checkpoint
 # chunks, pass 3 is the chunked backward run on every segment at once
-PAR_CASES = ["bwd_parallel_full", "bwd_parallel_two_segments", "bwd_parallel_after_chunked", "bwd_parallel_bare_noncontig_nosoftplus",
-             "bwd_parallel_one_chunk", "bwd_parallel_partial_bf16", "bwd_parallel_chunk_tiles"]
+PAR_CASES = ["bwd_parallel_full", "bwd_parallel_two_segments", "bwd_auto_by_default", "bwd_parallel_after_chunked",
+             "bwd_parallel_bare_noncontig_nosoftplus", "bwd_parallel_one_chunk", "bwd_parallel_partial_bf16",
+             "bwd_parallel_chunk_tiles"]
 
 
 @pytest.fixture(scope="module")
@@ -78,17 +79,18 @@ def test_backward_kernel_choice(monkeypatch):
     from medsegmamba.ops.triton import selective_scan as tscan
 
     monkeypatch.delenv(tscan.BWD_ENV_VAR, raising=False)
-    assert tscan._bwd_kernel_name(None) == "chunked"  # as accurate and faster on the H100
+    assert tscan._bwd_kernel_name(None) == "auto"  # chunked or parallel by the grid's size
     monkeypatch.setenv(tscan.BWD_ENV_VAR, "seq")
     assert tscan._bwd_kernel_name(None) == "seq"
     assert tscan._bwd_kernel_name("chunked") == "chunked"  # the argument wins
     monkeypatch.setenv(tscan.BWD_ENV_VAR, "")
-    assert tscan._bwd_kernel_name(None) == "chunked"
+    assert tscan._bwd_kernel_name(None) == "auto"
     monkeypatch.setenv(tscan.BWD_ENV_VAR, "fast")
-    with pytest.raises(ValueError, match=r"\$MEDSEGMAMBA_TRITON_BWD must be one of seq, chunked, parallel, got 'fast'"):
+    with pytest.raises(ValueError,
+                       match=r"\$MEDSEGMAMBA_TRITON_BWD must be one of seq, chunked, parallel, auto, got 'fast'"):
         tscan._bwd_kernel_name(None)
     assert tscan._bwd_kernel_name("parallel") == "parallel"
-    with pytest.raises(ValueError, match=r"bwd_kernel must be one of seq, chunked, parallel, got 'pipelined'"):
+    with pytest.raises(ValueError, match=r"bwd_kernel must be one of seq, chunked, parallel, auto, got 'pipelined'"):
         tscan._bwd_kernel_name("pipelined")
 
 
@@ -137,3 +139,48 @@ def test_chunked_config():
             tscan._chunked_config(1024, 64, chunk_t=bad)
     with pytest.raises(ValueError, match="block_d must be a power of two, got 24"):
         tscan._chunked_config(1024, 64, block_d=24)
+
+
+def test_auto_backward_takes_the_parallel_one_only_on_small_grids():
+    from medsegmamba.ops.triton import selective_scan as tscan
+
+    sms = tscan._INTERPRETER_SMS  # off CUDA, an H100's 132 multiprocessors
+    # measured on an H100: parallel 2.1x faster at 64 programs, 5-8 % slower at 256 and 512
+    assert [tscan._auto_bwd_kernel(p, "cpu") for p in (4, 64, sms)] == ["parallel"] * 3
+    assert [tscan._auto_bwd_kernel(p, "cpu") for p in (sms + 1, 256, 512)] == ["chunked"] * 3
+
+
+def test_segments_rule(monkeypatch):
+    from medsegmamba.ops.triton import selective_scan as tscan
+
+    monkeypatch.delenv(tscan.SEGMENTS_ENV_VAR, raising=False)
+    small_ws = 2**20
+    # enough segments for about 4096 programs, never more than the checkpoint chunks
+    assert tscan._segments(None, 27, 64, small_ws) == 27
+    assert tscan._segments(None, 27, 1024, small_ws) == 4
+    assert tscan._segments(None, 27, 8192, small_ws) == 1
+    # and at most 256 MiB of workspace, one per segment: the paper's size at batch 1 (64 MiB a segment)
+    assert tscan._segments(None, 27, 512, 512 * 32 * 16 * 64 * 4) == 4
+    assert tscan._segments(None, 27, 64, 300 * 2**20) == 1
+    assert tscan._segments(5, 27, 64, small_ws) == 5
+    assert tscan._segments(50, 27, 64, small_ws) == 27
+    monkeypatch.setenv(tscan.SEGMENTS_ENV_VAR, "9")
+    assert tscan._segments(None, 27, 64, small_ws) == 9
+    assert tscan._segments(2, 27, 64, small_ws) == 2  # the argument wins
+    for bad in ("0", "x", "-3"):
+        monkeypatch.setenv(tscan.SEGMENTS_ENV_VAR, bad)
+        with pytest.raises(ValueError, match=r"\$MEDSEGMAMBA_TRITON_SEGMENTS must be a positive integer"):
+            tscan._segments(None, 27, 64, small_ws)
+
+
+def test_backward_register_cap(monkeypatch):
+    from medsegmamba.ops.triton import selective_scan as tscan
+
+    monkeypatch.delenv(tscan.MAXNREG_ENV_VAR, raising=False)
+    assert tscan._bwd_maxnreg() == {}
+    monkeypatch.setenv(tscan.MAXNREG_ENV_VAR, "128")
+    assert tscan._bwd_maxnreg() == {"maxnreg": 128}
+    for bad in ("100", "300", "8", "many"):
+        monkeypatch.setenv(tscan.MAXNREG_ENV_VAR, bad)
+        with pytest.raises(ValueError, match="MEDSEGMAMBA_TRITON_BWD_MAXNREG must be a multiple of 8 in 24..255"):
+            tscan._bwd_maxnreg()

@@ -87,8 +87,9 @@ BWD_CASES = {
                                                None, False), dict(bwd_kernel="chunked")),
     "bwd_chunked_bf16": ((1, 12, 2, 5, 19, True, True, False, torch.bfloat16, 10, 4, "chunked", 8),
                          dict(bwd_kernel="chunked", bwd_launch=(None, 4, None))),
-    # bwd_kernel=None and $MEDSEGMAMBA_TRITON_BWD unset: the default backward
-    "bwd_chunked_by_default": ((1, 8, 2, 3, 10, True, True, False, torch.float32, 11, None, None), {}),
+    # bwd_kernel=None and $MEDSEGMAMBA_TRITON_BWD unset: the default backward, "auto", which takes the
+    # parallel one on a grid this small (4 programs)
+    "bwd_auto_by_default": ((1, 8, 2, 3, 10, True, True, False, torch.float32, 11, None, None), {}),
     # $MEDSEGMAMBA_TRITON_BC=partial (names with _partial): dB, dC summed over channel blocks
     # after the kernel; 6 channels per group in blocks of 4 and of 2: 2 and 3 slices to sum
     "bwd_chunked_full_partial": ((2, 12, 2, 5, 37, True, True, False, torch.float32, 12, 4, "seq"),

@@ -28,7 +28,15 @@ g_t = C_t dy_t + exp(dl_{t+1} A) g_{t+1}:
   by tile backwards, recomputes the tile's states with the same scan and g with a scan over the
   tile read last step first, carrying g across tiles; dB and dC of the T steps are summed over the
   program's channels and added with one atomic per tile.
-Gradients of A, D and delta_bias are accumulated per batch element, then summed.
+- "parallel" cuts time into segments of whole checkpoint chunks and runs the chunked backward on
+  every segment at once. The adjoint is linear in what enters a segment from the next one, so two
+  small passes come first: each segment's adjoint at its first step from a zero start, with the
+  sum of its steps' deltas (pass 1, all segments at once), then those chained last to first into
+  what enters each segment (pass 2, L / segment steps per program). Each segment has its own
+  workspace, so the count is capped (`_segments`: about 4096 programs, at most 256 MiB).
+- "auto" (the default) takes "parallel" when the chunked one's grid has at most one program per
+  multiprocessor, else "chunked" (`_auto_bwd_kernel`, measured in benchmarks/results/2026-12-06-h100-s8/).
+Gradients of A, D and delta_bias are accumulated per batch element (and segment), then summed.
 """
 
 from __future__ import annotations
@@ -46,7 +54,7 @@ from .scan_kernels import (_scan_bwd_carry_kernel, _scan_bwd_chunked_kernel, _sc
 CHUNK = 64
 FWD_KERNELS = ("seq", "chunked")
 FWD_ENV_VAR = "MEDSEGMAMBA_TRITON_FWD"
-BWD_KERNELS = ("seq", "chunked", "parallel")
+BWD_KERNELS = ("seq", "chunked", "parallel", "auto")
 BWD_ENV_VAR = "MEDSEGMAMBA_TRITON_BWD"
 
 
@@ -95,14 +103,34 @@ def _fwd_kernel_name(kernel):
 
 
 def _bwd_kernel_name(kernel):
-    """The backward kernel to run: the argument, else $MEDSEGMAMBA_TRITON_BWD, else "chunked".
+    """The backward kernel to run: the argument, else $MEDSEGMAMBA_TRITON_BWD, else "auto"
+    (`_auto_bwd_kernel`: "chunked" or "parallel" by the size of its grid).
 
     On an H100 the chunked backward matched the sequential one's error against float64 and was
     faster at both sizes measured: 11.2 against 15.7 ms forward+backward at the paper's (best
     launch, now its default) and 3.8 against 6.0 ms at the default model's
     (benchmarks/results/2026-11-23-h100-s3/).
     """
-    return _kernel_name(kernel, "bwd_kernel", BWD_ENV_VAR, BWD_KERNELS, "chunked")
+    return _kernel_name(kernel, "bwd_kernel", BWD_ENV_VAR, BWD_KERNELS, "auto")
+
+
+_INTERPRETER_SMS = 132  # multiprocessors assumed under Triton's interpreter: an H100's
+
+
+def _auto_bwd_kernel(programs: int, device) -> str:
+    """"parallel" when the chunked backward's grid has at most one program per multiprocessor, else
+    "chunked". ptxas gives the chunked backward 255 registers per thread (sm_90, session 8), so at
+    most two of its programs share a multiprocessor; with one or fewer, most of the chip idles
+    while each program walks all of L, and the parallel backward fills it with segments. Measured
+    on an H100 (benchmarks/results/2026-12-06-h100-s8/), one scan's forward + backward, fp32: the
+    default model's size at batch 4 (64 programs) 2.76 -> 1.32 ms; at batch 16 (256 programs)
+    4.51 against 4.75 ms and the paper's at batch 1 (512) 9.13 against 9.92 ms, where the chunked
+    one stays."""
+    if torch.device(device).type == "cuda":
+        sms = torch.cuda.get_device_properties(device).multi_processor_count
+    else:
+        sms = _INTERPRETER_SMS
+    return "parallel" if programs <= sms else "chunked"
 
 
 def _chunked_config(dim_group, n_state, block_d=None, num_warps=None, chunk_t=None):
@@ -210,6 +238,8 @@ def _scan_bwd(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt, block_d, num
     """
     batch, dim, length = u.shape
     groups, n_state = B.shape[1], A.shape[1]
+    if kernel == "auto":
+        kernel = _auto_bwd_kernel(ckpt.shape[0], u.device)  # the checkpoints hold a block per program
     par = kernel == "parallel"
     if par or kernel == "chunked":
         block_d, block_n, _ = _config(dim // groups, n_state, block_d)
@@ -374,8 +404,9 @@ def selective_scan_triton(u, delta, A, B, C, D=None, delta_bias=None, delta_soft
 
     kernel picks the forward: "seq" (one step at a time) or "chunked" (T steps at once through an
     associative scan); None reads $MEDSEGMAMBA_TRITON_FWD, default "chunked". bwd_kernel picks
-    the backward the same way: "seq" or "chunked"; None reads $MEDSEGMAMBA_TRITON_BWD, default
-    "chunked". Both forwards leave the same checkpoints, which both backwards read.
+    the backward the same way: "seq", "chunked", "parallel" or "auto"; None reads
+    $MEDSEGMAMBA_TRITON_BWD, default "auto". Both forwards leave the same checkpoints, which every
+    backward reads.
     block_d / num_warps / chunk_t (T, chunked only) override the forward's launch configuration,
     bwd_launch = (block_d, T, num_warps), each may be None, the chunked or parallel backward's (benchmarks
     only); bwd_segments, the parallel backward's segments (None: $MEDSEGMAMBA_TRITON_SEGMENTS, else its rule).
