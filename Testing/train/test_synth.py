@@ -219,3 +219,57 @@ def test_load_label_maps_c_order_int32(tmp_path):
     assert len(maps) == 2
     for m in maps:
         assert m.dtype == np.int32 and m.flags.c_contiguous and np.array_equal(m, lab)
+
+
+def _roughness(img):
+    """Mean absolute difference between neighbours along the three axes: lower for blurrier images."""
+    x = img[:, 0]
+    return float(sum((x.diff(dim=d)).abs().mean() for d in (1, 2, 3)))
+
+
+def test_all_axes_low_resolution_blurs_every_sample(maps):
+    plain = dict(lowres_prob=0.0, noise_max=0.0, bias_std=0.0, gamma_std=0.0, t1_prob=1.0)
+    sharp = make(maps, seed=3, **plain).sample(4)[0]
+    soft = make(maps, seed=3, **plain, iso_prob=1.0, iso_max_spacing=3.0).sample(4)[0]
+    assert soft.shape == sharp.shape and float(soft.min()) >= 0 and float(soft.max()) <= 1
+    assert _roughness(soft) < 0.8 * _roughness(sharp)
+
+
+def test_all_axes_low_resolution_leaves_the_thick_axis_draws_alone(maps):
+    # with every sample taking the thick-axis branch, iso_prob changes nothing, not even the draws
+    a = make(maps, seed=4, lowres_prob=1.0, iso_prob=0.0).sample(3)
+    b = make(maps, seed=4, lowres_prob=1.0, iso_prob=0.0, iso_max_spacing=9.0).sample(3)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    c = make(maps, seed=4, lowres_prob=0.5, iso_prob=0.0).sample(3)
+    d = make(maps, seed=4, lowres_prob=0.5, iso_prob=0.0, iso_max_spacing=9.0).sample(3)
+    assert torch.equal(c[0], d[0])
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(iso_prob=1.5), "synth.iso_prob: expected a probability in \\[0, 1\\], got 1.5"),
+    (dict(lowres_prob=0.6, iso_prob=0.5), "synth.lowres_prob \\+ synth.iso_prob: .* at most 1, got 0.6 \\+ 0.5"),
+    (dict(iso_max_spacing=0.5), "synth.iso_max_spacing: expected a spacing of at least 1 mm, got 0.5"),
+])
+def test_synth_config_refuses_bad_values(kw, message):
+    with pytest.raises(ValueError, match=message):
+        SynthConfig(**kw)
+
+
+def test_shipped_training_configs_load():
+    from pathlib import Path
+
+    from medsegmamba.train.config import TrainConfig
+
+    configs = Path(__file__).resolve().parents[2] / "configs"
+    default = TrainConfig.from_file(configs / "default.json").synth_config()
+    assert (default.iso_prob, default.iso_max_spacing, default.lowres_prob) == (0.2, 3.0, 0.5)
+    assert TrainConfig.from_file(configs / "locator.json").synth_config().voxel_mm == 3
+
+
+def test_training_config_names_the_file_and_the_bad_synth_value(tmp_path):
+    from medsegmamba.train.config import TrainConfig
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"synth": {"lowres_prob": 0.9, "iso_prob": 0.3}}')
+    with pytest.raises(ValueError, match=r"bad\.json: synth\.lowres_prob \+ synth\.iso_prob"):
+        TrainConfig.from_file(bad)

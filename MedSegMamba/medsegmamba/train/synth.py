@@ -39,6 +39,8 @@ class SynthConfig:
     t1_prob: float = 0.5           # T1-like contrast, else fully random
     lowres_prob: float = 0.5
     max_spacing: float = 4.0       # mm of the simulated thick-slice axis
+    iso_prob: float = 0.0          # else, all three axes at a lower resolution (SynthSeg-like; 0: never)
+    iso_max_spacing: float = 3.0   # mm, the largest spacing of each axis then
     bias_std: float = 0.4
     noise_max: float = 8.0         # std on the 0..255 scale
     gamma_std: float = 0.25
@@ -46,6 +48,17 @@ class SynthConfig:
     coords_per_map: int = 20000
     voxel_mm: int = 1              # mm per patch voxel: 3 makes the coarse locator's 3 mm patches
                                    # (288 mm, a whole head; pipeline/focus.py)
+
+    def __post_init__(self):
+        for name in ("focus_prob", "flip_prob", "t1_prob", "lowres_prob", "iso_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"synth.{name}: expected a probability in [0, 1], got {getattr(self, name)!r}")
+        if self.lowres_prob + self.iso_prob > 1.0:
+            raise ValueError(f"synth.lowres_prob + synth.iso_prob: one draw picks one of them, so they must add up "
+                             f"to at most 1, got {self.lowres_prob} + {self.iso_prob}")
+        for name in ("max_spacing", "iso_max_spacing"):
+            if getattr(self, name) < 1.0:
+                raise ValueError(f"synth.{name}: expected a spacing of at least 1 mm, got {getattr(self, name)!r}")
 
 
 class SynthGenerator:
@@ -172,14 +185,20 @@ class SynthGenerator:
         return torch.where(use_t1, t1, rand_mean), torch.where(use_t1, t1_std, rand_std)
 
     def _blur_lowres(self, img: torch.Tensor) -> torch.Tensor:
-        """img (B,1,P,P,P): per sample, maybe one thick axis, blurred and resampled back."""
+        """img (B,1,P,P,P): per sample, maybe one thick axis, or (iso_prob) every axis at its own
+        spacing in [1, iso_max_spacing] mm, blurred and resampled back. With iso_prob 0 the draws
+        are those of the one-thick-axis generator alone, so older runs resume on the same stream."""
         c, p = self.cfg, self.cfg.patch
         out = []
         for i in range(img.shape[0]):
             x = img[i:i + 1]
             spacing = torch.ones(3)
-            if float(self._u(1)) < c.lowres_prob:
+            u = float(self._u(1))
+            if u < c.lowres_prob:
                 spacing[int(self._u(1) * 3) % 3] = float(self._u(1, lo=1.0, hi=c.max_spacing))
+            elif u < c.lowres_prob + c.iso_prob:
+                # clinical scans at 1.2-2 mm, or blurred by motion: the whole image is softer
+                spacing = self._u(3, lo=1.0, hi=c.iso_max_spacing).cpu()
             sig = (0.4 * spacing).tolist()
             sig = [s * float(self._u(1, lo=0.5, hi=1.2)) for s in sig]
             x = _gaussian_blur(x, sig)
