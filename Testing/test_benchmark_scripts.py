@@ -85,3 +85,20 @@ def test_scan_bwd_segments_smoke(tmp_path):
         tol = 1e-5 if "float32" in r["case"] else 2e-2
         assert all(v < tol for k, v in r.items() if k not in ("part", "case", "impl")), r
     assert "| timings | smoke b2 | parallel/auto |" in (tmp_path / "results.md").read_text()
+
+
+def test_kernel_resources_builds_for_sm90_here(tmp_path):
+    # no GPU: Triton builds the kernel for an H100 with the ptxas it ships, cuobjdump reads the cubin
+    proc = run("kernel_resources.py", "--kernels", "bwd-carry,bwd-local", "--n", "16", "--block-d", "16",
+               "--t", "2", "--warps", "4")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line.split("|")[1:-1] for line in proc.stdout.splitlines()[2:]]
+    assert [r[0].strip() for r in rows] == ["bwd-carry", "bwd-local"]
+    for r in rows:
+        regs, stack, programs = int(r[5]), int(r[6]), int(r[8])
+        assert 16 <= regs <= 255 and stack >= 0 and 1 <= programs <= 16
+
+
+def test_kernel_resources_refuses_an_unknown_kernel():
+    proc = run("kernel_resources.py", "--kernels", "bwd-fast")
+    assert proc.returncode == 2 and "--kernels: unknown ['bwd-fast']" in proc.stderr

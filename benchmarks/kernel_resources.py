@@ -1,0 +1,110 @@
+"""Registers, spills and shared memory of the scan's Triton kernels for sm_90, built here without a GPU.
+
+    python3 benchmarks/kernel_resources.py                       # every kernel at the paper's and the default model's launch
+    python3 benchmarks/kernel_resources.py --kernels bwd-chunked --n 64 --block-d 16 --t 2,4 --warps 4
+
+Device time is scarce; what limits a kernel's occupancy is not. Triton compiles each kernel for
+an H100 (`GPUTarget("cuda", 90, 32)`) on this machine with the ptxas it ships, and `cuobjdump
+-res-usage` reads the cubin: registers per thread (at most 255; a multiprocessor has 65,536, so a
+4-warp program at 255 leaves room for two), the stack frame (spilled registers) and shared memory.
+Session 8 read from it why the chunked backward runs two programs per multiprocessor
+(benchmarks/results/2026-12-06-h100-s8/). Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "MedSegMamba"))
+
+# kernel name -> (function name in scan_kernels, constexpr names it takes beyond the common ones)
+KERNELS = {
+    "fwd-chunked": ("_scan_fwd_chunked_kernel", {"STORE_CKPT": True, "HAS_D": True}),
+    "bwd-chunked": ("_scan_bwd_chunked_kernel", {"PARTIAL": True, "SEG_PAR": False, "HAS_D": True}),
+    "bwd-segment": ("_scan_bwd_chunked_kernel", {"PARTIAL": True, "SEG_PAR": True, "HAS_D": True}),
+    "bwd-local": ("_scan_bwd_local_kernel", {}),
+    "bwd-carry": ("_scan_bwd_carry_kernel", {}),
+}
+# the launches the package makes (selective_scan.py's configs): (N, block_d, T, warps)
+LAUNCHES = {
+    "fwd-chunked": [(64, 16, 8, 2), (16, 16, 16, 2)],
+    "bwd-chunked": [(64, 16, 2, 4), (16, 64, 2, 4)],
+    "bwd-segment": [(64, 16, 2, 4), (16, 64, 2, 4)],
+    "bwd-local": [(64, 16, 2, 4), (16, 64, 2, 4)],
+    "bwd-carry": [(64, 16, 1, 4), (16, 64, 1, 4)],
+}
+
+
+def resources(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | None = None) -> dict:
+    """{"regs", "stack", "shared"} of one kernel built for sm_90 at one launch configuration."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from medsegmamba.ops.triton import scan_kernels
+
+    name, extra = KERNELS[kernel]
+    fn = getattr(scan_kernels, name)
+    wanted = {"HAS_BIAS": True, "SOFTPLUS": True, "CHUNK": 64, "BLOCK_D": block_d, "BLOCK_N": n, "T": t,
+              "CKPT_BLOCK_D": block_d, **extra}
+    constexprs = {k: v for k, v in wanted.items() if k in fn.arg_names}
+    signature = {a: "constexpr" if a in constexprs else ("*fp32" if a.endswith("_ptr") else "i32")
+                 for a in fn.arg_names}
+    source = ASTSource(fn=fn, signature=signature,
+                       constexprs={(fn.arg_names.index(k),): v for k, v in constexprs.items()})
+    options = {"num_warps": warps} | ({"maxnreg": maxnreg} if maxnreg else {})
+    compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options)
+    cuobjdump = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+    with tempfile.TemporaryDirectory() as tmp:
+        cubin = Path(tmp) / "kernel.cubin"
+        cubin.write_bytes(compiled.asm["cubin"])
+        report = subprocess.run([str(cuobjdump), "-res-usage", str(cubin)], capture_output=True, text=True,
+                                check=True).stdout
+    found = re.search(r"REG:(\d+) STACK:(\d+) SHARED:(\d+)", report)
+    if found is None:
+        raise RuntimeError(f"cuobjdump -res-usage gave no resource line for {kernel}:\n{report[-500:]}")
+    regs, stack, shared = (int(v) for v in found.groups())
+    per_warp = -(-max(regs, 1) * 32 // 256) * 256  # registers are given to a warp 256 at a time
+    return {"regs": regs, "stack": stack, "shared": shared,
+            "programs_per_sm": min(65536 // (per_warp * warps), 64 // warps)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--kernels", default=",".join(KERNELS), help=f"comma-separated, of {', '.join(KERNELS)}")
+    ap.add_argument("--n", type=int, help="state size N (with --block-d, --t, --warps: one launch grid)")
+    ap.add_argument("--block-d", default=None, help="channels per program, comma-separated")
+    ap.add_argument("--t", default=None, help="steps per tile, comma-separated")
+    ap.add_argument("--warps", default=None, help="warps per program, comma-separated")
+    ap.add_argument("--maxnreg", type=int, default=None, help="a register cap, as $MEDSEGMAMBA_TRITON_BWD_MAXNREG")
+    args = ap.parse_args(argv)
+    kernels = args.kernels.split(",")
+    unknown = sorted(set(kernels) - set(KERNELS))
+    if unknown:
+        ap.error(f"--kernels: unknown {unknown}; expected some of {', '.join(KERNELS)}")
+    if args.n is not None:
+        ints = lambda text, default: [int(v) for v in (text or default).split(",")]  # noqa: E731
+        grid = list(itertools.product([args.n], ints(args.block_d, "16"), ints(args.t, "2"), ints(args.warps, "4")))
+        launches = {k: grid for k in kernels}
+    else:
+        launches = {k: LAUNCHES[k] for k in kernels}
+    os.environ.setdefault("TRITON_CACHE_DIR", tempfile.mkdtemp(prefix="triton-sm90-"))
+    print("| kernel | N | block_d | T | warps | registers | stack (spills), bytes | shared, bytes | programs / SM, by registers |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for kernel, grid in launches.items():
+        for n, block_d, t, warps in grid:
+            r = resources(kernel, n, block_d, t, warps, args.maxnreg)
+            print(f"| {kernel} | {n} | {block_d} | {t} | {warps} | {r['regs']} | {r['stack']} | {r['shared']} | "
+                  f"{r['programs_per_sm']} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
