@@ -28,34 +28,39 @@ from medsegmamba.train.labelmaps import LabelTable, present_values  # noqa: E402
 from medsegmamba.train.synth import SynthConfig, SynthGenerator, _gaussian_blur  # noqa: E402
 
 
-def robustness(model, gen: SynthGenerator, patches: int, sigmas, num_classes: int = 32):
-    """({sigma: (num_classes,) Dice over all patches}, (num_classes,) target voxel counts); Dice is
-    NaN for a class in neither map."""
+def robustness(model, gen: SynthGenerator, patches: int, sigmas, num_classes: int = 32, device="cpu"):
+    """({sigma: (num_classes,) Dice over all patches}, {sigma: (num_classes,) predicted voxel
+    counts}, (num_classes,) target voxel counts); Dice is NaN for a class in neither map."""
     both = {s: np.zeros(num_classes) for s in sigmas}
     pred_n = {s: np.zeros(num_classes) for s in sigmas}
     ref_n = np.zeros(num_classes)
     with torch.inference_mode():
         for _ in range(patches):
             image, target = gen.sample(1)
-            ref = target.numpy().ravel()
+            image, ref = image.to(device), target.cpu().numpy().ravel()
             ref_n += np.bincount(ref, minlength=num_classes)[:num_classes]
             for s in sigmas:
                 x = _gaussian_blur(image, [s] * 3) if s > 0 else image
-                pred = model.forward_logits(x).argmax(1).numpy().ravel()
+                pred = model.forward_logits(x).argmax(1).cpu().numpy().ravel()
                 both[s] += np.bincount(ref[pred == ref], minlength=num_classes)[:num_classes]
                 pred_n[s] += np.bincount(pred, minlength=num_classes)[:num_classes]
     with np.errstate(invalid="ignore", divide="ignore"):
         dice = {s: np.where(pred_n[s] + ref_n > 0, 2 * both[s] / (pred_n[s] + ref_n), np.nan) for s in sigmas}
-    return dice, ref_n
+    return dice, pred_n, ref_n
 
 
-def table(dice: dict, present: np.ndarray) -> str:
+def table(dice: dict, pred_n: dict, ref_n: np.ndarray, present: np.ndarray) -> str:
+    """Dice at each sigma, then predicted / target volume at each sigma (1.00: neither over- nor
+    under-segmented)."""
     sigmas = list(dice)
-    rows = ["| structure | " + " | ".join(f"σ {s:g} mm" for s in sigmas) + " |",
-            "|---|" + "---:|" * len(sigmas)]
-    rows.append("| **mean** | " + " | ".join(f"**{np.nanmean(dice[s][present]):.3f}**" for s in sigmas) + " |")
+    rows = ["| structure | " + " | ".join(f"Dice, σ {s:g} mm" for s in sigmas) + " | "
+            + " | ".join(f"volume ratio, σ {s:g} mm" for s in sigmas) + " |",
+            "|---|" + "---:|" * (2 * len(sigmas))]
+    rows.append("| **mean** | " + " | ".join(f"**{np.nanmean(dice[s][present]):.3f}**" for s in sigmas)
+                + " |" * len(sigmas) + " |")
     for c in present:
-        rows.append(f"| {ASEG[c].name} | " + " | ".join(f"{dice[s][c]:.3f}" for s in sigmas) + " |")
+        rows.append(f"| {ASEG[c].name} | " + " | ".join(f"{dice[s][c]:.3f}" for s in sigmas) + " | "
+                    + " | ".join(f"{pred_n[s][c] / ref_n[c]:.2f}" for s in sigmas) + " |")
     return "\n".join(rows)
 
 
@@ -66,24 +71,26 @@ def main(argv=None) -> int:
     ap.add_argument("--sigmas", default="0,1,1.5", help="extra blur, mm, comma-separated [0,1,1.5]")
     ap.add_argument("--patches", type=int, default=24)
     ap.add_argument("--seed", type=int, default=4242)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda [cpu]")
     ap.add_argument("--out", type=Path, help="write the markdown table here too")
     args = ap.parse_args(argv)
     sigmas = [float(s) for s in args.sigmas.split(",")]
     t0 = time.time()
     maps = load_label_maps(args.maps)
     table_ = LabelTable(set().union(*(present_values(m).tolist() for m in maps)))
+    # the images are made on the CPU whatever --device says, so that a seed gives the same patches
     gen = SynthGenerator(maps, table_, SynthConfig(t1_prob=1.0), "cpu", seed=args.seed)
     del maps
-    model = load_model(args.model, "cpu").network
-    dice, ref_counts = robustness(model, gen, args.patches, sigmas)
+    model = load_model(args.model, args.device).network
+    dice, pred_counts, ref_counts = robustness(model, gen, args.patches, sigmas, device=args.device)
     present = np.flatnonzero(ref_counts[1:]) + 1  # the structures in the targets (background left out)
     text = (f"# `{args.model}` on blurrier images: synthetic T1-like patches\n\n"
             f"Dice of each structure over {args.patches} fixed 96³ patches made by the training generator (T1-like "
             f"contrasts), with an extra isotropic Gaussian blur of σ mm added to each finished image; the mean is over "
-            f"the {len(present)} structures present. Made by `python3 scripts/synth_robustness.py MAPS --model "
+            f"the {len(present)} structures present; the volume ratio is the predicted over the target voxels. Made by `python3 scripts/synth_robustness.py MAPS --model "
             f"{args.model} --sigmas {args.sigmas} --patches {args.patches} --seed {args.seed}` (MAPS: the 20 SynthSeg "
             f"training label maps) on {time.strftime('%Y-%m-%d')}, CPU, {time.time() - t0:.0f} s.\n\n"
-            + table(dice, present) + "\n")
+            + table(dice, pred_counts, ref_counts, present) + "\n")
     print(text)
     if args.out:
         args.out.write_text(text, encoding="utf-8")

@@ -24,11 +24,14 @@ def test_robustness_table(tmp_path, make_blob_map):
     out = tmp_path / "table.md"
     assert load_script().main([str(maps), "--sigmas", "0,2", "--patches", "1", "--out", str(out)]) == 0
     text = out.read_text()
-    assert text.startswith("# `default` on blurrier images") and "| structure | σ 0 mm | σ 2 mm |" in text
+    assert text.startswith("# `default` on blurrier images")
+    assert "| structure | Dice, σ 0 mm | Dice, σ 2 mm | volume ratio, σ 0 mm | volume ratio, σ 2 mm |" in text
     rows = [line for line in text.splitlines() if line.startswith("| ") and "σ" not in line]
     assert rows[0].startswith("| **mean** |")
-    values = [float(v.strip(" *")) for row in rows for v in row.split("|")[2:-1]]
-    assert values and all(0.0 <= v <= 1.0 for v in values)
+    dice = [float(v.strip(" *")) for row in rows for v in row.split("|")[2:4]]
+    assert dice and all(0.0 <= v <= 1.0 for v in dice)
+    ratios = [float(v) for row in rows[1:] for v in row.split("|")[4:6]]
+    assert ratios and all(v >= 0.0 for v in ratios)
 
 
 def test_robustness_counts_are_pooled_over_patches():
@@ -50,8 +53,9 @@ def test_robustness_counts_are_pooled_over_patches():
         def sample(self, b):
             return torch.rand(1, 1, 2, 2, 2), self.targets.pop(0)
 
-    dice, ref_counts = module.robustness(One(), Gen(), 2, [0.0])
+    dice, pred_counts, ref_counts = module.robustness(One(), Gen(), 2, [0.0])
     dice = dice[0.0]
     assert ref_counts[0] == ref_counts[1] == 8 and ref_counts[2:].sum() == 0
+    assert pred_counts[0.0][1] == 16 and pred_counts[0.0].sum() == 16
     # class 1: 8 true positives, 16 predicted, 8 in the targets -> 2 * 8 / 24; class 0: never predicted
     assert np.isclose(dice[1], 2 / 3) and dice[0] == 0.0 and np.isnan(dice[5])
