@@ -25,7 +25,7 @@ PAR_CASES = ["bwd_parallel_full", "bwd_parallel_two_segments", "bwd_auto_by_defa
 @pytest.fixture(scope="module")
 def interpreted():
     script = Path(__file__).with_name("triton_interpret_check.py")
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=150)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -41,6 +41,15 @@ def test_triton_matches_reference_forward_and_backward(interpreted, case):
     for name, (max_err, _, ref_max, same_dtype) in results.items():
         assert same_dtype, name
         assert max_err <= tol * max(1.0, ref_max), name
+
+
+def test_the_parallel_backward_fails_without_its_carried_adjoints(interpreted):
+    # the same case as bwd_parallel_two_segments, with what passes 1 and 2 carry into each segment
+    # zeroed: the gradients that flow back in time across segments must then be far off
+    results = interpreted["bwd_parallel_carries_zeroed"]
+    rel = {name: max_err / max(1.0, ref_max) for name, (max_err, _, ref_max, _) in results.items()}
+    assert rel["y"] <= 2e-6  # the forward does not use them
+    assert min(rel["du"], rel["ddelta"], rel["dA"], rel["dB"]) > 0.05, rel
 
 
 def test_the_chosen_forward_kernel_is_the_one_launched(interpreted):

@@ -141,4 +141,10 @@ if __name__ == "__main__":
         os.environ["MEDSEGMAMBA_TRITON_BC"] = "partial" if "_partial" in name else "atomic"
         results[name] = case(*args, **kwargs)
         results["launched"][name], results["launched_bwd"][name] = list(launched), list(launched_bwd)
+    # the sibling that must fail: the parallel backward with the adjoints carried between segments zeroed
+    carries = tscan._segment_carries
+    tscan._segment_carries = lambda *a, **k: torch.zeros_like(carries(*a, **k))
+    args, kwargs = BWD_CASES["bwd_parallel_two_segments"]
+    results["bwd_parallel_carries_zeroed"] = case(*args, **kwargs)
+    tscan._segment_carries = carries
     print(json.dumps(results))
