@@ -56,10 +56,12 @@ def scan_fn(bwd_kernel, segments):
 
 
 def set_maxnreg(regs):
+    from medsegmamba.ops.triton.selective_scan import MAXNREG_ENV_VAR
+
     if regs is None:
-        os.environ.pop("MEDSEGMAMBA_TRITON_BWD_MAXNREG", None)
+        os.environ.pop(MAXNREG_ENV_VAR, None)
     else:
-        os.environ["MEDSEGMAMBA_TRITON_BWD_MAXNREG"] = str(regs)
+        os.environ[MAXNREG_ENV_VAR] = str(regs)
 
 
 def timings(sizes, variants, device, emit):

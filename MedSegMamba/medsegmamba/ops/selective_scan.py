@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from .triton.interpreter import interpreting  # imports no triton
+
 log = logging.getLogger(__name__)
 
 IMPLS = ("auto", "ref", "triton", "mamba_ssm")
@@ -164,7 +166,7 @@ def resolve_impl(impl, device):
         raise ValueError(f"selective_scan: {source} must be one of {', '.join(IMPLS)}, got {impl!r}")
     on_cuda = torch.device(device).type == "cuda"
     # under Triton's interpreter (tests, smoke runs) the Triton kernels run on CPU tensors, when asked for
-    runs_triton = on_cuda or os.environ.get("TRITON_INTERPRET", "0") == "1"
+    runs_triton = on_cuda or interpreting()
     if impl == "auto":
         if on_cuda and _mamba_ssm_scan is not None:
             return "mamba_ssm"

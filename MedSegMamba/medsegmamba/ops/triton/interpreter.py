@@ -6,6 +6,11 @@
 import os
 
 
+def interpreting() -> bool:
+    """Whether Triton runs its kernels through the interpreter (TRITON_INTERPRET=1)."""
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
 def enable() -> None:
     """Set TRITON_INTERPRET=1 and make the interpreter work with numpy >= 2.4 (once)."""
     os.environ["TRITON_INTERPRET"] = "1"

@@ -43,6 +43,21 @@ def _channel_params(bias_ptr, Dskip_ptr, d, d_mask, BLOCK_D: tl.constexpr, HAS_B
 
 
 @triton.jit
+def _state_block(A_ptr, s_ad, s_an, pid_g, pid_c, dim_group, n_state, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr):
+    """The program's channels and states, laid out (BLOCK_N, BLOCK_D) as the chunked kernels' tiles
+    are: channel indices within the group (d_loc) and overall (d), state indices (n), their masks,
+    and A over them in float32 (0 where masked)."""
+    d_loc = pid_c * BLOCK_D + tl.arange(0, BLOCK_D)
+    d_mask = d_loc < dim_group
+    d = pid_g * dim_group + d_loc
+    n = tl.arange(0, BLOCK_N)
+    n_mask = n < n_state
+    nd_mask = n_mask[:, None] & d_mask[None, :]
+    A = tl.load(A_ptr + n[:, None] * s_an + d[None, :] * s_ad, mask=nd_mask, other=0.0).to(tl.float32)
+    return d_loc, d_mask, d, n, n_mask, nd_mask, A
+
+
+@triton.jit
 def _scan_fwd_kernel(
     u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, Dskip_ptr, bias_ptr, y_ptr, ckpt_ptr,
     length, groups, dim_group, n_state,
@@ -141,14 +156,9 @@ def _scan_fwd_chunked_kernel(
     CKPT_BLOCK_D: tl.constexpr,
 ):
     pid_b, pid_g, pid_c = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-    d_loc = pid_c * BLOCK_D + tl.arange(0, BLOCK_D)
-    d_mask = d_loc < dim_group
-    d = pid_g * dim_group + d_loc
-    n = tl.arange(0, BLOCK_N)
-    n_mask = n < n_state
-    nd_mask = n_mask[:, None] & d_mask[None, :]
-    A2 = tl.load(A_ptr + n[:, None] * s_an + d[None, :] * s_ad, mask=nd_mask, other=0.0).to(tl.float32)
-    A2 = A2 * 1.4426950408889634                                        # (BLOCK_N, BLOCK_D)
+    d_loc, d_mask, d, n, n_mask, nd_mask, A = _state_block(A_ptr, s_ad, s_an, pid_g, pid_c, dim_group, n_state,
+                                                           BLOCK_D, BLOCK_N)
+    A2 = A * 1.4426950408889634                                         # (BLOCK_N, BLOCK_D)
     bias, Dskip = _channel_params(bias_ptr, Dskip_ptr, d, d_mask, BLOCK_D, HAS_BIAS, HAS_D)
     b64 = pid_b.to(tl.int64)
     s = tl.arange(0, T)
@@ -321,17 +331,11 @@ def _scan_bwd_local_kernel(
     # pass 2 chains the segments, pass 3 is the chunked backward run on every segment at once.
     pid_0, pid_g, pid_c = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     pid_b, seg = pid_0 // n_segs, pid_0 % n_segs
-    d_loc = pid_c * BLOCK_D + tl.arange(0, BLOCK_D)
-    d_mask = d_loc < dim_group
-    d = pid_g * dim_group + d_loc
-    n = tl.arange(0, BLOCK_N)
-    n_mask = n < n_state
-    nd_mask = n_mask[:, None] & d_mask[None, :]
-    A2 = tl.load(A_ptr + n[:, None] * s_an + d[None, :] * s_ad, mask=nd_mask, other=0.0).to(tl.float32)
-    A2 = A2 * 1.4426950408889634
-    bias = tl.zeros((BLOCK_D,), dtype=tl.float32)
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
+    # (no `_` for the parts not used: Triton would take it for the loop's `_` below)
+    d_loc, d_mask, d, n, n_mask, nd_mask, A = _state_block(A_ptr, s_ad, s_an, pid_g, pid_c, dim_group, n_state,
+                                                           BLOCK_D, BLOCK_N)
+    A2 = A * 1.4426950408889634
+    bias, Dskip = _channel_params(bias_ptr, bias_ptr, d, d_mask, BLOCK_D, HAS_BIAS, False)
     b64 = pid_b.to(tl.int64)
     s = tl.arange(0, T)
     r = T - 1 - s
@@ -361,12 +365,9 @@ def _scan_bwd_carry_kernel(
     # Segment-parallel backward, pass 2 of 3: last segment first, G_k = gloc_k + exp(A dlsum_k) G_{k+1};
     # stores what enters each segment k from the one after it (G_{k+1}; zero for the last one).
     pid_b, pid_g, pid_c = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-    d_loc = pid_c * BLOCK_D + tl.arange(0, BLOCK_D)
-    d = pid_g * dim_group + d_loc
-    n = tl.arange(0, BLOCK_N)
-    nd_mask = (n < n_state)[:, None] & (d_loc < dim_group)[None, :]
-    A2 = tl.load(A_ptr + n[:, None] * s_an + d[None, :] * s_ad, mask=nd_mask, other=0.0).to(tl.float32)
-    A2 = A2 * 1.4426950408889634
+    d_loc, d_mask, d, n, n_mask, nd_mask, A = _state_block(A_ptr, s_ad, s_an, pid_g, pid_c, dim_group, n_state,
+                                                           BLOCK_D, BLOCK_N)
+    A2 = A * 1.4426950408889634
     base = ((pid_b * groups + pid_g) * tl.num_programs(2) + pid_c).to(tl.int64) * n_segs
     nd = n[:, None] * BLOCK_D + tl.arange(0, BLOCK_D)[None, :]
     G = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
@@ -402,13 +403,8 @@ def _scan_bwd_chunked_kernel(
         first, count = n_chunks - stop, stop - seg * seg_chunks   # i below counts chunks from the last
     else:
         pid_b, first, count = pid_0, 0, n_chunks
-    d_loc = pid_c * BLOCK_D + tl.arange(0, BLOCK_D)
-    d_mask = d_loc < dim_group
-    d = pid_g * dim_group + d_loc
-    n = tl.arange(0, BLOCK_N)
-    n_mask = n < n_state
-    nd_mask = n_mask[:, None] & d_mask[None, :]
-    A = tl.load(A_ptr + n[:, None] * s_an + d[None, :] * s_ad, mask=nd_mask, other=0.0).to(tl.float32)
+    d_loc, d_mask, d, n, n_mask, nd_mask, A = _state_block(A_ptr, s_ad, s_an, pid_g, pid_c, dim_group, n_state,
+                                                           BLOCK_D, BLOCK_N)
     A2 = A * 1.4426950408889634                                         # (BLOCK_N, BLOCK_D)
     bias, Dskip = _channel_params(bias_ptr, Dskip_ptr, d, d_mask, BLOCK_D, HAS_BIAS, HAS_D)
     b64 = pid_b.to(tl.int64)

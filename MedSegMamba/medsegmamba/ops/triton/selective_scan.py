@@ -48,6 +48,7 @@ import triton
 
 # The launchers below look the kernels up in this module's namespace (the interpreter tests
 # replace them with spies here).
+from .interpreter import interpreting
 from .scan_kernels import (_scan_bwd_carry_kernel, _scan_bwd_chunked_kernel, _scan_bwd_kernel, _scan_bwd_local_kernel,
                            _scan_fwd_chunked_kernel, _scan_fwd_kernel)
 
@@ -56,10 +57,6 @@ FWD_KERNELS = ("seq", "chunked")
 FWD_ENV_VAR = "MEDSEGMAMBA_TRITON_FWD"
 BWD_KERNELS = ("seq", "chunked", "parallel", "auto")
 BWD_ENV_VAR = "MEDSEGMAMBA_TRITON_BWD"
-
-
-def _interpreting():
-    return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
 def _config(dim_group, n_state, block_d=None, num_warps=None, elems_per_warp=256):
@@ -81,7 +78,7 @@ def _config(dim_group, n_state, block_d=None, num_warps=None, elems_per_warp=256
 
 def _check_device(*tensors):
     device = tensors[0].device
-    if device.type != "cuda" and not _interpreting():
+    if device.type != "cuda" and not interpreting():
         raise RuntimeError(f"selective_scan_triton: inputs must be on CUDA, got {device}")
     for t in tensors:
         if t is not None and t.device != device:
@@ -254,8 +251,9 @@ def _scan_bwd(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt, block_d, num
     # the parallel backward runs its segments at once: a workspace, and a row of dA, dD, dbias, per segment
     seg_chunks = n_chunks
     if par:
-        ws_bytes = ckpt.shape[0] * (CHUNK // chunk_t) * block_d * block_n * 4  # one workspace per program
-        seg_chunks = triton.cdiv(n_chunks, _segments(segments, n_chunks, grid[0] * grid[1] * grid[2], ws_bytes))
+        programs = ckpt.shape[0]
+        ws_bytes = programs * (CHUNK // chunk_t) * block_d * block_n * 4  # one workspace per program
+        seg_chunks = triton.cdiv(n_chunks, _segments(segments, n_chunks, programs, ws_bytes))
     rows = triton.cdiv(n_chunks, seg_chunks)
     ws_states = CHUNK if kernel == "seq" else CHUNK // chunk_t
     ws = torch.empty((ckpt.shape[0] * rows, ws_states, block_d, block_n), device=dev, dtype=f32)
