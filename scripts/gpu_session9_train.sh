@@ -17,6 +17,7 @@ RESUME=training/default/last.safetensors
 PREV=$(ls -d runs/s9/*/ 2>/dev/null | sort | tail -n 1)
 if [ -n "$PREV" ] && [ -f "$PREV/last.safetensors" ]; then RESUME=$PREV/last.safetensors; fi
 RUN=runs/s9/$(date -u +%H%M%S)
+mkdir -p runs/s9
 echo "resume from $RESUME, run in $RUN"
 python3 -m medsegmamba.train.command --config configs/default.json --data .data/label_maps \
   --resume "$RESUME" --out "$RUN" --max-minutes "$MIN" --export --ce-until 0 --batch-size 16 \

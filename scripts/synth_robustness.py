@@ -7,7 +7,7 @@ Makes `--patches` fixed patches (seed `--seed`) with the training generator (T1-
 only, its own thick-slice draws left on), adds a Gaussian blur of each sigma (mm = voxels) to the
 finished image, and scores the model's argmax against the targets: Dice of each class over all
 patches together, and the mean over the classes present. A real scan at 1.5-2 mm, or one blurred by
-motion, sits between the rows; fsaverage (an average of 40 brains) is smoother still. Runs on the CPU.
+motion, sits between the rows; fsaverage (an average of 40 brains) is smoother still. Runs on the CPU (or `--device cuda`).
 """
 
 from __future__ import annotations
@@ -88,8 +88,8 @@ def main(argv=None) -> int:
             f"Dice of each structure over {args.patches} fixed 96³ patches made by the training generator (T1-like "
             f"contrasts), with an extra isotropic Gaussian blur of σ mm added to each finished image; the mean is over "
             f"the {len(present)} structures present; the volume ratio is the predicted over the target voxels. Made by `python3 scripts/synth_robustness.py MAPS --model "
-            f"{args.model} --sigmas {args.sigmas} --patches {args.patches} --seed {args.seed}` (MAPS: the 20 SynthSeg "
-            f"training label maps) on {time.strftime('%Y-%m-%d')}, CPU, {time.time() - t0:.0f} s.\n\n"
+            f"{args.model} --sigmas {args.sigmas} --patches {args.patches} --seed {args.seed} --device {args.device}` (MAPS: the 20 SynthSeg "
+            f"training label maps) on {time.strftime('%Y-%m-%d')}, {args.device}, {time.time() - t0:.0f} s.\n\n"
             + table(dice, pred_counts, ref_counts, present) + "\n")
     print(text)
     if args.out:
