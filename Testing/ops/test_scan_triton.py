@@ -58,7 +58,7 @@ def test_the_chosen_forward_kernel_is_the_one_launched(interpreted):
     launched = interpreted["launched"]
     assert launched["full"] == launched["bare_noncontig"] == ["seq"]
     assert all(launched[case] == ["chunked"] for case in CASES if case.startswith("chunked"))
-    after_seq = ("bwd_chunked_full", "bwd_chunked_full_partial", "bwd_parallel_full")
+    after_seq = ("bwd_chunked_full", "bwd_chunked_full_partial", "bwd_parallel_full", "bwd_chunked_full_scan")
     assert all(launched[case] == ["seq"] for case in after_seq)
     assert all(launched[case] == ["chunked"] for case in BWD_CASES + PAR_CASES if case not in after_seq)
 

@@ -28,6 +28,9 @@ g_t = C_t dy_t + exp(dl_{t+1} A) g_{t+1}:
   by tile backwards, recomputes the tile's states with the same scan and g with a scan over the
   tile read last step first, carrying g across tiles; dB and dC of the T steps are summed over the
   program's channels and added with one atomic per tile.
+  Each tile runs one of two bodies of the same math ($MEDSEGMAMBA_TRITON_BWD_VARIANT, `_bwd_variant`):
+  "steps" (default) unrolls the tile's T steps on (N, D) states, "scan" runs the scans above on
+  (T, N, D) tensors; the first needs far fewer registers.
 - "parallel" cuts time into segments of whole checkpoint chunks and runs the chunked backward on
   every segment at once. The adjoint is linear in what enters a segment from the next one, so two
   small passes come first: each segment's adjoint at its first step from a zero start, with the
