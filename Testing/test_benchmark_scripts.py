@@ -95,8 +95,19 @@ def test_kernel_resources_builds_for_sm90_here(tmp_path):
     rows = [line.split("|")[1:-1] for line in proc.stdout.splitlines()[2:]]
     assert [r[0].strip() for r in rows] == ["bwd-carry", "bwd-local"]
     for r in rows:
-        regs, stack, programs = int(r[5]), int(r[6]), int(r[8])
+        regs, stack, programs = int(r[6]), int(r[7]), int(r[9])
         assert 16 <= regs <= 255 and stack >= 0 and 1 <= programs <= 16
+
+
+def test_the_unrolled_backward_does_not_spill_as_launched():
+    # the steps variant at the paper's launch (N 64, 16 channels, T 2, 8 warps) under the package's
+    # 128-register cap, built as a launch on contiguous inputs builds it: two 8-warp programs per
+    # multiprocessor, without spills
+    proc = run("kernel_resources.py", "--kernels", "bwd-steps", "--n", "64", "--block-d", "16", "--t", "2",
+               "--warps", "8", "--as-launched")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    row = proc.stdout.splitlines()[2].split("|")[1:-1]
+    assert (int(row[5]), int(row[6]), int(row[7]), int(row[9])) == (128, 128, 0, 2), row
 
 
 def test_kernel_resources_refuses_an_unknown_kernel():

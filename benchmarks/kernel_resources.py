@@ -2,6 +2,7 @@
 
     python3 benchmarks/kernel_resources.py                       # every kernel at the paper's and the default model's launch
     python3 benchmarks/kernel_resources.py --kernels bwd-chunked --n 64 --block-d 16 --t 2,4 --warps 4
+    python3 benchmarks/kernel_resources.py --as-launched          # built as the launcher's call builds it
 
 Device time is scarce; what limits a kernel's occupancy is not. Triton compiles each kernel for
 an H100 (`GPUTarget("cuda", 90, 32)`) on this machine with the ptxas it ships, and `cuobjdump
@@ -9,6 +10,12 @@ an H100 (`GPUTarget("cuda", 90, 32)`) on this machine with the ptxas it ships, a
 4-warp program at 255 leaves room for two), the stack frame (spilled registers) and shared memory.
 Session 8 read from it why the chunked backward runs two programs per multiprocessor
 (benchmarks/results/2026-12-06-h100-s8/). Prints a markdown table.
+
+By default every integer argument is a plain i32. At a launch Triton specializes them: an
+integer equal to 1 becomes a constant and pointers and multiples of 16 are marked 16-divisible.
+--as-launched builds the kernels so, for contiguous inputs with L and N multiples of 16 (the
+paper's and the default model's shapes): the strides along L and A's along N are 1. Register
+counts differ between the two builds (the scanned backward spills only in the plain one).
 """
 
 from __future__ import annotations
@@ -29,6 +36,9 @@ KERNELS = {
     "fwd-chunked": ("_scan_fwd_chunked_kernel", {"STORE_CKPT": True, "HAS_D": True}),
     "bwd-chunked": ("_scan_bwd_chunked_kernel", {"PARTIAL": True, "SEG_PAR": False, "HAS_D": True}),
     "bwd-segment": ("_scan_bwd_chunked_kernel", {"PARTIAL": True, "SEG_PAR": True, "HAS_D": True}),
+    # the same two with each tile's steps unrolled ($MEDSEGMAMBA_TRITON_BWD_VARIANT=steps, the default)
+    "bwd-steps": ("_scan_bwd_steps_kernel", {"PARTIAL": True, "SEG_PAR": False, "HAS_D": True}),
+    "bwd-steps-segment": ("_scan_bwd_steps_kernel", {"PARTIAL": True, "SEG_PAR": True, "HAS_D": True}),
     "bwd-local": ("_scan_bwd_local_kernel", {}),
     "bwd-carry": ("_scan_bwd_carry_kernel", {}),
 }
@@ -37,12 +47,19 @@ LAUNCHES = {
     "fwd-chunked": [(64, 16, 8, 2), (16, 16, 16, 2)],
     "bwd-chunked": [(64, 16, 2, 4), (16, 64, 2, 4)],
     "bwd-segment": [(64, 16, 2, 4), (16, 64, 2, 4)],
+    "bwd-steps": [(64, 16, 2, 8), (16, 64, 2, 8)],
+    "bwd-steps-segment": [(64, 16, 2, 8), (16, 64, 2, 8)],
     "bwd-local": [(64, 16, 2, 4), (16, 64, 2, 4)],
     "bwd-carry": [(64, 16, 1, 4), (16, 64, 1, 4)],
 }
+# register caps the package sets at those launches (selective_scan.py's _STEPS_MAXNREG)
+MAXNREG = {"bwd-steps": 128}
+# arguments that are 1 for contiguous inputs (--as-launched): the strides along L, and A's along N
+UNIT_STRIDES = ("s_ul", "s_tl", "s_yl", "s_bl", "s_cl", "s_an")
 
 
-def resources(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | None = None) -> dict:
+def resources(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | None = None,
+              as_launched: bool = False) -> dict:
     """{"regs", "stack", "shared"} of one kernel built for sm_90 at one launch configuration."""
     import triton
     from triton.backends.compiler import GPUTarget
@@ -54,11 +71,16 @@ def resources(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: in
     fn = getattr(scan_kernels, name)
     wanted = {"HAS_BIAS": True, "SOFTPLUS": True, "CHUNK": 64, "BLOCK_D": block_d, "BLOCK_N": n, "T": t,
               "CKPT_BLOCK_D": block_d, **extra}
+    if as_launched:
+        wanted |= dict.fromkeys(UNIT_STRIDES, 1)
     constexprs = {k: v for k, v in wanted.items() if k in fn.arg_names}
     signature = {a: "constexpr" if a in constexprs else ("*fp32" if a.endswith("_ptr") else "i32")
                  for a in fn.arg_names}
+    # pointers and the other strides (multiples of L or N) are 16-divisible at such a launch
+    attrs = {(i,): [["tt.divisibility", 16]] for i, a in enumerate(fn.arg_names)
+             if as_launched and a not in constexprs and (a.endswith("_ptr") or a.startswith("s_"))}
     source = ASTSource(fn=fn, signature=signature,
-                       constexprs={(fn.arg_names.index(k),): v for k, v in constexprs.items()})
+                       constexprs={(fn.arg_names.index(k),): v for k, v in constexprs.items()}, attrs=attrs)
     options = {"num_warps": warps} | ({"maxnreg": maxnreg} if maxnreg else {})
     compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options)
     cuobjdump = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
@@ -83,7 +105,10 @@ def main(argv=None) -> int:
     ap.add_argument("--block-d", default=None, help="channels per program, comma-separated")
     ap.add_argument("--t", default=None, help="steps per tile, comma-separated")
     ap.add_argument("--warps", default=None, help="warps per program, comma-separated")
-    ap.add_argument("--maxnreg", type=int, default=None, help="a register cap, as $MEDSEGMAMBA_TRITON_BWD_MAXNREG")
+    ap.add_argument("--maxnreg", type=int, default=None,
+                    help="a register cap, as $MEDSEGMAMBA_TRITON_BWD_MAXNREG (default: the package's, MAXNREG)")
+    ap.add_argument("--as-launched", action="store_true",
+                    help="specialize unit strides and 16-divisibility as a launch on contiguous inputs does")
     args = ap.parse_args(argv)
     kernels = args.kernels.split(",")
     unknown = sorted(set(kernels) - set(KERNELS))
@@ -96,13 +121,15 @@ def main(argv=None) -> int:
     else:
         launches = {k: LAUNCHES[k] for k in kernels}
     os.environ.setdefault("TRITON_CACHE_DIR", tempfile.mkdtemp(prefix="triton-sm90-"))
-    print("| kernel | N | block_d | T | warps | registers | stack (spills), bytes | shared, bytes | programs / SM, by registers |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| kernel | N | block_d | T | warps | register cap | registers | stack (spills), bytes | shared, bytes | "
+          "programs / SM, by registers |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for kernel, grid in launches.items():
+        cap = args.maxnreg or MAXNREG.get(kernel)
         for n, block_d, t, warps in grid:
-            r = resources(kernel, n, block_d, t, warps, args.maxnreg)
-            print(f"| {kernel} | {n} | {block_d} | {t} | {warps} | {r['regs']} | {r['stack']} | {r['shared']} | "
-                  f"{r['programs_per_sm']} |", flush=True)
+            r = resources(kernel, n, block_d, t, warps, cap, args.as_launched)
+            print(f"| {kernel} | {n} | {block_d} | {t} | {warps} | {cap or '-'} | {r['regs']} | {r['stack']} | "
+                  f"{r['shared']} | {r['programs_per_sm']} |", flush=True)
     return 0
 
 

@@ -2,6 +2,12 @@
 
     python3 benchmarks/scan_bwd_segments.py --out "$OUT"            # CUDA, about 2 minutes
     python3 benchmarks/scan_bwd_segments.py --out /tmp/x --smoke    # CPU through Triton's interpreter
+    python3 benchmarks/scan_bwd_segments.py --out "$OUT" --bodies steps,scan   # session 9: the tile bodies
+
+--bodies runs every part once per tile body of the chunked and parallel backward
+($MEDSEGMAMBA_TRITON_BWD_VARIANT: "steps", the steps unrolled, or "scan", scans over (T, N, D)
+tiles) with each one's default launch, at the paper's size at batch 1 and 8 and the default
+model's at 16 and 4, instead of session 8's segment counts and register caps.
 
 Parts, most wanted first; each appends its rows to results.jsonl as it ends, so a call cut short
 still brings back what it measured:
@@ -47,6 +53,25 @@ VARIANTS = [("chunked", "chunked", None, None), ("chunked r168", "chunked", None
 SMOKE_VARIANTS = [("chunked", "chunked", None, None), ("parallel/auto", "parallel", None, None),
                   ("parallel/2 r128", "parallel", 2, 128)]
 SMOKE_SIZES = [("smoke", (16, 2, 4, 40), 2)]
+# --bodies: (name, backward, segments, register cap), each run with every body
+BODY_VARIANTS = [("chunked", "chunked", None, None), ("parallel/auto", "parallel", None, None)]
+BODY_SIZES = [("paper", (8192, 8, 64, 1728), 1), ("paper", (8192, 8, 64, 1728), 8),
+              ("default", (1024, 8, 16, 1728), 16), ("default", (1024, 8, 16, 1728), 4)]
+
+
+def with_bodies(variants, bodies):
+    """(name, backward, segments, register cap, body) for each variant and body; None: the package's."""
+    return [(f"{name} {body}" if body else name, bwd, seg, regs, body) for body in bodies
+            for name, bwd, seg, regs in variants]
+
+
+def set_body(body):
+    from medsegmamba.ops.triton.selective_scan import BWD_VARIANT_ENV_VAR
+
+    if body is None:
+        os.environ.pop(BWD_VARIANT_ENV_VAR, None)
+    else:
+        os.environ[BWD_VARIANT_ENV_VAR] = body
 
 
 def scan_fn(bwd_kernel, segments):
@@ -69,9 +94,10 @@ def timings(sizes, variants, device, emit):
         ins = make_inputs(batch, dim, groups, n, length, device, torch.float32)
         leaves = {k: v.detach().clone().requires_grad_() for k, v in ins.items()}
         dy = torch.randn_like(ins["u"])
-        for name, bwd, segments, regs in variants:
+        for name, bwd, segments, regs, body in variants:
             fn = scan_fn(bwd, segments)
             set_maxnreg(regs)
+            set_body(body)
             row = {"part": "timings", "case": f"{label} b{batch}", "bwd": name}
             try:
                 row["fwd_bwd_ms"] = bench(lambda: fn(**leaves).backward(dy), device)
@@ -79,20 +105,27 @@ def timings(sizes, variants, device, emit):
                 row["error"] = repr(exc)[:300]
             emit(row)
         set_maxnreg(None)
+        set_body(None)
         del ins, leaves, dy
         torch.cuda.empty_cache() if device.type == "cuda" else None
 
 
-def accuracies(size, device, emit, dtypes):
+def accuracies(size, device, emit, dtypes, bodies):
     dim, groups, n, length = size
+
+    def in_body(fn, body):  # the body is read at the backward, which accuracy() runs right after the call
+        return lambda **kw: (set_body(body), fn(**kw))[1]
+
     for dtype in dtypes:
         ins = make_inputs(1, dim, groups, n, length, device, dtype)
-        fast = {"chunked": scan_fn("chunked", None), "parallel/auto": scan_fn("parallel", None)}
+        fast = {name: in_body(scan_fn(bwd, seg), body)
+                for name, bwd, seg, _, body in with_bodies(BODY_VARIANTS, bodies)}
         for row in accuracy(fast, ins, f"b1 {str(dtype).split('.')[-1]}"):
             emit({"part": "accuracy"} | row)
+        set_body(None)
 
 
-def networks(device, emit, smoke):
+def networks(device, emit, smoke, bodies):
     cases = [("paper", PAPER, 1), ("default", DEFAULT, 16)] if not smoke else [
         ("tiny", dict(channels=(1, 8, 16, 32, 64, 16), num_blocks=1, d_state=4, num_classes=4, patch_size=32), 1)]
     patch = 32 if smoke else 96
@@ -103,12 +136,16 @@ def networks(device, emit, smoke):
         model = MedSegMamba(**cfg, scan_impl="triton").to(device)
         if device.type == "cuda":
             model.set_fused_groupnorm(True)
-        for bwd, regs in (("chunked", None), ("parallel", None), ("chunked", 128)):
+        runs = [(bwd, regs, None) for bwd, regs in (("chunked", None), ("parallel", None), ("chunked", 128))]
+        if bodies != [None]:
+            runs = [("auto", None, body) for body in bodies]
+        for bwd, regs, body in runs:
             os.environ["MEDSEGMAMBA_TRITON_BWD"] = bwd
             set_maxnreg(regs)
+            set_body(body)
             precision = "bf16" if device.type == "cuda" else "fp32"
             row = {"part": "train step", "case": f"{label} b{batch} {precision}",
-                   "bwd": bwd + (f" r{regs}" if regs else "")}
+                   "bwd": bwd + (f" r{regs}" if regs else "") + (f" {body}" if body else "")}
             try:
                 row |= run_case(model, device, "train", precision, batch, patch,
                                 False, warmup=0 if smoke else 2, iters=1 if smoke else 8)
@@ -117,6 +154,7 @@ def networks(device, emit, smoke):
             emit(row)
         os.environ.pop("MEDSEGMAMBA_TRITON_BWD", None)
         set_maxnreg(None)
+        set_body(None)
         del model
         torch.cuda.empty_cache() if device.type == "cuda" else None
 
@@ -140,7 +178,11 @@ def main(argv=None):
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--smoke", action="store_true", help="CPU, tiny sizes, Triton's interpreter")
     ap.add_argument("--parts", default="timings,accuracy,networks")
+    ap.add_argument("--bodies", default=None, help="comma-separated tile bodies to compare, of steps, scan")
     args = ap.parse_args(argv)
+    bodies = args.bodies.split(",") if args.bodies else [None]
+    if not set(bodies) <= {None, "steps", "scan"}:
+        ap.error(f"--bodies: expected some of steps, scan, got {args.bodies!r}")
     if args.smoke:
         from medsegmamba.ops.triton import selective_scan as tscan
 
@@ -162,14 +204,18 @@ def main(argv=None):
     parts = args.parts.split(",")
     t0 = time.time()
     acc_size = SMOKE_SIZES[0][1] if args.smoke else SIZES[0][1]
+    if args.bodies:
+        variants, sizes = with_bodies(SMOKE_VARIANTS[:2] if args.smoke else BODY_VARIANTS, bodies), BODY_SIZES
+    else:
+        variants, sizes = with_bodies(SMOKE_VARIANTS if args.smoke else VARIANTS, bodies), SIZES
     if "timings" in parts:
-        timings(SMOKE_SIZES if args.smoke else SIZES, SMOKE_VARIANTS if args.smoke else VARIANTS, device, emit)
+        timings(SMOKE_SIZES if args.smoke else sizes, variants, device, emit)
     if "accuracy" in parts:
-        accuracies(acc_size, device, emit, (torch.float32,))
+        accuracies(acc_size, device, emit, (torch.float32,), bodies)
     if "networks" in parts:
-        networks(device, emit, args.smoke)
+        networks(device, emit, args.smoke, bodies)
     if "accuracy" in parts:
-        accuracies(acc_size, device, emit, (torch.bfloat16,))
+        accuracies(acc_size, device, emit, (torch.bfloat16,), bodies)
     (args.out / "results.md").write_text(markdown(rows, meta), encoding="utf-8")
     print(markdown(rows, meta))
     print(f"total {time.time() - t0:.0f} s")

@@ -14,12 +14,14 @@ CASES = ["full", "bare_noncontig", "chunked_full", "chunked_bare_noncontig_nosof
          "chunked_by_env"]
 # the chunked backward (T steps at once), after either forward
 BWD_CASES = ["bwd_chunked_full", "bwd_chunked_after_chunked", "bwd_chunked_bare_noncontig_nosoftplus",
-             "bwd_chunked_bf16", "bwd_chunked_full_partial", "bwd_chunked_partial_bf16"]
+             "bwd_chunked_bf16", "bwd_chunked_full_partial", "bwd_chunked_partial_bf16",
+             # the other tile body ($MEDSEGMAMBA_TRITON_BWD_VARIANT=scan); the rest run the default, steps
+             "bwd_chunked_full_scan", "bwd_chunked_scan_partial_bf16"]
 # the segment-parallel backward: passes 1 and 2 carry the adjoint across segments of checkpoint
 # chunks, pass 3 is the chunked backward run on every segment at once
 PAR_CASES = ["bwd_parallel_full", "bwd_parallel_two_segments", "bwd_auto_by_default", "bwd_parallel_after_chunked",
              "bwd_parallel_bare_noncontig_nosoftplus", "bwd_parallel_one_chunk", "bwd_parallel_partial_bf16",
-             "bwd_parallel_chunk_tiles"]
+             "bwd_parallel_chunk_tiles", "bwd_parallel_two_segments_scan", "bwd_parallel_scan_partial_bf16"]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +58,7 @@ def test_the_chosen_forward_kernel_is_the_one_launched(interpreted):
     launched = interpreted["launched"]
     assert launched["full"] == launched["bare_noncontig"] == ["seq"]
     assert all(launched[case] == ["chunked"] for case in CASES if case.startswith("chunked"))
-    after_seq = ("bwd_chunked_full", "bwd_chunked_full_partial", "bwd_parallel_full")
+    after_seq = ("bwd_chunked_full", "bwd_chunked_full_partial", "bwd_parallel_full", "bwd_chunked_full_scan")
     assert all(launched[case] == ["seq"] for case in after_seq)
     assert all(launched[case] == ["chunked"] for case in BWD_CASES + PAR_CASES if case not in after_seq)
 
@@ -64,8 +66,9 @@ def test_the_chosen_forward_kernel_is_the_one_launched(interpreted):
 def test_the_chosen_backward_kernel_is_the_one_launched(interpreted):
     launched = interpreted["launched_bwd"]
     assert all(launched[case] == ["seq"] for case in CASES)  # $MEDSEGMAMBA_TRITON_BWD=seq
-    assert all(launched[case] == ["chunked"] for case in BWD_CASES)
-    assert all(launched[case] == ["local", "carry", "chunked"] for case in PAR_CASES)
+    body = {case: "chunked" if "_scan" in case else "steps" for case in BWD_CASES + PAR_CASES}
+    assert all(launched[case] == [body[case]] for case in BWD_CASES)
+    assert all(launched[case] == ["local", "carry", body[case]] for case in PAR_CASES)
 
 
 def test_forward_kernel_choice(monkeypatch):
@@ -129,6 +132,21 @@ def test_bwd_chunked_config():
     for bad in (3, 2 * tscan.CHUNK):
         with pytest.raises(ValueError, match=f"bwd chunk_t must be a power of two dividing {tscan.CHUNK}, got {bad}"):
             tscan._bwd_chunked_config(64, 16, chunk_t=bad)
+
+
+def test_backward_tile_body_choice(monkeypatch):
+    from medsegmamba.ops.triton import selective_scan as tscan
+
+    monkeypatch.delenv(tscan.BWD_VARIANT_ENV_VAR, raising=False)
+    assert tscan._bwd_variant() == "steps"  # no spills as launched (kernel_resources.py --as-launched)
+    monkeypatch.setenv(tscan.BWD_VARIANT_ENV_VAR, "scan")
+    assert tscan._bwd_variant() == "scan"
+    monkeypatch.setenv(tscan.BWD_VARIANT_ENV_VAR, "fast")
+    with pytest.raises(ValueError, match=r"\$MEDSEGMAMBA_TRITON_BWD_VARIANT must be one of steps, scan, got 'fast'"):
+        tscan._bwd_variant()
+    # the steps body's launch: T=2 on 8 warps unless given
+    assert tscan._bwd_chunked_config(64, 16, variant="steps") == (2, 8)
+    assert tscan._bwd_chunked_config(16, 64, num_warps=4, chunk_t=4, variant="steps") == (4, 4)
 
 
 def test_chunked_config():

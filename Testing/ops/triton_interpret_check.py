@@ -119,6 +119,15 @@ BWD_CASES = {
     "bwd_parallel_chunk_tiles": ((1, 8, 2, 4, 40, True, True, False, torch.float32, 19, None, "chunked"),
                                   dict(bwd_kernel="parallel", bwd_launch=(4, 8, None))),
 }
+# The cases above run the default tile body, $MEDSEGMAMBA_TRITON_BWD_VARIANT=steps (the tile's
+# steps unrolled); these (names with _scan) run the other one, scans over (T, N, D) tiles.
+SCAN_CASES = {
+    "bwd_chunked_full_scan": BWD_CASES["bwd_chunked_full"],
+    "bwd_chunked_scan_partial_bf16": BWD_CASES["bwd_chunked_partial_bf16"],
+    "bwd_parallel_two_segments_scan": BWD_CASES["bwd_parallel_two_segments"],
+    "bwd_parallel_scan_partial_bf16": BWD_CASES["bwd_parallel_partial_bf16"],
+}
+BWD_CASES |= SCAN_CASES
 
 if __name__ == "__main__":
     launched, launched_bwd = [], []
@@ -126,6 +135,7 @@ if __name__ == "__main__":
     tscan._scan_fwd_chunked_kernel = _Spy(tscan._scan_fwd_chunked_kernel, "chunked", launched)
     tscan._scan_bwd_kernel = _Spy(tscan._scan_bwd_kernel, "seq", launched_bwd)
     tscan._scan_bwd_chunked_kernel = _Spy(tscan._scan_bwd_chunked_kernel, "chunked", launched_bwd)
+    tscan._scan_bwd_steps_kernel = _Spy(tscan._scan_bwd_steps_kernel, "steps", launched_bwd)
     tscan._scan_bwd_local_kernel = _Spy(tscan._scan_bwd_local_kernel, "local", launched_bwd)
     tscan._scan_bwd_carry_kernel = _Spy(tscan._scan_bwd_carry_kernel, "carry", launched_bwd)
     os.environ["MEDSEGMAMBA_TRITON_FWD"] = "chunked"
@@ -139,12 +149,14 @@ if __name__ == "__main__":
         else:
             os.environ.pop("MEDSEGMAMBA_TRITON_BWD", None)
         os.environ["MEDSEGMAMBA_TRITON_BC"] = "partial" if "_partial" in name else "atomic"
+        os.environ["MEDSEGMAMBA_TRITON_BWD_VARIANT"] = "scan" if "_scan" in name else "steps"
         results[name] = case(*args, **kwargs)
         results["launched"][name], results["launched_bwd"][name] = list(launched), list(launched_bwd)
     # the sibling that must fail: the parallel backward with the adjoints carried between segments zeroed
     carries = tscan._segment_carries
     tscan._segment_carries = lambda *a, **k: torch.zeros_like(carries(*a, **k))
     args, kwargs = BWD_CASES["bwd_parallel_two_segments"]
+    os.environ["MEDSEGMAMBA_TRITON_BWD_VARIANT"] = "steps"
     results["bwd_parallel_carries_zeroed"] = case(*args, **kwargs)
     tscan._segment_carries = carries
     print(json.dumps(results))

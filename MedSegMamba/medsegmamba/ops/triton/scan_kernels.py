@@ -497,3 +497,138 @@ def _scan_bwd_chunked_kernel(
     tl.store(dA_ptr + part[None, :] * n_state + n[:, None], dA_acc, mask=nd_mask)
     tl.store(dD_ptr + part, dD_acc, mask=d_mask)
     tl.store(dbias_ptr + part, dbias_acc, mask=d_mask)
+
+
+@triton.jit
+def _step_inputs(cols, t, length, s_ul, s_tl, s_bl, d_mask, n_mask, bias, HAS_BIAS: tl.constexpr,
+                 SOFTPLUS: tl.constexpr):
+    """u, x (delta + bias), delta (BLOCK_D,) and B (BLOCK_N,) of step t in float32, from
+    cols = (u_base, u_cols, dt_base, dt_cols, B_base, B_rows); past the end delta = u = B = 0,
+    so the step leaves the state unchanged."""
+    u_base, u_cols, dt_base, dt_cols, B_base, B_rows = cols
+    live = t < length
+    u = tl.load(u_base + (u_cols + t * s_ul), mask=d_mask & live, other=0.0).to(tl.float32)
+    x, dl = _delta(tl.load(dt_base + (dt_cols + t * s_tl), mask=d_mask & live, other=0.0), bias, HAS_BIAS, SOFTPLUS)
+    B = tl.load(B_base + (B_rows + t * s_bl), mask=n_mask & live, other=0.0).to(tl.float32)
+    return u, x, tl.where(live, dl, 0.0), B
+
+
+@triton.jit
+def _scan_bwd_steps_kernel(
+    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, Dskip_ptr, bias_ptr, dy_ptr, ckpt_ptr, ws_ptr, carry_ptr,
+    du_ptr, ddt_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
+    length, n_chunks, groups, dim, dim_group, n_state, part_stride, seg_chunks, n_segs,
+    s_ub, s_ud, s_ul, s_tb, s_td, s_tl, s_ad, s_an,
+    s_bb, s_bg, s_bn, s_bl, s_cb, s_cg, s_cn, s_cl, s_yb, s_yd, s_yl,
+    HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    CHUNK: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, T: tl.constexpr,
+    PARTIAL: tl.constexpr, SEG_PAR: tl.constexpr,
+):
+    # _scan_bwd_chunked_kernel's arguments, outputs, chunks, workspace and modes (PARTIAL,
+    # SEG_PAR), with each tile's T steps unrolled on (BLOCK_N, BLOCK_D) tensors instead of scanned
+    # as (T, BLOCK_N, BLOCK_D) ones. The scan's T steps sit in one thread's registers, where Triton
+    # combines them one after another, so the unrolled steps do the same multiply-adds; only the
+    # tile's T states, the adjoint and one step's temporaries are live at once. Built as launched
+    # (unit strides), 8 warps at T=2 fit in 128 registers without spills, where the scanned tile
+    # spills (benchmarks/kernel_resources.py --as-launched).
+    pid_0, pid_g, pid_c = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    if SEG_PAR:
+        pid_b, seg = pid_0 // n_segs, pid_0 % n_segs
+        stop = tl.minimum((seg + 1) * seg_chunks, n_chunks)
+        first, count = n_chunks - stop, stop - seg * seg_chunks
+    else:
+        pid_b, first, count = pid_0, 0, n_chunks
+    d_loc, d_mask, d, n, n_mask, nd_mask, A = _state_block(A_ptr, s_ad, s_an, pid_g, pid_c, dim_group, n_state,
+                                                           BLOCK_D, BLOCK_N)
+    A2 = A * 1.4426950408889634                                         # (BLOCK_N, BLOCK_D)
+    bias, Dskip = _channel_params(bias_ptr, Dskip_ptr, d, d_mask, BLOCK_D, HAS_BIAS, HAS_D)
+    b64 = pid_b.to(tl.int64)
+    # Scalar bases and int32 offsets rather than tensors of 64-bit pointers, which the compiler
+    # keeps across the loops at two registers an element.
+    cols = (u_ptr + b64 * s_ub, d * s_ud, dt_ptr + b64 * s_tb, d * s_td, B_ptr + b64 * s_bb + pid_g * s_bg, n * s_bn)
+    dt_base, dt_cols = cols[2], cols[3]
+    dy_base, dy_cols = dy_ptr + b64 * s_yb, d * s_yd
+    C_base, C_rows = C_ptr + b64 * s_cb + pid_g * s_cg, n * s_cn
+    out_base, out_cols = b64 * dim * length, d * length
+    bc_base, bc_rows = (b64 * groups + pid_g) * n_state * length, n * length
+    if PARTIAL:
+        bc_base += pid_c.to(tl.int64) * part_stride
+    prog = (pid_b * groups + pid_g) * tl.num_programs(2) + pid_c
+    # states are (BLOCK_N, BLOCK_D), laid out as the checkpoints' (BLOCK_D, BLOCK_N) blocks, so
+    # that the workspace and the checkpoints share one layout
+    dn_block = n[:, None] + tl.arange(0, BLOCK_D)[None, :] * BLOCK_N
+    ck_base = ckpt_ptr + prog.to(tl.int64) * (n_chunks * BLOCK_D * BLOCK_N)
+    ws_prog = prog.to(tl.int64)
+    if SEG_PAR:
+        ws_prog = ws_prog * n_segs + seg
+    ws_base = ws_ptr + ws_prog * ((CHUNK // T) * BLOCK_D * BLOCK_N)
+
+    g = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)  # the adjoint of the step after the tile
+    if SEG_PAR:  # pass 2 stores it (BLOCK_N, BLOCK_D) with channels contiguous
+        g = tl.load(carry_ptr + ws_prog * (BLOCK_N * BLOCK_D) + n[:, None] * BLOCK_D + tl.arange(0, BLOCK_D)[None, :])
+    dA_acc = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
+    dD_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    dbias_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    for i in range(first, first + count):
+        c0 = (n_chunks - 1 - i) * CHUNK
+        n_tiles = tl.cdiv(tl.minimum(length - c0, CHUNK), T)
+        # the state at the start of each tile of the chunk, from its checkpoint, into the workspace
+        h = tl.load(ck_base + (dn_block + (c0 // CHUNK) * (BLOCK_D * BLOCK_N)))
+        for k in range(0, n_tiles):
+            tl.store(ws_base + (dn_block + k * (BLOCK_D * BLOCK_N)), h)
+            for s in tl.static_range(T):
+                u, x, dl, B = _step_inputs(cols, c0 + k * T + s, length, s_ul, s_tl, s_bl, d_mask, n_mask, bias,
+                                           HAS_BIAS, SOFTPLUS)
+                h = tl.exp2(dl[None, :] * A2) * h + (dl * u)[None, :] * B[:, None]
+        tl.debug_barrier()
+        for j in range(0, n_tiles):
+            t0 = c0 + (n_tiles - 1 - j) * T
+            # the states before each of the tile's steps, first step first
+            hs = (tl.load(ws_base + (dn_block + (n_tiles - 1 - j) * (BLOCK_D * BLOCK_N))),)
+            for s in tl.static_range(0, T - 1):
+                u, x, dl, B = _step_inputs(cols, t0 + s, length, s_ul, s_tl, s_bl, d_mask, n_mask, bias, HAS_BIAS,
+                                           SOFTPLUS)
+                hs = hs + (tl.exp2(dl[None, :] * A2) * hs[s] + (dl * u)[None, :] * B[:, None],)
+            # g reaches step t from step t + 1 through exp(dl_{t+1} A), first from the step after the tile
+            _, x, dl, B = _step_inputs(cols, t0 + T, length, s_ul, s_tl, s_bl, d_mask, n_mask, bias, HAS_BIAS,
+                                       SOFTPLUS)
+            a_after = tl.exp2(dl[None, :] * A2)
+            for s in tl.static_range(T - 1, -1, -1):
+                t = t0 + s
+                live = t < length
+                # reloaded rather than kept from above: the loads hit the cache, registers are scarce
+                u, x, dl, B = _step_inputs(cols, t, length, s_ul, s_tl, s_bl, d_mask, n_mask, bias, HAS_BIAS, SOFTPLUS)
+                dy = tl.load(dy_base + (dy_cols + t * s_yl), mask=d_mask & live, other=0.0).to(tl.float32)
+                C = tl.load(C_base + (C_rows + t * s_cl), mask=n_mask & live, other=0.0).to(tl.float32)
+                g = C[:, None] * dy[None, :] + a_after * g
+                a = tl.exp2(dl[None, :] * A2)
+                dlu = dl * u
+                ah = a * hs[s]                                          # exp(dl_t A) h_{t-1}
+                dC = tl.sum((ah + dlu[None, :] * B[:, None]) * dy[None, :], axis=1)
+                dB = tl.sum(g * dlu[None, :], axis=1)
+                if PARTIAL:
+                    tl.store(dB_ptr + bc_base + (bc_rows + t), dB, mask=n_mask & live)
+                    tl.store(dC_ptr + bc_base + (bc_rows + t), dC, mask=n_mask & live)
+                else:
+                    tl.atomic_add(dB_ptr + bc_base + (bc_rows + t), dB, mask=n_mask & live)
+                    tl.atomic_add(dC_ptr + bc_base + (bc_rows + t), dC, mask=n_mask & live)
+                gah = g * ah
+                dA_acc += gah * dl[None, :]
+                gB = tl.sum(g * B[:, None], axis=0)
+                ddl = tl.sum(gah * A, axis=0) + gB * u
+                du = gB * dl
+                if HAS_D:
+                    du += Dskip * dy
+                    dD_acc += dy * u
+                if SOFTPLUS:
+                    ddl = tl.where(x > 20.0, ddl, ddl / (1.0 + tl.exp(-x)))
+                ddl = tl.where(live, ddl, 0.0)
+                dbias_acc += ddl
+                tl.store(du_ptr + out_base + (out_cols + t), du.to(du_ptr.dtype.element_ty), mask=d_mask & live)
+                tl.store(ddt_ptr + out_base + (out_cols + t), ddl.to(ddt_ptr.dtype.element_ty), mask=d_mask & live)
+                a_after = a
+        tl.debug_barrier()
+    part = pid_0.to(tl.int64) * dim + d  # pid_0: the batch element (x segment, in SEG_PAR)
+    tl.store(dA_ptr + part[None, :] * n_state + n[:, None], dA_acc, mask=nd_mask)
+    tl.store(dD_ptr + part, dD_acc, mask=d_mask)
+    tl.store(dbias_ptr + part, dbias_acc, mask=d_mask)

@@ -28,6 +28,9 @@ g_t = C_t dy_t + exp(dl_{t+1} A) g_{t+1}:
   by tile backwards, recomputes the tile's states with the same scan and g with a scan over the
   tile read last step first, carrying g across tiles; dB and dC of the T steps are summed over the
   program's channels and added with one atomic per tile.
+  Each tile runs one of two bodies of the same math ($MEDSEGMAMBA_TRITON_BWD_VARIANT, `_bwd_variant`):
+  "steps" (default) unrolls the tile's T steps on (N, D) states, "scan" runs the scans above on
+  (T, N, D) tensors; the first needs far fewer registers.
 - "parallel" cuts time into segments of whole checkpoint chunks and runs the chunked backward on
   every segment at once. The adjoint is linear in what enters a segment from the next one, so two
   small passes come first: each segment's adjoint at its first step from a zero start, with the
@@ -50,13 +53,15 @@ import triton
 # replace them with spies here).
 from .interpreter import interpreting
 from .scan_kernels import (_scan_bwd_carry_kernel, _scan_bwd_chunked_kernel, _scan_bwd_kernel, _scan_bwd_local_kernel,
-                           _scan_fwd_chunked_kernel, _scan_fwd_kernel)
+                           _scan_bwd_steps_kernel, _scan_fwd_chunked_kernel, _scan_fwd_kernel)
 
 CHUNK = 64
 FWD_KERNELS = ("seq", "chunked")
 FWD_ENV_VAR = "MEDSEGMAMBA_TRITON_FWD"
 BWD_KERNELS = ("seq", "chunked", "parallel", "auto")
 BWD_ENV_VAR = "MEDSEGMAMBA_TRITON_BWD"
+BWD_VARIANTS = ("steps", "scan")
+BWD_VARIANT_ENV_VAR = "MEDSEGMAMBA_TRITON_BWD_VARIANT"
 
 
 def _config(dim_group, n_state, block_d=None, num_warps=None, elems_per_warp=256):
@@ -152,7 +157,20 @@ def _chunked_config(dim_group, n_state, block_d=None, num_warps=None, chunk_t=No
     return block_d, block_n, chunk_t, num_warps
 
 
-def _bwd_chunked_config(n_state, block_d, num_warps=None, chunk_t=None):
+def _bwd_variant() -> str:
+    """How the chunked and parallel backward run a tile of T steps, from $MEDSEGMAMBA_TRITON_BWD_VARIANT:
+    "steps" (the default: _scan_bwd_steps_kernel, the steps unrolled on (N, D) states) or "scan"
+    (_scan_bwd_chunked_kernel, associative scans over (T, N, D) tiles). Same math; built for sm_90
+    as launched, "steps" at 8 warps fits 128 registers without spills (16 warps per multiprocessor)
+    where "scan" takes 255 at 4 warps (8 warps per multiprocessor) and spills under a 128 cap
+    (benchmarks/kernel_resources.py --as-launched). Not yet timed on a GPU: scripts/gpu_session9_bwd.sh."""
+    return _kernel_name(None, "variant", BWD_VARIANT_ENV_VAR, BWD_VARIANTS, "steps")
+
+
+_STEPS_MAXNREG = 128  # the steps variant's register cap outside SEG_PAR, where it does not spill
+
+
+def _bwd_chunked_config(n_state, block_d, num_warps=None, chunk_t=None, variant="scan"):
     """(T, num_warps) of the chunked backward; its channel block is the checkpoints' block_d.
 
     Default: 4 warps and T such that each thread holds 16 elements of a (T, BLOCK_N, BLOCK_D)
@@ -163,6 +181,9 @@ def _bwd_chunked_config(n_state, block_d, num_warps=None, chunk_t=None):
     neighbours took 2.5 ms (T 4) and 1.7 ms (8 channels, T 8), against 6.0 ms sequential.
     """
     block_n = triton.next_power_of_2(n_state)
+    if variant == "steps":  # T=2 on 8 warps: its states take 128 registers without spills (_bwd_variant)
+        num_warps = 8 if num_warps is None else num_warps
+        return _steps_per_tile(2 if chunk_t is None else chunk_t, 0, num_warps, block_d, block_n, "bwd chunk_t"), num_warps
     if num_warps is None:
         num_warps = 4
     return _steps_per_tile(chunk_t, 16, num_warps, block_d, block_n, "bwd chunk_t"), num_warps
@@ -238,9 +259,10 @@ def _scan_bwd(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt, block_d, num
     if kernel == "auto":
         kernel = _auto_bwd_kernel(ckpt.shape[0], u.device)  # the checkpoints hold a block per program
     par = kernel == "parallel"
+    variant = _bwd_variant() if kernel != "seq" else None
     if par or kernel == "chunked":
         block_d, block_n, _ = _config(dim // groups, n_state, block_d)
-        chunk_t, num_warps = _bwd_chunked_config(n_state, block_d, num_warps, chunk_t)
+        chunk_t, num_warps = _bwd_chunked_config(n_state, block_d, num_warps, chunk_t, variant)
     else:
         block_d, block_n, num_warps = _config(dim // groups, n_state, block_d, num_warps)
     grid = (batch, groups, triton.cdiv(dim // groups, block_d))
@@ -276,11 +298,13 @@ def _scan_bwd(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt, block_d, num
     flags = dict(HAS_D=D is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus),
                  CHUNK=CHUNK, BLOCK_D=block_d, BLOCK_N=block_n, num_warps=num_warps)
     if kernel != "seq":
-        flags.update(_bwd_maxnreg())
+        steps = variant == "steps"
+        # SEG_PAR spills under the steps variant's cap (kernel_resources.py): uncapped there
+        flags.update(_bwd_maxnreg() or ({"maxnreg": _STEPS_MAXNREG} if steps and not par else {}))
         part_stride = batch * groups * n_state * length  # elements between two slices of dB, dC
-        _scan_bwd_chunked_kernel[(grid[0] * rows,) + grid[1:]](*inputs, ws, carry, *outputs, *sizes, part_stride,
-                                                              seg_chunks, rows, *strides, **flags, T=chunk_t,
-                                                              PARTIAL=partial, SEG_PAR=par)
+        bwd = _scan_bwd_steps_kernel if steps else _scan_bwd_chunked_kernel
+        bwd[(grid[0] * rows,) + grid[1:]](*inputs, ws, carry, *outputs, *sizes, part_stride, seg_chunks, rows,
+                                          *strides, **flags, T=chunk_t, PARTIAL=partial, SEG_PAR=par)
     else:
         _scan_bwd_kernel[grid](*inputs, ws, *outputs, *sizes, *strides, **flags)
     if partial:
