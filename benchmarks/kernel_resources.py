@@ -36,7 +36,7 @@ KERNELS = {
     "fwd-chunked": ("_scan_fwd_chunked_kernel", {"STORE_CKPT": True, "HAS_D": True}),
     "bwd-chunked": ("_scan_bwd_chunked_kernel", {"PARTIAL": True, "SEG_PAR": False, "HAS_D": True}),
     "bwd-segment": ("_scan_bwd_chunked_kernel", {"PARTIAL": True, "SEG_PAR": True, "HAS_D": True}),
-    # the same two with each tile's steps unrolled ($MEDSEGMAMBA_TRITON_BWD_VARIANT=steps, the default)
+    # the same two with each tile's steps unrolled ($MEDSEGMAMBA_TRITON_BWD_VARIANT=steps; not the default: slower on an H100)
     "bwd-steps": ("_scan_bwd_steps_kernel", {"PARTIAL": True, "SEG_PAR": False, "HAS_D": True}),
     "bwd-steps-segment": ("_scan_bwd_steps_kernel", {"PARTIAL": True, "SEG_PAR": True, "HAS_D": True}),
     "bwd-local": ("_scan_bwd_local_kernel", {}),

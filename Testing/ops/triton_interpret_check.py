@@ -119,8 +119,8 @@ BWD_CASES = {
     "bwd_parallel_chunk_tiles": ((1, 8, 2, 4, 40, True, True, False, torch.float32, 19, None, "chunked"),
                                   dict(bwd_kernel="parallel", bwd_launch=(4, 8, None))),
 }
-# The cases above run the default tile body, $MEDSEGMAMBA_TRITON_BWD_VARIANT=steps (the tile's
-# steps unrolled); these (names with _scan) run the other one, scans over (T, N, D) tiles.
+# The cases above run the tile body $MEDSEGMAMBA_TRITON_BWD_VARIANT=steps (the tile's steps
+# unrolled); these (names with _scan) run the default one, scans over (T, N, D) tiles.
 SCAN_CASES = {
     "bwd_chunked_full_scan": BWD_CASES["bwd_chunked_full"],
     "bwd_chunked_scan_partial_bf16": BWD_CASES["bwd_chunked_partial_bf16"],
@@ -128,6 +128,9 @@ SCAN_CASES = {
     "bwd_parallel_scan_partial_bf16": BWD_CASES["bwd_parallel_partial_bf16"],
 }
 BWD_CASES |= SCAN_CASES
+# rerun with every fresh buffer full of NaN (below): both bodies, both backwards, padded states
+NAN_MEMORY_CASES = ["bwd_chunked_scan_partial_bf16", "bwd_chunked_partial_bf16", "bwd_parallel_scan_partial_bf16",
+                    "bwd_parallel_two_segments_scan", "bwd_chunked_full"]
 
 if __name__ == "__main__":
     launched, launched_bwd = [], []
@@ -156,7 +159,18 @@ if __name__ == "__main__":
     carries = tscan._segment_carries
     tscan._segment_carries = lambda *a, **k: torch.zeros_like(carries(*a, **k))
     args, kwargs = BWD_CASES["bwd_parallel_two_segments"]
-    os.environ["MEDSEGMAMBA_TRITON_BWD_VARIANT"] = "steps"
+    os.environ["MEDSEGMAMBA_TRITON_BWD_VARIANT"] = "scan"  # the default body
     results["bwd_parallel_carries_zeroed"] = case(*args, **kwargs)
     tscan._segment_carries = carries
+    # fresh buffers full of NaN (torch.empty hands back whatever memory held): a kernel that reads
+    # an element no kernel wrote, such as a padded state of a checkpoint (N = 5 here, blocks of 8),
+    # then returns NaN instead of passing by luck
+    empty = torch.empty
+    torch.empty = lambda *a, **k: empty(*a, **k).fill_(float("nan"))
+    for name in NAN_MEMORY_CASES:
+        args, kwargs = BWD_CASES[name]
+        os.environ["MEDSEGMAMBA_TRITON_BC"] = "partial" if "_partial" in name else "atomic"
+        os.environ["MEDSEGMAMBA_TRITON_BWD_VARIANT"] = "scan" if "_scan" in name else "steps"
+        results[f"nan_memory_{name}"] = case(*args, **kwargs)
+    torch.empty = empty
     print(json.dumps(results))

@@ -29,8 +29,8 @@ g_t = C_t dy_t + exp(dl_{t+1} A) g_{t+1}:
   tile read last step first, carrying g across tiles; dB and dC of the T steps are summed over the
   program's channels and added with one atomic per tile.
   Each tile runs one of two bodies of the same math ($MEDSEGMAMBA_TRITON_BWD_VARIANT, `_bwd_variant`):
-  "steps" (default) unrolls the tile's T steps on (N, D) states, "scan" runs the scans above on
-  (T, N, D) tensors; the first needs far fewer registers.
+  "scan" (default) runs the scans above on (T, N, D) tensors; "steps" unrolls the tile's T steps
+  on (N, D) states, with far fewer registers but twice the time on an H100 (session 9).
 - "parallel" cuts time into segments of whole checkpoint chunks and runs the chunked backward on
   every segment at once. The adjoint is linear in what enters a segment from the next one, so two
   small passes come first: each segment's adjoint at its first step from a zero start, with the
@@ -159,12 +159,14 @@ def _chunked_config(dim_group, n_state, block_d=None, num_warps=None, chunk_t=No
 
 def _bwd_variant() -> str:
     """How the chunked and parallel backward run a tile of T steps, from $MEDSEGMAMBA_TRITON_BWD_VARIANT:
-    "steps" (the default: _scan_bwd_steps_kernel, the steps unrolled on (N, D) states) or "scan"
-    (_scan_bwd_chunked_kernel, associative scans over (T, N, D) tiles). Same math; built for sm_90
+    "scan" (the default: _scan_bwd_chunked_kernel, associative scans over (T, N, D) tiles) or "steps"
+    (_scan_bwd_steps_kernel, the tile's steps unrolled on (N, D) states). Same math. Built for sm_90
     as launched, "steps" at 8 warps fits 128 registers without spills (16 warps per multiprocessor)
-    where "scan" takes 255 at 4 warps (8 warps per multiprocessor) and spills under a 128 cap
-    (benchmarks/kernel_resources.py --as-launched). Not yet timed on a GPU: scripts/gpu_session9_bwd.sh."""
-    return _kernel_name(None, "variant", BWD_VARIANT_ENV_VAR, BWD_VARIANTS, "steps")
+    where "scan" takes 255 at 4 warps (8 warps per multiprocessor), yet on an H100 "steps" took twice
+    the time: 18.7 against 9.1 ms for one paper-size scan's forward + backward, 6.2 against 4.5 ms for
+    the default model's at batch 16 (session 9, benchmarks/results/2026-12-06-h100-s9/). Occupancy
+    is not what bounds this backward; "steps" stays for measuring."""
+    return _kernel_name(None, "variant", BWD_VARIANT_ENV_VAR, BWD_VARIANTS, "scan")
 
 
 _STEPS_MAXNREG = 128  # the steps variant's register cap outside SEG_PAR, where it does not spill
@@ -231,9 +233,11 @@ def _scan_fwd(u, delta, A, B, C, D, delta_bias, softplus, store_ckpt, block_d=No
     y = torch.empty((batch, dim, length), device=u.device, dtype=u.dtype)
     ckpt = y
     if store_ckpt:
-        # the chunked kernel masks its stores to real channels; a partly used block must still
-        # hold finite states for the backward, which reads whole blocks
-        padded = kernel == "chunked" and dim_group % ckpt_block_d
+        # the chunked kernel masks its stores to real channels and states; a partly used block
+        # (channels past dim_group, or states past n_state when N is not a power of two) must
+        # still hold finite states for the backward, which reads whole blocks: there a NaN left in
+        # the memory multiplies the padded state's zero A into the sum over states of ddelta
+        padded = kernel == "chunked" and (dim_group % ckpt_block_d or n_state != block_n)
         ckpt = (torch.zeros if padded else torch.empty)(ckpt_shape, device=u.device, dtype=torch.float32)
     args = (u, delta, A, B, C, D if D is not None else u, delta_bias if delta_bias is not None else u, y, ckpt,
             length, groups, dim_group, n_state,
@@ -318,8 +322,8 @@ MAXNREG_ENV_VAR = "MEDSEGMAMBA_TRITON_BWD_MAXNREG"
 def _bwd_maxnreg() -> dict:
     """{"maxnreg": R} from $MEDSEGMAMBA_TRITON_BWD_MAXNREG, else {}: a cap on the chunked and
     parallel backward's registers per thread. Uncapped, ptxas gives it 255 at the paper's and the
-    default model's launch (and spills), which lets two of its 4-warp programs share a multiprocessor;
-    168 lets three, 128 four, at the cost of more spills (offline sm_90 build, session 8)."""
+    default model's launch (no spills as launched), which lets two of its 4-warp programs share a
+    multiprocessor; 168 lets three, 128 four, at the cost of spills, and 15-75 % more time (session 8)."""
     value = os.environ.get(MAXNREG_ENV_VAR)
     if not value:
         return {}
