@@ -99,3 +99,13 @@ def test_wilcoxon_not_significant_for_same():
     x = np.array([0.8, 0.7, 0.9, 0.85])
     assert np.isnan(ev.wilcoxon_p(x, x))
     assert ev.wilcoxon_p(x, x - np.array([0.1, 0.01, 0.05, 0.2])) > 0.05  # n=4: p >= 0.125
+
+
+def test_method_names_tell_two_runs_apart():
+    from medsegmamba.evaluate import method_names
+
+    assert method_names("run/a.nii.gz", "run/b.nii.gz") == ("a.nii.gz", "b.nii.gz")
+    # two runs of the same command: the same file name in different folders
+    assert method_names("new/out/orig_aseg.nii.gz", "old/out/orig_aseg.nii.gz") == (
+        "new/out/orig_aseg.nii.gz", "old/out/orig_aseg.nii.gz")
+    assert method_names("preds", None) == ("preds", "")

@@ -199,6 +199,17 @@ def add_arguments(parser) -> None:
     parser.add_argument("--labels", help="comma-separated FreeSurfer labels [the 31 aseg classes]")
 
 
+def method_names(pred: str, pred2: str | None) -> tuple[str, str]:
+    """The two methods' names in the tables: each path's last part, or as many trailing parts as
+    tell them apart (two runs' `out/orig_aseg.nii.gz` and `old/orig_aseg.nii.gz` share a file name)."""
+    parts, parts2 = Path(pred).resolve().parts, Path(pred2 or "").resolve().parts
+    for k in range(1, max(len(parts), len(parts2)) + 1):
+        a, b = "/".join(parts[-k:]), "/".join(parts2[-k:])
+        if a != b or not pred2:
+            return Path(pred).name if k == 1 else a, (Path(pred2 or "").name if k == 1 else b)
+    return pred, pred2 or ""
+
+
 def run(args) -> int:
     from .labels import ASEG
 
@@ -208,15 +219,16 @@ def run(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = evaluate_files(match_files(args.pred, args.ref), labels)
-    write_csv(rows, out / "metrics.csv", names, Path(args.pred).name)
+    method, method2 = method_names(args.pred, args.compare)
+    write_csv(rows, out / "metrics.csv", names, method)
     table, table2 = per_structure(rows, labels), None
     if args.compare:
         rows2 = evaluate_files(match_files(args.compare, args.ref), labels)
-        write_csv(rows2, out / "metrics_compare.csv", names, Path(args.compare).name)
+        write_csv(rows2, out / "metrics_compare.csv", names, method2)
         if sorted({r["subject"] for r in rows2}) != sorted({r["subject"] for r in rows}):
             raise ValueError(f"{args.pred} and {args.compare}: different subjects; the test pairs them")
         table2 = per_structure(rows2, labels)
-    md = markdown(table, names, table2, (Path(args.pred).name, Path(args.compare or "").name))
+    md = markdown(table, names, table2, (method, method2))
     (out / "summary.md").write_text(md)
     print(md)
     return 0
