@@ -379,6 +379,31 @@ def _scan_bwd_carry_kernel(
 
 
 @triton.jit
+def _segment_chunks(pid_0, n_segs, seg_chunks, n_chunks, SEG_PAR: tl.constexpr):
+    """(batch element, segment, first, count) of a backward program: it runs chunks first ..
+    first + count - 1, counted from the last. SEG_PAR: axis 0 is batch element x segment of
+    `seg_chunks` checkpoint chunks; else the element's every chunk (segment 0)."""
+    if SEG_PAR:
+        pid_b, seg = pid_0 // n_segs, pid_0 % n_segs
+        stop = tl.minimum((seg + 1) * seg_chunks, n_chunks)  # the segment: chunks seg * seg_chunks .. stop - 1
+        first, count = n_chunks - stop, stop - seg * seg_chunks
+    else:
+        pid_b, seg, first, count = pid_0, 0, 0, n_chunks
+    return pid_b, seg, first, count
+
+
+@triton.jit
+def _store_param_grads(dA_ptr, dD_ptr, dbias_ptr, dA_acc, dD_acc, dbias_acc, pid_0, dim, d, d_mask, n, nd_mask,
+                       n_state):
+    """A backward program's sums of dA (BLOCK_N, BLOCK_D), dD and dbias (BLOCK_D,), into the row of
+    pid_0 (the batch element, x segment in SEG_PAR); the launcher sums the rows."""
+    part = pid_0.to(tl.int64) * dim + d
+    tl.store(dA_ptr + part[None, :] * n_state + n[:, None], dA_acc, mask=nd_mask)
+    tl.store(dD_ptr + part, dD_acc, mask=d_mask)
+    tl.store(dbias_ptr + part, dbias_acc, mask=d_mask)
+
+
+@triton.jit
 def _scan_bwd_chunked_kernel(
     u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, Dskip_ptr, bias_ptr, dy_ptr, ckpt_ptr, ws_ptr, carry_ptr,
     du_ptr, ddt_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
@@ -397,12 +422,7 @@ def _scan_bwd_chunked_kernel(
     # chunks; each program runs its segment's chunks from the adjoint that pass 2 left in
     # carry_ptr, and dA, dD, dbias get a row per (element, segment).
     pid_0, pid_g, pid_c = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-    if SEG_PAR:
-        pid_b, seg = pid_0 // n_segs, pid_0 % n_segs
-        stop = tl.minimum((seg + 1) * seg_chunks, n_chunks)  # the segment: chunks seg * seg_chunks .. stop - 1
-        first, count = n_chunks - stop, stop - seg * seg_chunks   # i below counts chunks from the last
-    else:
-        pid_b, first, count = pid_0, 0, n_chunks
+    pid_b, seg, first, count = _segment_chunks(pid_0, n_segs, seg_chunks, n_chunks, SEG_PAR)
     d_loc, d_mask, d, n, n_mask, nd_mask, A = _state_block(A_ptr, s_ad, s_an, pid_g, pid_c, dim_group, n_state,
                                                            BLOCK_D, BLOCK_N)
     A2 = A * 1.4426950408889634                                         # (BLOCK_N, BLOCK_D)
@@ -493,10 +513,8 @@ def _scan_bwd_chunked_kernel(
             tl.store(du_ptr + out_tile + t0, du.to(du_ptr.dtype.element_ty), mask=out_mask)
             tl.store(ddt_ptr + out_tile + t0, ddl.to(ddt_ptr.dtype.element_ty), mask=out_mask)
         tl.debug_barrier()
-    part = pid_0.to(tl.int64) * dim + d  # pid_0: the batch element (x segment, in SEG_PAR)
-    tl.store(dA_ptr + part[None, :] * n_state + n[:, None], dA_acc, mask=nd_mask)
-    tl.store(dD_ptr + part, dD_acc, mask=d_mask)
-    tl.store(dbias_ptr + part, dbias_acc, mask=d_mask)
+    _store_param_grads(dA_ptr, dD_ptr, dbias_ptr, dA_acc, dD_acc, dbias_acc, pid_0, dim, d, d_mask, n, nd_mask,
+                       n_state)
 
 
 @triton.jit
@@ -532,12 +550,7 @@ def _scan_bwd_steps_kernel(
     # (unit strides), 8 warps at T=2 fit in 128 registers without spills, where the scanned tile
     # spills (benchmarks/kernel_resources.py --as-launched).
     pid_0, pid_g, pid_c = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-    if SEG_PAR:
-        pid_b, seg = pid_0 // n_segs, pid_0 % n_segs
-        stop = tl.minimum((seg + 1) * seg_chunks, n_chunks)
-        first, count = n_chunks - stop, stop - seg * seg_chunks
-    else:
-        pid_b, first, count = pid_0, 0, n_chunks
+    pid_b, seg, first, count = _segment_chunks(pid_0, n_segs, seg_chunks, n_chunks, SEG_PAR)
     d_loc, d_mask, d, n, n_mask, nd_mask, A = _state_block(A_ptr, s_ad, s_an, pid_g, pid_c, dim_group, n_state,
                                                            BLOCK_D, BLOCK_N)
     A2 = A * 1.4426950408889634                                         # (BLOCK_N, BLOCK_D)
@@ -628,7 +641,5 @@ def _scan_bwd_steps_kernel(
                 tl.store(ddt_ptr + out_base + (out_cols + t), ddl.to(ddt_ptr.dtype.element_ty), mask=d_mask & live)
                 a_after = a
         tl.debug_barrier()
-    part = pid_0.to(tl.int64) * dim + d  # pid_0: the batch element (x segment, in SEG_PAR)
-    tl.store(dA_ptr + part[None, :] * n_state + n[:, None], dA_acc, mask=nd_mask)
-    tl.store(dD_ptr + part, dD_acc, mask=d_mask)
-    tl.store(dbias_ptr + part, dbias_acc, mask=d_mask)
+    _store_param_grads(dA_ptr, dD_ptr, dbias_ptr, dA_acc, dD_acc, dbias_acc, pid_0, dim, d, d_mask, n, nd_mask,
+                       n_state)
