@@ -16,12 +16,17 @@ CASES = ["full", "bare_noncontig", "chunked_full", "chunked_bare_noncontig_nosof
 BWD_CASES = ["bwd_chunked_full", "bwd_chunked_after_chunked", "bwd_chunked_bare_noncontig_nosoftplus",
              "bwd_chunked_bf16", "bwd_chunked_full_partial", "bwd_chunked_partial_bf16",
              # the default tile body ($MEDSEGMAMBA_TRITON_BWD_VARIANT=scan); the rest run the other one, steps
-             "bwd_chunked_full_scan", "bwd_chunked_scan_partial_bf16"]
+             "bwd_chunked_full_scan", "bwd_chunked_scan_partial_bf16",
+             # the lanes body (one warp, states split over lanes and registers)
+             "bwd_chunked_full_lanes", "bwd_chunked_after_chunked_lanes", "bwd_chunked_lanes_bare_noncontig_nosoftplus",
+             "bwd_chunked_lanes_partial_bf16", "bwd_chunked_wide_lanes"]
 # the segment-parallel backward: passes 1 and 2 carry the adjoint across segments of checkpoint
 # chunks, pass 3 is the chunked backward run on every segment at once
 PAR_CASES = ["bwd_parallel_full", "bwd_parallel_two_segments", "bwd_auto_by_default", "bwd_parallel_after_chunked",
              "bwd_parallel_bare_noncontig_nosoftplus", "bwd_parallel_one_chunk", "bwd_parallel_partial_bf16",
-             "bwd_parallel_chunk_tiles", "bwd_parallel_two_segments_scan", "bwd_parallel_scan_partial_bf16"]
+             "bwd_parallel_chunk_tiles", "bwd_parallel_two_segments_scan", "bwd_parallel_scan_partial_bf16",
+             "bwd_parallel_two_segments_lanes", "bwd_parallel_lanes_partial_bf16", "bwd_parallel_chunk_tiles_lanes",
+             "bwd_parallel_lanes_bare_noncontig_nosoftplus"]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +40,9 @@ def interpreted():
 # the same cases with every fresh buffer full of NaN (triton_interpret_check.py): no kernel may read
 # memory that no kernel wrote, such as a checkpoint's padded states
 NAN_MEMORY_CASES = ["nan_memory_bwd_chunked_scan_partial_bf16", "nan_memory_bwd_chunked_partial_bf16",
-                    "nan_memory_bwd_parallel_scan_partial_bf16", "nan_memory_bwd_parallel_two_segments_scan", "nan_memory_bwd_chunked_full"]
+                    "nan_memory_bwd_parallel_scan_partial_bf16", "nan_memory_bwd_parallel_two_segments_scan", "nan_memory_bwd_chunked_full",
+                    "nan_memory_bwd_chunked_lanes_partial_bf16", "nan_memory_bwd_parallel_two_segments_lanes",
+                    "nan_memory_bwd_chunked_wide_lanes"]
 
 
 @pytest.mark.parametrize("case", CASES + BWD_CASES + PAR_CASES + NAN_MEMORY_CASES)
@@ -72,7 +79,8 @@ def test_the_chosen_forward_kernel_is_the_one_launched(interpreted):
 def test_the_chosen_backward_kernel_is_the_one_launched(interpreted):
     launched = interpreted["launched_bwd"]
     assert all(launched[case] == ["seq"] for case in CASES)  # $MEDSEGMAMBA_TRITON_BWD=seq
-    body = {case: "chunked" if "_scan" in case else "steps" for case in BWD_CASES + PAR_CASES}
+    body = {case: "chunked" if "_scan" in case else "lanes" if "_lanes" in case else "steps"
+            for case in BWD_CASES + PAR_CASES}
     assert all(launched[case] == [body[case]] for case in BWD_CASES)
     assert all(launched[case] == ["local", "carry", body[case]] for case in PAR_CASES)
 

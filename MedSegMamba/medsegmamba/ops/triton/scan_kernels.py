@@ -643,3 +643,131 @@ def _scan_bwd_steps_kernel(
         tl.debug_barrier()
     _store_param_grads(dA_ptr, dD_ptr, dbias_ptr, dA_acc, dD_acc, dbias_acc, pid_0, dim, d, d_mask, n, nd_mask,
                        n_state)
+
+
+@triton.jit
+def _lanes_step(base, cols, t, length, s_l, mask):
+    """One step's (1, BLOCK_D, 1) channel values or (NH, 1, NL) state values in float32; 0 past the end."""
+    return tl.load(base + (cols + t * s_l), mask=mask & (t < length), other=0.0).to(tl.float32)
+
+
+@triton.jit
+def _scan_bwd_lanes_kernel(
+    u_ptr, dl_ptr, A_ptr, B_ptr, C_ptr, Dskip_ptr, dy_ptr, ckpt_ptr, ws_ptr, carry_ptr,
+    du_ptr, ddl_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr,
+    length, n_chunks, groups, dim, dim_group, n_state, part_stride, seg_chunks, n_segs,
+    s_ub, s_ud, s_ul, s_tb, s_td, s_tl, s_ad, s_an,
+    s_bb, s_bg, s_bn, s_bl, s_cb, s_cg, s_cn, s_cl, s_yb, s_yd, s_yl,
+    HAS_D: tl.constexpr, CHUNK: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, NL: tl.constexpr,
+    T: tl.constexpr, PARTIAL: tl.constexpr, SEG_PAR: tl.constexpr,
+):
+    # The chunked backward's chunks, workspace and modes (PARTIAL, SEG_PAR) with its states laid out
+    # (NH, BLOCK_D, NL), state n = nh * NL + nl: Triton puts NL states on NL lanes and spreads the
+    # channels over the warp's other lanes, so at one warp a program's sums over states (du, ddelta)
+    # and over channels (dB, dC) are both in-thread adds and a few shuffles, never a trip through
+    # shared memory with a barrier, which the (T, N, D) tiles of the "scan" body take for every sum
+    # over N. delta comes in already through softplus (dl_ptr: (Bt, D, L) float32, the launcher's)
+    # and ddl_ptr gets the gradient of that delta: the launcher applies the softplus's derivative,
+    # so the kernel needs no per-channel exp or log, which every NL-lane would repeat. The tile's T
+    # steps are unrolled and each step's exp(dl A) serves both the states and the adjoint.
+    pid_0, pid_g, pid_c = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    pid_b, seg, first, count = _segment_chunks(pid_0, n_segs, seg_chunks, n_chunks, SEG_PAR)
+    NH: tl.constexpr = BLOCK_N // NL
+    d_loc = pid_c * BLOCK_D + tl.arange(0, BLOCK_D)[None, :, None]                # (1, BLOCK_D, 1)
+    d_mask = d_loc < dim_group
+    d = pid_g * dim_group + d_loc
+    n = tl.arange(0, NH)[:, None, None] * NL + tl.arange(0, NL)[None, None, :]     # (NH, 1, NL)
+    n_mask = n < n_state
+    nd_mask = n_mask & d_mask
+    A2 = tl.load(A_ptr + d * s_ad + n * s_an, mask=nd_mask, other=0.0).to(tl.float32) * 1.4426950408889634
+    Dskip = tl.zeros((1, BLOCK_D, 1), dtype=tl.float32)
+    if HAS_D:
+        Dskip = tl.load(Dskip_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
+    b64 = pid_b.to(tl.int64)
+    u_base, u_cols = u_ptr + b64 * s_ub, d * s_ud
+    dl_base, dl_cols = dl_ptr + b64 * s_tb, d * s_td
+    dy_base, dy_cols = dy_ptr + b64 * s_yb, d * s_yd
+    B_base, B_rows = B_ptr + b64 * s_bb + pid_g * s_bg, n * s_bn
+    C_base, C_rows = C_ptr + b64 * s_cb + pid_g * s_cg, n * s_cn
+    out_base, out_cols = b64 * dim * length, d * length
+    bc_base, bc_rows = (b64 * groups + pid_g) * n_state * length, n * length
+    if PARTIAL:
+        bc_base += pid_c.to(tl.int64) * part_stride
+    prog = (pid_b * groups + pid_g) * tl.num_programs(2) + pid_c
+    # the checkpoints' (BLOCK_D, BLOCK_N) blocks, which the workspace shares
+    dn_block = tl.arange(0, BLOCK_D)[None, :, None] * BLOCK_N + n
+    ck_base = ckpt_ptr + prog.to(tl.int64) * (n_chunks * BLOCK_D * BLOCK_N)
+    ws_prog = prog.to(tl.int64)
+    if SEG_PAR:
+        ws_prog = ws_prog * n_segs + seg
+    ws_base = ws_ptr + ws_prog * ((CHUNK // T) * BLOCK_D * BLOCK_N)
+
+    g = tl.zeros((NH, BLOCK_D, NL), dtype=tl.float32)  # the adjoint of the step after the tile
+    if SEG_PAR:  # pass 2 stores it (BLOCK_N, BLOCK_D) with channels contiguous
+        g = tl.load(carry_ptr + ws_prog * (BLOCK_N * BLOCK_D) + n * BLOCK_D + tl.arange(0, BLOCK_D)[None, :, None])
+    # exp(dl A) of the step after the program's last one (1 past the end: g is 0 there)
+    t_after = tl.minimum(length, (n_chunks - first) * CHUNK)
+    a_after = tl.exp2(_lanes_step(dl_base, dl_cols, t_after, length, s_tl, d_mask) * A2)
+    dA_acc = tl.zeros((NH, BLOCK_D, NL), dtype=tl.float32)
+    dD_acc = tl.zeros((1, BLOCK_D, 1), dtype=tl.float32)
+    for i in range(first, first + count):
+        c0 = (n_chunks - 1 - i) * CHUNK
+        n_tiles = tl.cdiv(tl.minimum(length - c0, CHUNK), T)
+        # the state at the start of each tile of the chunk, from its checkpoint, into the workspace
+        h = tl.load(ck_base + (dn_block + (c0 // CHUNK) * (BLOCK_D * BLOCK_N)))
+        for k in range(0, n_tiles):
+            tl.store(ws_base + (dn_block + k * (BLOCK_D * BLOCK_N)), h)
+            for s in tl.static_range(T):
+                t = c0 + k * T + s
+                u = _lanes_step(u_base, u_cols, t, length, s_ul, d_mask)
+                dl = _lanes_step(dl_base, dl_cols, t, length, s_tl, d_mask)
+                B = _lanes_step(B_base, B_rows, t, length, s_bl, n_mask)
+                h = tl.exp2(dl * A2) * h + (dl * u) * B
+        tl.debug_barrier()
+        for j in range(0, n_tiles):
+            t0 = c0 + (n_tiles - 1 - j) * T
+            # the tile's decays and the states before each of its steps, first step first
+            hs = (tl.load(ws_base + (dn_block + (n_tiles - 1 - j) * (BLOCK_D * BLOCK_N))),)
+            decays = ()
+            for s in tl.static_range(T):
+                dl = _lanes_step(dl_base, dl_cols, t0 + s, length, s_tl, d_mask)
+                decays = decays + (tl.exp2(dl * A2),)
+                if s < T - 1:
+                    u = _lanes_step(u_base, u_cols, t0 + s, length, s_ul, d_mask)
+                    B = _lanes_step(B_base, B_rows, t0 + s, length, s_bl, n_mask)
+                    hs = hs + (decays[s] * hs[s] + (dl * u) * B,)
+            for s in tl.static_range(T - 1, -1, -1):
+                t = t0 + s
+                live = t < length
+                u = _lanes_step(u_base, u_cols, t, length, s_ul, d_mask)
+                dl = _lanes_step(dl_base, dl_cols, t, length, s_tl, d_mask)
+                dy = _lanes_step(dy_base, dy_cols, t, length, s_yl, d_mask)
+                B = _lanes_step(B_base, B_rows, t, length, s_bl, n_mask)
+                C = _lanes_step(C_base, C_rows, t, length, s_cl, n_mask)
+                g = C * dy + a_after * g
+                dlu = dl * u
+                ah = decays[s] * hs[s]                                     # exp(dl_t A) h_{t-1}
+                dC = tl.sum((ah + dlu * B) * dy, axis=1, keep_dims=True)  # (NH, 1, NL)
+                dB = tl.sum(g * dlu, axis=1, keep_dims=True)
+                if PARTIAL:
+                    tl.store(dB_ptr + bc_base + (bc_rows + t), dB, mask=n_mask & live)
+                    tl.store(dC_ptr + bc_base + (bc_rows + t), dC, mask=n_mask & live)
+                else:
+                    tl.atomic_add(dB_ptr + bc_base + (bc_rows + t), dB, mask=n_mask & live)
+                    tl.atomic_add(dC_ptr + bc_base + (bc_rows + t), dC, mask=n_mask & live)
+                gah = g * ah
+                dA_acc += gah * dl
+                gB = tl.sum(tl.sum(g * B, axis=2, keep_dims=True), axis=0, keep_dims=True)     # (1, BLOCK_D, 1)
+                ddl = tl.sum(tl.sum(gah * A2, axis=2, keep_dims=True), axis=0, keep_dims=True) * 0.6931471805599453
+                ddl += gB * u
+                du = gB * dl
+                if HAS_D:
+                    du += Dskip * dy
+                    dD_acc += dy * u
+                tl.store(du_ptr + out_base + (out_cols + t), du.to(du_ptr.dtype.element_ty), mask=d_mask & live)
+                tl.store(ddl_ptr + out_base + (out_cols + t), ddl, mask=d_mask & live)
+                a_after = decays[s]
+        tl.debug_barrier()
+    part = pid_0.to(tl.int64) * dim + d
+    tl.store(dA_ptr + part * n_state + n, dA_acc, mask=nd_mask)
+    tl.store(dD_ptr + part, dD_acc, mask=d_mask)
