@@ -32,7 +32,7 @@ PAR_CASES = ["bwd_parallel_full", "bwd_parallel_two_segments", "bwd_auto_by_defa
 @pytest.fixture(scope="module")
 def interpreted():
     script = Path(__file__).with_name("triton_interpret_check.py")
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -71,7 +71,8 @@ def test_the_chosen_forward_kernel_is_the_one_launched(interpreted):
     launched = interpreted["launched"]
     assert launched["full"] == launched["bare_noncontig"] == ["seq"]
     assert all(launched[case] == ["chunked"] for case in CASES if case.startswith("chunked"))
-    after_seq = ("bwd_chunked_full", "bwd_chunked_full_partial", "bwd_parallel_full", "bwd_chunked_full_scan")
+    after_seq = ("bwd_chunked_full", "bwd_chunked_full_partial", "bwd_parallel_full", "bwd_chunked_full_scan",
+                 "bwd_chunked_full_lanes")
     assert all(launched[case] == ["seq"] for case in after_seq)
     assert all(launched[case] == ["chunked"] for case in BWD_CASES + PAR_CASES if case not in after_seq)
 
