@@ -39,9 +39,6 @@ KERNELS = {
     # the same two with each tile's steps unrolled ($MEDSEGMAMBA_TRITON_BWD_VARIANT=steps; not the default: slower on an H100)
     "bwd-steps": ("_scan_bwd_steps_kernel", {"PARTIAL": True, "SEG_PAR": False, "HAS_D": True}),
     "bwd-steps-segment": ("_scan_bwd_steps_kernel", {"PARTIAL": True, "SEG_PAR": True, "HAS_D": True}),
-    # states (NH, channels, NL) on one warp ($MEDSEGMAMBA_TRITON_BWD_VARIANT=lanes)
-    "bwd-lanes": ("_scan_bwd_lanes_kernel", {"PARTIAL": True, "SEG_PAR": False, "HAS_D": True}),
-    "bwd-lanes-segment": ("_scan_bwd_lanes_kernel", {"PARTIAL": True, "SEG_PAR": True, "HAS_D": True}),
     "bwd-local": ("_scan_bwd_local_kernel", {}),
     "bwd-carry": ("_scan_bwd_carry_kernel", {}),
 }
@@ -52,8 +49,6 @@ LAUNCHES = {
     "bwd-segment": [(64, 16, 2, 4), (16, 64, 2, 4)],
     "bwd-steps": [(64, 16, 2, 8), (16, 64, 2, 8)],
     "bwd-steps-segment": [(64, 16, 2, 8), (16, 64, 2, 8)],
-    "bwd-lanes": [(64, 16, 2, 1), (16, 64, 2, 1)],
-    "bwd-lanes-segment": [(64, 16, 2, 1), (16, 64, 2, 1)],
     "bwd-local": [(64, 16, 2, 4), (16, 64, 2, 4)],
     "bwd-carry": [(64, 16, 1, 4), (16, 64, 1, 4)],
 }
@@ -74,10 +69,7 @@ def resources(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: in
 
     name, extra = KERNELS[kernel]
     fn = getattr(scan_kernels, name)
-    from medsegmamba.ops.triton.selective_scan import _lanes_nl
-
     wanted = {"HAS_BIAS": True, "SOFTPLUS": True, "CHUNK": 64, "BLOCK_D": block_d, "BLOCK_N": n, "T": t,
-              "NL": _lanes_nl(block_d, n),
               "CKPT_BLOCK_D": block_d, **extra}
     if as_launched:
         wanted |= dict.fromkeys(UNIT_STRIDES, 1)

@@ -3,11 +3,10 @@
     python3 benchmarks/scan_bwd_segments.py --out "$OUT"            # CUDA, about 2 minutes
     python3 benchmarks/scan_bwd_segments.py --out /tmp/x --smoke    # CPU through Triton's interpreter
     python3 benchmarks/scan_bwd_segments.py --out "$OUT" --bodies steps,scan   # session 9: the tile bodies
-    python3 benchmarks/scan_bwd_segments.py --out "$OUT" --bodies scan,lanes --lanes-launches 16,2,1/8,2,1
 
 --bodies runs every part once per tile body of the chunked and parallel backward
-($MEDSEGMAMBA_TRITON_BWD_VARIANT: "steps", the steps unrolled, "scan", scans over (T, N, D)
-tiles, or "lanes", states (NH, channels, NL) on one warp) with each one's default launch, at the paper's size at batch 1 and 8 and the default
+($MEDSEGMAMBA_TRITON_BWD_VARIANT: "steps", the steps unrolled, or "scan", scans over (T, N, D)
+tiles) with each one's default launch, at the paper's size at batch 1 and 8 and the default
 model's at 16 and 4, instead of session 8's segment counts and register caps.
 
 Parts, most wanted first; each appends its rows to results.jsonl as it ends, so a call cut short
@@ -21,9 +20,6 @@ still brings back what it measured:
 (c) the paper network's training step (bf16 autocast, batch 1) and the default model's (batch 16),
     ms per 96^3 patch, with each backward ($MEDSEGMAMBA_TRITON_BWD) and the chunked one capped at
     128 registers.
---lanes-launches adds timing rows of the lanes body at other launches (block_d, T, warps; block_d
-is also the checkpoints' channel block), chunked backward, at the paper's size (batch 1) and the
-default model's (batch 16).
 Writes results.jsonl and results.md; prints the table last.
 """
 
@@ -78,10 +74,10 @@ def set_body(body):
         os.environ[BWD_VARIANT_ENV_VAR] = body
 
 
-def scan_fn(bwd_kernel, segments, bwd_launch=None):
+def scan_fn(bwd_kernel, segments):
     from medsegmamba.ops.triton.selective_scan import selective_scan_triton
 
-    return partial(selective_scan_triton, bwd_kernel=bwd_kernel, bwd_segments=segments, bwd_launch=bwd_launch)
+    return partial(selective_scan_triton, bwd_kernel=bwd_kernel, bwd_segments=segments)
 
 
 def set_maxnreg(regs):
@@ -98,8 +94,8 @@ def timings(sizes, variants, device, emit):
         ins = make_inputs(batch, dim, groups, n, length, device, torch.float32)
         leaves = {k: v.detach().clone().requires_grad_() for k, v in ins.items()}
         dy = torch.randn_like(ins["u"])
-        for name, bwd, segments, regs, body, *launch in variants:
-            fn = scan_fn(bwd, segments, launch[0] if launch else None)
+        for name, bwd, segments, regs, body in variants:
+            fn = scan_fn(bwd, segments)
             set_maxnreg(regs)
             set_body(body)
             row = {"part": "timings", "case": f"{label} b{batch}", "bwd": name}
@@ -182,13 +178,11 @@ def main(argv=None):
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--smoke", action="store_true", help="CPU, tiny sizes, Triton's interpreter")
     ap.add_argument("--parts", default="timings,accuracy,networks")
-    ap.add_argument("--bodies", default=None, help="comma-separated tile bodies to compare, of steps, scan, lanes")
-    ap.add_argument("--lanes-launches", default=None,
-                    help="/-separated block_d,T,warps launches of the lanes body to time as well, e.g. 16,2,1/8,2,1")
+    ap.add_argument("--bodies", default=None, help="comma-separated tile bodies to compare, of steps, scan")
     args = ap.parse_args(argv)
     bodies = args.bodies.split(",") if args.bodies else [None]
-    if not set(bodies) <= {None, "steps", "scan", "lanes"}:
-        ap.error(f"--bodies: expected some of steps, scan, lanes, got {args.bodies!r}")
+    if not set(bodies) <= {None, "steps", "scan"}:
+        ap.error(f"--bodies: expected some of steps, scan, got {args.bodies!r}")
     if args.smoke:
         from medsegmamba.ops.triton import selective_scan as tscan
 
@@ -216,10 +210,6 @@ def main(argv=None):
         variants, sizes = with_bodies(SMOKE_VARIANTS if args.smoke else VARIANTS, bodies), SIZES
     if "timings" in parts:
         timings(SMOKE_SIZES if args.smoke else sizes, variants, device, emit)
-    if args.lanes_launches:
-        launches = [tuple(int(v) for v in text.split(",")) for text in args.lanes_launches.split("/")]
-        lanes = [(f"chunked lanes {b},{t},{w}", "chunked", None, None, "lanes", (b, t, w)) for b, t, w in launches]
-        timings(SMOKE_SIZES if args.smoke else [BODY_SIZES[0], BODY_SIZES[2]], lanes, device, emit)
     if "accuracy" in parts:
         accuracies(acc_size, device, emit, (torch.float32,), bodies)
     if "networks" in parts:

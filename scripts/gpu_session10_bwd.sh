@@ -10,6 +10,8 @@
 # step, auto backward, with each body. Then the registers of both as built for sm_90 on that machine.
 # Results in $OUT/results.jsonl, results.md and resources.md.
 #   bash scripts/gpu_session10_bwd.sh $OUT          (carries nothing)
+# Ran at tree 354f463. The lanes body was slower at every size and left the package after this
+# call (benchmarks/results/2026-12-06-h100-s10/README.md); check out 354f463 to rerun it.
 source "$(dirname "$0")/device_preamble.sh" "$@"
 python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
 timeout 420 python3 benchmarks/scan_bwd_segments.py --out "$OUT" --bodies scan,lanes \

@@ -128,31 +128,9 @@ SCAN_CASES = {
     "bwd_parallel_scan_partial_bf16": BWD_CASES["bwd_parallel_partial_bf16"],
 }
 BWD_CASES |= SCAN_CASES
-# ... and these (names with _lanes) the lanes body: states (NH, channels, NL) on one warp, delta's
-# softplus outside the kernel; N=40 (padded to 64: NH 8 x NL 8) checks a state split over lanes and registers
-LANES_CASES = {
-    "bwd_chunked_full_lanes": BWD_CASES["bwd_chunked_full"],
-    "bwd_chunked_after_chunked_lanes": BWD_CASES["bwd_chunked_after_chunked"],
-    "bwd_chunked_lanes_bare_noncontig_nosoftplus": BWD_CASES["bwd_chunked_bare_noncontig_nosoftplus"],
-    "bwd_chunked_lanes_partial_bf16": BWD_CASES["bwd_chunked_partial_bf16"],
-    "bwd_chunked_wide_lanes": ((1, 48, 2, 40, 11, True, True, False, torch.float32, 21, None, "chunked"),
-                               dict(bwd_kernel="chunked")),
-    "bwd_parallel_two_segments_lanes": BWD_CASES["bwd_parallel_two_segments"],
-    "bwd_parallel_lanes_partial_bf16": BWD_CASES["bwd_parallel_partial_bf16"],
-    "bwd_parallel_chunk_tiles_lanes": BWD_CASES["bwd_parallel_chunk_tiles"],
-    "bwd_parallel_lanes_bare_noncontig_nosoftplus": BWD_CASES["bwd_parallel_bare_noncontig_nosoftplus"],
-}
-BWD_CASES |= LANES_CASES
 # rerun with every fresh buffer full of NaN (below): both bodies, both backwards, padded states
 NAN_MEMORY_CASES = ["bwd_chunked_scan_partial_bf16", "bwd_chunked_partial_bf16", "bwd_parallel_scan_partial_bf16",
-                    "bwd_parallel_two_segments_scan", "bwd_chunked_full", "bwd_chunked_lanes_partial_bf16",
-                    "bwd_parallel_two_segments_lanes", "bwd_chunked_wide_lanes"]
-
-
-def variant(name):
-    """The tile body a case runs, by its name."""
-    return "scan" if "_scan" in name else "lanes" if "_lanes" in name else "steps"
-
+                    "bwd_parallel_two_segments_scan", "bwd_chunked_full"]
 
 if __name__ == "__main__":
     launched, launched_bwd = [], []
@@ -161,7 +139,6 @@ if __name__ == "__main__":
     tscan._scan_bwd_kernel = _Spy(tscan._scan_bwd_kernel, "seq", launched_bwd)
     tscan._scan_bwd_chunked_kernel = _Spy(tscan._scan_bwd_chunked_kernel, "chunked", launched_bwd)
     tscan._scan_bwd_steps_kernel = _Spy(tscan._scan_bwd_steps_kernel, "steps", launched_bwd)
-    tscan._scan_bwd_lanes_kernel = _Spy(tscan._scan_bwd_lanes_kernel, "lanes", launched_bwd)
     tscan._scan_bwd_local_kernel = _Spy(tscan._scan_bwd_local_kernel, "local", launched_bwd)
     tscan._scan_bwd_carry_kernel = _Spy(tscan._scan_bwd_carry_kernel, "carry", launched_bwd)
     os.environ["MEDSEGMAMBA_TRITON_FWD"] = "chunked"
@@ -175,7 +152,7 @@ if __name__ == "__main__":
         else:
             os.environ.pop("MEDSEGMAMBA_TRITON_BWD", None)
         os.environ["MEDSEGMAMBA_TRITON_BC"] = "partial" if "_partial" in name else "atomic"
-        os.environ["MEDSEGMAMBA_TRITON_BWD_VARIANT"] = variant(name)
+        os.environ["MEDSEGMAMBA_TRITON_BWD_VARIANT"] = "scan" if "_scan" in name else "steps"
         results[name] = case(*args, **kwargs)
         results["launched"][name], results["launched_bwd"][name] = list(launched), list(launched_bwd)
     # the sibling that must fail: the parallel backward with the adjoints carried between segments zeroed
@@ -193,7 +170,7 @@ if __name__ == "__main__":
     for name in NAN_MEMORY_CASES:
         args, kwargs = BWD_CASES[name]
         os.environ["MEDSEGMAMBA_TRITON_BC"] = "partial" if "_partial" in name else "atomic"
-        os.environ["MEDSEGMAMBA_TRITON_BWD_VARIANT"] = variant(name)
+        os.environ["MEDSEGMAMBA_TRITON_BWD_VARIANT"] = "scan" if "_scan" in name else "steps"
         results[f"nan_memory_{name}"] = case(*args, **kwargs)
     torch.empty = empty
     print(json.dumps(results))

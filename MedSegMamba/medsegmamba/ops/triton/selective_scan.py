@@ -52,15 +52,15 @@ import triton
 # The launchers below look the kernels up in this module's namespace (the interpreter tests
 # replace them with spies here).
 from .interpreter import interpreting
-from .scan_kernels import (_scan_bwd_carry_kernel, _scan_bwd_chunked_kernel, _scan_bwd_kernel, _scan_bwd_lanes_kernel,
-                           _scan_bwd_local_kernel, _scan_bwd_steps_kernel, _scan_fwd_chunked_kernel, _scan_fwd_kernel)
+from .scan_kernels import (_scan_bwd_carry_kernel, _scan_bwd_chunked_kernel, _scan_bwd_kernel, _scan_bwd_local_kernel,
+                           _scan_bwd_steps_kernel, _scan_fwd_chunked_kernel, _scan_fwd_kernel)
 
 CHUNK = 64
 FWD_KERNELS = ("seq", "chunked")
 FWD_ENV_VAR = "MEDSEGMAMBA_TRITON_FWD"
 BWD_KERNELS = ("seq", "chunked", "parallel", "auto")
 BWD_ENV_VAR = "MEDSEGMAMBA_TRITON_BWD"
-BWD_VARIANTS = ("steps", "scan", "lanes")
+BWD_VARIANTS = ("steps", "scan")
 BWD_VARIANT_ENV_VAR = "MEDSEGMAMBA_TRITON_BWD_VARIANT"
 
 
@@ -183,9 +183,6 @@ def _bwd_chunked_config(n_state, block_d, num_warps=None, chunk_t=None, variant=
     neighbours took 2.5 ms (T 4) and 1.7 ms (8 channels, T 8), against 6.0 ms sequential.
     """
     block_n = triton.next_power_of_2(n_state)
-    if variant == "lanes":
-        return _steps_per_tile(2 if chunk_t is None else chunk_t, 0, 1, block_d, block_n, "bwd chunk_t"), \
-            1 if num_warps is None else num_warps
     if variant == "steps":  # T=2 on 8 warps: its states take 128 registers without spills (_bwd_variant)
         num_warps = 8 if num_warps is None else num_warps
         return _steps_per_tile(2 if chunk_t is None else chunk_t, 0, num_warps, block_d, block_n, "bwd chunk_t"), num_warps
@@ -304,9 +301,6 @@ def _scan_bwd(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt, block_d, num
     strides = (*u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *dy.stride())
     flags = dict(HAS_D=D is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus),
                  CHUNK=CHUNK, BLOCK_D=block_d, BLOCK_N=block_n, num_warps=num_warps)
-    if variant == "lanes":
-        return _scan_bwd_lanes(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt, ws, carry, outputs, sizes,
-                               strides, grid, rows, seg_chunks, par, partial, block_d, block_n, chunk_t, num_warps)
     if kernel != "seq":
         steps = variant == "steps"
         # SEG_PAR spills under the steps variant's cap (kernel_resources.py): uncapped there
@@ -320,36 +314,6 @@ def _scan_bwd(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt, block_d, num
     if partial:
         dB, dC = dB.sum(0), dC.sum(0)
     return du, ddelta, dA.sum(0), dB, dC, dD.sum(0), dbias.sum(0)
-
-
-def _lanes_nl(block_d, block_n):
-    """States per lane group of the lanes body: the lanes a warp gives the states (NL) and the
-    channels (32 / NL) split its sums' shuffles between the sums over states and over channels."""
-    return min(block_n, 8 if block_d <= 16 else 4)
-
-
-def _scan_bwd_lanes(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt, ws, carry, outputs, sizes, strides, grid,
-                    rows, seg_chunks, par, partial, block_d, block_n, chunk_t, num_warps):
-    """The chunked or parallel backward with the "lanes" tile body (_scan_bwd_lanes_kernel): delta goes
-    through its bias and softplus here, once per element, and the kernel's gradient of that delta
-    comes back through the softplus's derivative here too (torch's softplus: x above 20 is kept)."""
-    du, ddelta, dA, dB, dC, dD, _ = outputs
-    x = delta.float() if delta_bias is None else delta.float() + delta_bias.float()[:, None]
-    dl = (torch.nn.functional.softplus(x) if softplus else x).contiguous()
-    ddl = torch.empty(dl.shape, device=dl.device, dtype=torch.float32)  # (Bt, D, L), as the kernel writes it
-    length, n_chunks, groups, dim = sizes[:4]
-    part_stride = u.shape[0] * groups * A.shape[1] * length
-    strides = strides[:3] + dl.stride() + strides[6:]
-    _scan_bwd_lanes_kernel[(grid[0] * rows,) + grid[1:]](
-        u, dl, A, B, C, D if D is not None else u, dy, ckpt, ws, carry, du, ddl, dA, dB, dC, dD, *sizes, part_stride,
-        seg_chunks, rows, *strides, HAS_D=D is not None, CHUNK=CHUNK, BLOCK_D=block_d, BLOCK_N=block_n,
-        NL=_lanes_nl(block_d, block_n), T=chunk_t, PARTIAL=partial, SEG_PAR=par, num_warps=num_warps)
-    if softplus:
-        ddl = torch.where(x > 20.0, ddl, ddl * torch.sigmoid(x))
-    ddelta.copy_(ddl)
-    if partial:
-        dB, dC = dB.sum(0), dC.sum(0)
-    return du, ddelta, dA.sum(0), dB, dC, dD.sum(0), ddl.sum((0, 2))
 
 
 MAXNREG_ENV_VAR = "MEDSEGMAMBA_TRITON_BWD_MAXNREG"
