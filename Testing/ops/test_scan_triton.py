@@ -27,7 +27,7 @@ PAR_CASES = ["bwd_parallel_full", "bwd_parallel_two_segments", "bwd_auto_by_defa
 @pytest.fixture(scope="module")
 def interpreted():
     script = Path(__file__).with_name("triton_interpret_check.py")
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
