@@ -113,3 +113,27 @@ def test_the_unrolled_backward_does_not_spill_as_launched():
 def test_kernel_resources_refuses_an_unknown_kernel():
     proc = run("kernel_resources.py", "--kernels", "bwd-fast")
     assert proc.returncode == 2 and "--kernels: unknown ['bwd-fast']" in proc.stderr
+
+
+def test_ncu_sass_summary_on_a_known_export(tmp_path):
+    """Three SASS lines with known stall samples: the shares, the opcodes (a predicate stripped) and
+    the hottest line come out as counted by hand; a file without the column is a clear error."""
+    header = ["Address", "Source", "Warp Stall Sampling (All Samples)", "Instructions Executed",
+              "stall_wait", "stall_long_sb", "stall_wait (Not Issued)"]
+    rows = [["0x10", "  FADD R1, R2, R3", "6", "100", "6", "0", "5"],
+            ["0x20", "  @!P0 FADD.FTZ R4, R1, R1", "2", "100", "0", "2", "0"],
+            ["0x30", "  LDG.E R5, [R6]", "12", "200", "3", "9", "0"]]
+    export = tmp_path / "sass.csv"
+    export.write_text("\n".join(",".join(f'"{c}"' for c in r)
+                                for r in [["Kernel Name", "k"], header, *rows]) + "\n")
+    proc = run("ncu_sass_summary.py", str(export), "--top", "1")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "3 SASS lines, 20 stall samples" in out
+    assert "| wait | 45.0% |" in out and "| long_sb | 55.0% |" in out  # 9/20 and 11/20
+    assert "| LDG | 60.0% | 50.0% |" in out and "| FADD | 40.0% | 50.0% |" in out
+    assert "| 60.0% | 0x30 | `LDG.E R5, [R6]` | long_sb |" in out and "0x10 |" not in out.split("| address |")[1]
+    bad = tmp_path / "bad.csv"
+    bad.write_text('"Address","Source"\n"0x10","FADD"\n')
+    proc = run("ncu_sass_summary.py", str(bad))
+    assert proc.returncode != 0 and "bad.csv" in proc.stderr and "Warp Stall Sampling" in proc.stderr
