@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from medsegmamba.labels import ASEG
-from medsegmamba.train.labelmaps import CISTERN_MM, EXTRA_CSF, LabelTable, present_values, split_csf, target_of
+from medsegmamba.train.labelmaps import CISTERN_MM, EXTRA_CSF, VENTRICLE_MM, LabelTable, present_values, split_csf, target_of
 from medsegmamba.train.synth import SynthConfig, SynthGenerator
 
 CLS = {s.label: i for i, s in enumerate(ASEG)}
@@ -40,32 +40,42 @@ def test_table_mirror_and_intensity_classes():
 
 
 def _split_csf_slow(m):
-    """split_csf's twin: every CSF voxel's distance to every thalamus voxel, by brute force."""
+    """split_csf's twin: every CSF voxel's distance to every thalamus and third-ventricle voxel, by
+    brute force."""
     out = m.copy()
-    csf, thal = np.argwhere(m == 24), np.argwhere(np.isin(m, (10, 49)))
+    csf, thal, v3 = np.argwhere(m == 24), np.argwhere(np.isin(m, (10, 49))), np.argwhere(m == 14)
+
+    def near(points, v, r):
+        return len(points) > 0 and np.sqrt(((points - v) ** 2).sum(1)).min() <= r
+
     for v in csf:
-        near = len(thal) and np.sqrt(((thal - v) ** 2).sum(1)).min() <= CISTERN_MM
-        out[tuple(v)] = 24 if near else EXTRA_CSF
+        keep = near(thal, v, CISTERN_MM) and near(v3, v, VENTRICLE_MM)
+        out[tuple(v)] = 24 if keep else EXTRA_CSF
     return out
 
 
 def test_split_csf_keeps_only_the_cistern():
-    m = np.zeros((20, 20, 20), np.int32)
+    m = np.zeros((30, 30, 30), np.int32)
     m[5:8, 5:8, 5:8] = 10
-    m[8, 6, 6] = m[10, 6, 6] = m[11, 6, 6] = m[19, 19, 19] = 24  # 1, 3 (kept), 4 and far (split)
+    m[8, 6, 6] = m[10, 6, 6] = m[11, 6, 6] = m[29, 29, 29] = 24  # 1, 3 (kept), 4 and far (split)
     m[8, 8, 8] = 24  # diagonal: sqrt(3) from the corner voxel
+    m[10, 6, 13] = 14  # third ventricle: 7.3, 7 and 5.7 from the three kept voxels
+    m[10, 6, 5] = 24  # 3 from the thalamus, 8 from the ventricle: kept
+    m[3, 8, 7] = 24  # 2.2 from the thalamus, 9.4 from the ventricle: split
     s = split_csf(m)
-    assert s[8, 6, 6] == s[10, 6, 6] == s[8, 8, 8] == 24
-    assert s[11, 6, 6] == s[19, 19, 19] == EXTRA_CSF
+    assert s[8, 6, 6] == s[10, 6, 6] == s[8, 8, 8] == s[10, 6, 5] == 24
+    assert s[11, 6, 6] == s[29, 29, 29] == s[3, 8, 7] == EXTRA_CSF
     assert (s[m != 24] == m[m != 24]).all() and m[11, 6, 6] == 24  # input untouched
     no_thalamus = np.where(m == 10, 2, m)
     assert not (split_csf(no_thalamus) == 24).any()
+    no_ventricle = np.where(m == 14, 2, m)
+    assert not (split_csf(no_ventricle) == 24).any()
 
 
 @pytest.mark.parametrize("seed", range(4))
 def test_split_csf_matches_brute_force(seed):
     rng = np.random.default_rng(seed)
-    m = rng.choice([0, 2, 24, 24, 24, 10, 49], size=(14, 12, 16), p=[.3, .2, .15, .15, .16, .02, .02])
+    m = rng.choice([0, 2, 24, 24, 24, 10, 49, 14], size=(14, 12, 16), p=[.3, .2, .15, .15, .15, .02, .02, .01])
     m[:3] = 24  # a slab far enough that the crop matters
     assert (split_csf(m) == _split_csf_slow(m)).all()
 
@@ -88,15 +98,15 @@ def test_present_values_matches_unique(seed):
 
 
 def test_table_csf_rules():
-    t = LabelTable([0, 2, 10, 49, 24])
+    t = LabelTable([0, 2, 10, 14, 49, 24])
     g = {int(v): i for i, v in enumerate(t.labels)}
     assert EXTRA_CSF in g and t.target[g[24]] == CLS[24] and t.target[g[EXTRA_CSF]] == 0
     assert t.intensity[g[EXTRA_CSF]] == t.intensity[g[24]]  # imaged the same: told apart by place
     m = np.zeros((12, 12, 12), np.int32)
-    m[4:6, 4:6, 4:6], m[6, 4, 4], m[11, 11, 11] = 10, 24, 24
+    m[4:6, 4:6, 4:6], m[6, 4, 4], m[11, 11, 11], m[8, 4, 4] = 10, 24, 24, 14
     enc = t.encode(m)
     assert t.labels[enc[6, 4, 4]] == 24 and t.labels[enc[11, 11, 11]] == EXTRA_CSF
-    aseg = LabelTable([0, 2, 10, 49, 24], csf="aseg")
+    aseg = LabelTable([0, 2, 10, 14, 49, 24], csf="aseg")
     assert EXTRA_CSF not in aseg.labels and aseg.labels[aseg.encode(m)[11, 11, 11]] == 24
     with pytest.raises(ValueError, match="csf"):
         LabelTable([0, 24], csf="everywhere")

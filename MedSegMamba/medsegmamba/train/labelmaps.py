@@ -3,11 +3,15 @@
 Decisions (the README, "Where the default model comes from"):
 - 25/57 (lesion) are imaged and segmented as cerebral white matter (2/41), like SynthSeg.
 - 24 (CSF) in these maps is all the extra-cerebral CSF (~380k voxels), while FreeSurfer's aseg CSF
-  is one small cistern between the thalami (fsaverage: 1,792 voxels, half of them within 2 mm of
-  a thalamus, 73 % within 3 mm). With csf="cistern" (the default) the 24-voxels within CISTERN_MM of a thalamus
-  stay CSF, about 2,000 voxels in each map, one connected piece as in fsaverage; the rest become
-  EXTRA_CSF, imaged exactly like CSF and segmented as background. csf="aseg" keeps every 24 as
-  CSF (real FreeSurfer asegs, where 24 is already the cistern); csf="background" drops it.
+  is the small cistern of the transverse cerebral fissure: the CMA protocol that aseg descends from
+  labels as CSF the fissure's fluid above and behind the third ventricle, beside the thalami
+  (fsaverage: 1,792 voxels, 73 % within 3 mm of a thalamus, 86 % within 8 mm of the third
+  ventricle). With csf="cistern" (the default) the 24-voxels within CISTERN_MM of a thalamus and
+  within VENTRICLE_MM of the third ventricle stay CSF, ~1,100 voxels a map (680-1,420); the rest
+  become EXTRA_CSF, imaged exactly like CSF and segmented as background. Until session 11 the rule
+  had no third-ventricle term; it kept ~2,000 voxels a map, most of them in the cisterns behind
+  and below the pulvinar, which aseg leaves unlabelled. csf="aseg" keeps every 24 as CSF (real
+  FreeSurfer asegs, where 24 is already the cistern); csf="background" drops it.
 - 30/62 (vessel), 72 (5th ventricle), 85 (optic chiasm) and the 500s are tissue in the image and
   background in the target.
 - 136/137 (left) and 163/164 (right) are imaged as their own intensity class and, by default,
@@ -25,9 +29,10 @@ from ..stats import direct_counts
 
 LESION_TO_WM = {25: 2, 57: 41}
 BACKGROUND_TARGET = (30, 62, 72, 85)
-CSF, THALAMI = 24, (10, 49)
+CSF, THALAMI, THIRD_VENTRICLE = 24, (10, 49), 14
 EXTRA_CSF = 524  # not a value of the maps: 24 split off outside the cistern (see csf="cistern")
-CISTERN_MM = 3.0
+CISTERN_MM = 3.0  # from a thalamus
+VENTRICLE_MM = 8.0  # from the third ventricle
 CSF_RULES = ("cistern", "aseg", "background")
 CHOROID_TARGETS = {
     "plexus": {136: 31, 137: 31, 163: 63, 164: 63},
@@ -75,13 +80,15 @@ def present_values(label_map: np.ndarray) -> np.ndarray:
 
 
 def split_csf(label_map: np.ndarray) -> np.ndarray:
-    """A copy of the map with every CSF voxel farther than CISTERN_MM from a thalamus made EXTRA_CSF.
+    """A copy of the map with every CSF voxel outside the cistern made EXTRA_CSF: the cistern is the
+    CSF within CISTERN_MM of a thalamus and within VENTRICLE_MM of the third ventricle.
 
     Voxels are taken as 1 mm (the maps are)."""
     lm = np.array(label_map, copy=True)
     csf = lm == CSF
     lm[csf] = EXTRA_CSF
-    lm[csf & within((lm == THALAMI[0]) | (lm == THALAMI[1]), CISTERN_MM)] = CSF
+    near_thalamus = within((lm == THALAMI[0]) | (lm == THALAMI[1]), CISTERN_MM)
+    lm[csf & near_thalamus & within(lm == THIRD_VENTRICLE, VENTRICLE_MM)] = CSF
     return lm
 
 
