@@ -89,7 +89,7 @@ if parameterNodeWrapper is not None:
     class MedSegMambaParameterNode:
         inputVolume: vtkMRMLScalarVolumeNode
         hippocampus: bool = False
-        tta: bool = False
+        tta: bool = True
         segmentation: vtkMRMLSegmentationNode
 
 
@@ -326,14 +326,13 @@ class MedSegMambaLogic(ScriptedLoadableModuleLogic):
         python = shutil.which("PythonSlicer") if hasattr(slicer, "app") else None
         return [python or sys.executable, "-m", "medsegmamba.cli"]
 
-    def buildCommand(self, inputPath, outputDir, model, device, step, hippocampus, tiling="focused", tta=False):
+    def buildCommand(self, inputPath, outputDir, model, device, step, hippocampus, tiling="focused", tta=True):
         command = list(self.segmenterCommand or self.defaultCommand())
         command += ["segment", inputPath, "-o", outputDir, "--model", model, "--device", device]
         command += ["--step", str(step), "--tiling", tiling, "--progress", "json", "--overwrite"]
         if hippocampus:
             command += ["--hippocampus", "default"]
-        if tta:
-            command.append("--tta")
+        command.append("--tta" if tta else "--no-tta")  # said either way: the CLI's default may change
         return command
 
     def _environment(self):
@@ -343,7 +342,7 @@ class MedSegMambaLogic(ScriptedLoadableModuleLogic):
         return env
 
     @staticmethod
-    def checkArguments(inputVolume, model, device, step, tiling="focused", tta=False):
+    def checkArguments(inputVolume, model, device, step, tiling="focused", tta=True):
         if inputVolume is None or not inputVolume.IsA("vtkMRMLScalarVolumeNode") or inputVolume.GetImageData() is None:
             raise ValueError(f"inputVolume: expected a scalar volume node with image data, got {inputVolume!r}")
         if str(device).lower() not in DEVICES:
@@ -366,7 +365,7 @@ class MedSegMambaLogic(ScriptedLoadableModuleLogic):
         hippocampus=False,
         wait=True,
         tiling="focused",
-        tta=False,
+        tta=True,
         onProgress=None,
         onFinished=None,
         timeout=None,

@@ -146,10 +146,10 @@ def _add_model_options(parser: argparse.ArgumentParser, step_default_help: str) 
                              "`self`: the --model itself at 1 mm, 8-27 patches")
 
 
-def _add_tta_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tta", action="store_true",
+def _add_tta_option(parser: argparse.ArgumentParser, default: bool) -> None:
+    parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=default,
                         help="test-time augmentation: average the plain and the left-right mirrored predictions "
-                             "of each patch; about doubles the network time (default: off)")
+                             "of each patch; about doubles the network time (default: %s)" % ("on" if default else "off"))
 
 
 def add_segment_arguments(parser: argparse.ArgumentParser) -> None:
@@ -159,7 +159,7 @@ def add_segment_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", required=True, metavar="OUTDIR",
                         help="folder for <stem>_aseg.nii.gz, <stem>_volumes.csv, <stem>_qc.png")
     _add_model_options(parser, "default: 16 on CUDA, 32 on CPU")
-    _add_tta_option(parser)
+    _add_tta_option(parser, default=True)
     parser.add_argument("--hippocampus", default=None, metavar="NAME|PATH",
                         help="hippocampal subfield weights; adds <stem>_hipposubfields.* (default: off)")
     parser.add_argument("--format", dest="output_format", choices=("nii.gz", "nii", "mgz"), default="nii.gz",
@@ -240,7 +240,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", default="demo_out", metavar="DIR",
                         help="output folder (default: %(default)s)")
     _add_model_options(parser, "default: 16 on CUDA, 32 on CPU")
-    _add_tta_option(parser)
+    _add_tta_option(parser, default=True)
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 
 
@@ -302,7 +302,7 @@ def add_benchmark_arguments(parser: argparse.ArgumentParser) -> None:
     # the whole head and they get full tiling; with the shipped locator (the default) they, like trained
     # weights, get focused tiling, as `segment` does
     parser.set_defaults(model="small", tiling=None)
-    _add_tta_option(parser)
+    _add_tta_option(parser, default=False)  # times the network as it is; --tta times segment's default
     parser.add_argument("--repeat", type=int, default=2, metavar="N",
                         help="timed runs after one warm-up run (default: %(default)s)")
     parser.add_argument("--json-out", default=None, metavar="FILE", help="also write the results as JSON")

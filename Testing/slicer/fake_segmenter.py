@@ -1,6 +1,6 @@
 """A stand-in for `python -m medsegmamba.cli` used by the Slicer tests.
 
-    fake_segmenter.py segment IN -o OUTDIR --model M --device D --step S --progress json [--tta] [...]
+    fake_segmenter.py segment IN -o OUTDIR --model M --device D --step S --progress json [--tta|--no-tta] [...]
 
 Writes OUTDIR/<stem>_aseg.nii.gz on the input's grid (two boxes: Left-Hippocampus 17 where the
 image is bright in the first half along the first axis, Right-Hippocampus 53 in the second half,

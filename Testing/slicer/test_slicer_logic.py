@@ -219,21 +219,23 @@ def test_command_line_matches_the_cli_contract():
     assert command[1:3] == ["-m", "medsegmamba.cli"]
     assert command[3:] == ["segment", "in.nii.gz", "-o", "out", "--model", "default", "--device", "cuda",
                            "--step", "16", "--tiling", "focused", "--progress", "json", "--overwrite",
-                           "--hippocampus", "default"]
+                           "--hippocampus", "default", "--tta"]
     full = MedSegMambaLogic().buildCommand("in.nii.gz", "out", "default", "cpu", 16, False, tiling="full")
     assert full[full.index("--tiling") + 1] == "full"
 
 
-def test_tta_adds_the_flag_exactly_once():
+def test_tta_flag_is_said_exactly_once_either_way():
+    """On by default, as in the CLI; the command says --tta or --no-tta, so it does not rest on
+    the CLI's default."""
     from MedSegMamba import MedSegMambaLogic
 
     logic = MedSegMambaLogic()
-    plain = logic.buildCommand("in.nii.gz", "out", "default", "cpu", 32, False)
-    assert plain == logic.buildCommand("in.nii.gz", "out", "default", "cpu", 32, False, tta=False)
-    mirrored = logic.buildCommand("in.nii.gz", "out", "default", "cpu", 32, True, tta=True)
-    assert "--tta" not in plain
-    assert mirrored.count("--tta") == 1
-    assert [a for a in mirrored if a != "--tta"] == logic.buildCommand("in.nii.gz", "out", "default", "cpu", 32, True)
+    default = logic.buildCommand("in.nii.gz", "out", "default", "cpu", 32, False)
+    assert default == logic.buildCommand("in.nii.gz", "out", "default", "cpu", 32, False, tta=True)
+    plain = logic.buildCommand("in.nii.gz", "out", "default", "cpu", 32, False, tta=False)
+    assert default.count("--tta") == 1 and "--no-tta" not in default
+    assert plain.count("--no-tta") == 1 and "--tta" not in plain
+    assert [a for a in plain if a != "--no-tta"] == [a for a in default if a != "--tta"]
 
 
 @pytest.mark.parametrize("tta", [False, True])
@@ -252,9 +254,9 @@ def test_the_real_cli_parses_the_command(tta):
 def test_process_passes_tta_to_the_segmenter(slicerScene):
     volume, image = makeVolume(slicerScene)
     logic = logicWith(FAKE)
-    plain = logic.process(volume, timeout=120)
+    plain = logic.process(volume, tta=False, timeout=120)
     assert "fake segmenter options: tta=off" in logic.lastLog.splitlines()
-    mirrored = logic.process(volume, tta=True, timeout=120)
+    mirrored = logic.process(volume, timeout=120)  # the default
     assert "fake segmenter options: tta=on" in logic.lastLog.splitlines()
     assert mirrored is not plain
     assert set(segmentsByName(mirrored)) == {"Left-Thalamus", "Left-Hippocampus", "Right-Hippocampus"}

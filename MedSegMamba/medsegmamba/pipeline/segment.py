@@ -44,7 +44,7 @@ class SegmentOptions:
     locator: object = "locator"      # focused tiling's coarse pass (name, path, nn.Module): the shipped 3 mm
                                      # locator finds the box in one patch; None or "self": the model, at 1 mm
     hippocampus: object = None       # subfield weights (name, path or nn.Module); None: no subfields
-    tta: bool = False                # also run the aseg network on the left-right mirror and average (2x its time)
+    tta: bool = True                 # also run the aseg network on the left-right mirror and average (~1.7x the time)
     overwrite: bool = False
     output_format: str = "nii.gz"    # nii.gz | nii | mgz
     qc: bool = True
