@@ -59,7 +59,8 @@ def main(argv=None) -> int:
 
     segmenter = Segmenter(SegmentOptions(model=make_model(args.model, device).network,
                                          locator=args.locator, step=args.step,
-                                         batch_size=args.batch_size, device=args.device, qc=False))
+                                         batch_size=args.batch_size, device=args.device, qc=False,
+                                         tta=False))  # one pass, as its earlier results were timed
     for loaded, name in ((segmenter.model, "network forward (fine)"), (segmenter.locator, "network forward (coarse)")):
         if loaded is not None:
             loaded.network.forward = timed(name, loaded.network.forward)
