@@ -132,6 +132,12 @@ BWD_CASES |= SCAN_CASES
 NAN_MEMORY_CASES = ["bwd_chunked_scan_partial_bf16", "bwd_chunked_partial_bf16", "bwd_parallel_scan_partial_bf16",
                     "bwd_parallel_two_segments_scan", "bwd_chunked_full"]
 
+
+def variant(name):
+    """The tile body a case runs, by its name."""
+    return "scan" if "_scan" in name else "steps"
+
+
 if __name__ == "__main__":
     launched, launched_bwd = [], []
     tscan._scan_fwd_kernel = _Spy(tscan._scan_fwd_kernel, "seq", launched)
@@ -152,7 +158,7 @@ if __name__ == "__main__":
         else:
             os.environ.pop("MEDSEGMAMBA_TRITON_BWD", None)
         os.environ["MEDSEGMAMBA_TRITON_BC"] = "partial" if "_partial" in name else "atomic"
-        os.environ["MEDSEGMAMBA_TRITON_BWD_VARIANT"] = "scan" if "_scan" in name else "steps"
+        os.environ["MEDSEGMAMBA_TRITON_BWD_VARIANT"] = variant(name)
         results[name] = case(*args, **kwargs)
         results["launched"][name], results["launched_bwd"][name] = list(launched), list(launched_bwd)
     # the sibling that must fail: the parallel backward with the adjoints carried between segments zeroed
@@ -170,7 +176,7 @@ if __name__ == "__main__":
     for name in NAN_MEMORY_CASES:
         args, kwargs = BWD_CASES[name]
         os.environ["MEDSEGMAMBA_TRITON_BC"] = "partial" if "_partial" in name else "atomic"
-        os.environ["MEDSEGMAMBA_TRITON_BWD_VARIANT"] = "scan" if "_scan" in name else "steps"
+        os.environ["MEDSEGMAMBA_TRITON_BWD_VARIANT"] = variant(name)
         results[f"nan_memory_{name}"] = case(*args, **kwargs)
     torch.empty = empty
     print(json.dumps(results))
