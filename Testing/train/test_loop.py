@@ -95,6 +95,18 @@ def test_schedule_end_cuts_the_last_cycle():
     assert all(lr_at(i, 1.0, 2, 10, t_mult=2, end=22) == lr_at(i, 1.0, 2, 10, t_mult=2) for i in range(12))
 
 
+def test_schedule_restart_at_starts_one_fresh_cycle():
+    # before the restart: the regular schedule; from it: warm-up 2, then one cosine 32..40
+    assert all(lr_at(i, 1.0, 2, 10, t_mult=2, end=40, restart_at=30)
+               == lr_at(i, 1.0, 2, 10, t_mult=2, end=40) for i in range(30))
+    assert lr_at(30, 1.0, 2, 10, end=40, restart_at=30) == 0.5
+    assert lr_at(31, 1.0, 2, 10, end=40, restart_at=30) == 1.0
+    assert lr_at(36, 1.0, 2, 10, end=40, restart_at=30) == pytest.approx(0.505)
+    assert lr_at(39, 1.0, 2, 10, end=40, restart_at=30) < 0.06
+    with pytest.raises(ValueError, match="restart_at 30"):
+        lr_at(30, 1.0, 2, 10, end=31, restart_at=30)
+
+
 def test_dice_loss_known():
     target = torch.zeros(1, 4, 4, 4, dtype=torch.long)
     target[0, :2] = 1

@@ -283,3 +283,68 @@ def test_training_config_names_the_file_and_the_bad_synth_value(tmp_path):
     bad.write_text('{"synth": {"lowres_prob": 0.9, "iso_prob": 0.3}}')
     with pytest.raises(ValueError, match=r"bad\.json: synth\.lowres_prob \+ synth\.iso_prob"):
         TrainConfig.from_file(bad)
+
+
+def _resize_ilv_slow(gen, ilv, host, erode, dilate):
+    """The twin of synth.resize_ilv with scipy's binary morphology (6-connected cross): which
+    voxels change, and that each new label is one of the voxel's face neighbours' labels."""
+    from scipy import ndimage
+
+    cross = ndimage.generate_binary_structure(3, 1)
+    changed, allowed = [], []
+    for g, e, d in zip(gen, erode, dilate):
+        is_ilv = ilv[g]
+        ch = np.zeros_like(is_ilv)
+        if e:  # border_value 1: the volume's edge does not erode (the fast path's edges see themselves)
+            ch |= is_ilv & ~ndimage.binary_erosion(is_ilv, cross, border_value=1)
+        if d:
+            ch |= host[g] & ndimage.binary_dilation(is_ilv, cross)
+        changed.append(ch)
+        pad = np.pad(g, 1, mode="edge")
+        nbs = [pad[1 + dz:pad.shape[0] - 1 + dz, 1 + dy:pad.shape[1] - 1 + dy, 1 + dx:pad.shape[2] - 1 + dx]
+               for dz, dy, dx in ((1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1))]
+        allowed.append(np.stack(nbs))
+    return np.stack(changed), allowed
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_resize_ilv_matches_scipy_morphology(seed):
+    from medsegmamba.train.synth import resize_ilv
+
+    rng = np.random.default_rng(seed)
+    # gen indices 0..5: 1 and 2 are ventricles, 3 and 4 hosts, 0 and 5 neither
+    ilv = np.array([False, True, True, False, False, False])
+    host = np.array([False, False, False, True, True, False])
+    gen = rng.choice(6, size=(4, 11, 12, 13), p=[0.1, 0.2, 0.1, 0.3, 0.2, 0.1])
+    gen[1] = np.where(rng.random(gen[1].shape) < 0.6, 1, gen[1])  # a large ventricle with an interior
+    erode, dilate = np.array([True, True, False, False]), np.array([False, False, True, False])
+    out = resize_ilv(torch.from_numpy(gen), torch.from_numpy(ilv), torch.from_numpy(host),
+                     torch.from_numpy(erode), torch.from_numpy(dilate)).numpy()
+    changed, allowed = _resize_ilv_slow(gen, ilv, host, erode, dilate)
+    assert changed.any() and changed[1].sum() > 0 and not changed[3].any()
+    assert np.array_equal(out != gen, changed)
+    for b in range(4):
+        for z, y, x in zip(*np.nonzero(changed[b])):
+            nbs = allowed[b][:, z, y, x]
+            pick = nbs[~ilv[nbs]] if erode[b] else nbs[ilv[nbs]]
+            assert out[b, z, y, x] in pick
+
+
+def test_ilv_resize_off_leaves_the_stream_alone(maps):
+    a = make(maps, seed=5).sample(2)
+    b = make(maps, seed=5, ilv_erode_prob=0.0, ilv_dilate_prob=0.0).sample(2)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_ilv_resize_changes_the_ventricle_size():
+    m = np.full((30, 30, 30), 2, np.int32)
+    m[10:20, 12:16, 12:16] = 5  # a 10 x 4 x 4 horn in white matter
+    cfg = dict(rotation=0, scaling=0, shear=0, elastic_std=0, flip_prob=0, centre_jitter=0)
+    counts = {}
+    for name, kw in (("plain", {}), ("eroded", dict(ilv_erode_prob=1.0)), ("grown", dict(ilv_dilate_prob=1.0))):
+        gen = make([m], **cfg, **kw)
+        gen.focus[:] = torch.tensor([14.5, 14.5, 14.5])
+        gen.head[:] = torch.tensor([14.5, 14.5, 14.5])
+        counts[name] = int((gen.sample(1)[1] == CLS[5]).sum())
+    # one face layer: the 8 x 2 x 2 core; the box plus its six faces (2 of 4 x 4, 4 of 10 x 4)
+    assert counts == {"plain": 160, "eroded": 8 * 2 * 2, "grown": 160 + 2 * 16 + 4 * 40}

@@ -27,6 +27,9 @@ _FLAGS = {
     "--t0": ("t0", int, "first cosine period (iterations)"),
     "--ce-until": ("ce_until", int, "iteration from which the loss is Dice alone"),
     "--max-iters": ("max_iters", int, "stop at this iteration"),
+    "--restart-at": ("restart_at", int, "start one fresh learning-rate cycle (warm-up, then cosine "
+                                        "to --max-iters) at this iteration: fine-tuning a trained "
+                                        "model on a changed target"),
     "--max-minutes": ("max_minutes", float, "stop cleanly (with a checkpoint) after this long"),
     "--val-every": ("val_every", int, "validate every N iterations"),
     "--ckpt-every": ("ckpt_every", int, "checkpoint every N iterations"),

@@ -35,6 +35,7 @@ class TrainConfig:
     t_mult: float = 2.0
     ce_until: int = 1500                 # Dice + weighted CE before, Dice alone from here
     max_iters: int = 100000              # last iteration; the cosine cycle is cut to end here
+    restart_at: int = 0                  # > 0: one fresh cycle (warm-up, cosine) from here to max_iters
     max_minutes: float = 0.0             # 0 = no limit
     grad_clip: float = 1.0
     log_every: int = 20

@@ -210,7 +210,8 @@ class Trainer:
     # --- steps ------------------------------------------------------------------------------
     def step(self) -> dict:
         cfg, it = self.cfg, self.iteration
-        lr = lr_at(it, cfg.lr, cfg.warmup, cfg.t0, cfg.t_mult, end=cfg.max_iters)
+        lr = lr_at(it, cfg.lr, cfg.warmup, cfg.t0, cfg.t_mult, end=cfg.max_iters,
+                   restart_at=cfg.restart_at)
         for g in self.opt.param_groups:
             g["lr"] = lr
         self.net.train()

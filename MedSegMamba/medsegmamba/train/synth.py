@@ -24,6 +24,9 @@ from .labelmaps import TISSUE_ORDER, LabelTable
 
 log = logging.getLogger(__name__)
 
+ILV_LABELS = (5, 44)                  # left, right inferior lateral ventricle
+ILV_HOSTS = (2, 41, 17, 53, 18, 54)   # cerebral WM, hippocampus, amygdala: where a horn may grow
+
 
 @dataclass
 class SynthConfig:
@@ -48,14 +51,21 @@ class SynthConfig:
     coords_per_map: int = 20000
     voxel_mm: int = 1              # mm per patch voxel: 3 makes the coarse locator's 3 mm patches
                                    # (288 mm, a whole head; pipeline/focus.py)
+    ilv_erode_prob: float = 0.0    # per patch: the inferior lateral ventricles lose one voxel layer
+    ilv_dilate_prob: float = 0.0   # per patch (after erosion's draw): they gain one, into WM,
+                                   # hippocampus and amygdala. See SynthGenerator._resize_ilv.
 
     def __post_init__(self):
-        for name in ("focus_prob", "flip_prob", "t1_prob", "lowres_prob", "iso_prob"):
+        for name in ("focus_prob", "flip_prob", "t1_prob", "lowres_prob", "iso_prob",
+                     "ilv_erode_prob", "ilv_dilate_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"synth.{name}: expected a probability in [0, 1], got {getattr(self, name)!r}")
         if self.lowres_prob + self.iso_prob > 1.0:
             raise ValueError(f"synth.lowres_prob + synth.iso_prob: one draw picks one of them, so they must add up "
                              f"to at most 1, got {self.lowres_prob} + {self.iso_prob}")
+        if self.ilv_erode_prob + self.ilv_dilate_prob > 1.0:
+            raise ValueError(f"synth.ilv_erode_prob + synth.ilv_dilate_prob: one draw picks one of them, so "
+                             f"they must add up to at most 1, got {self.ilv_erode_prob} + {self.ilv_dilate_prob}")
         for name in ("max_spacing", "iso_max_spacing"):
             if getattr(self, name) < 1.0:
                 raise ValueError(f"synth.{name}: expected a spacing of at least 1 mm, got {getattr(self, name)!r}")
@@ -78,6 +88,8 @@ class SynthGenerator:
         self.int_lut = torch.from_numpy(table.intensity).to(self.device)
         self.mirror_lut = torch.from_numpy(table.mirror).to(self.device)
         self.tissue = torch.from_numpy(table.intensity_tissue).to(self.device)
+        self.ilv = torch.from_numpy(np.isin(table.labels, ILV_LABELS)).to(self.device)
+        self.ilv_host = torch.from_numpy(np.isin(table.labels, ILV_HOSTS)).to(self.device)
         rng = np.random.default_rng(1234)
         trained = table.target > 0  # per gen index: looked up as bools, not as a map of int64
         self.focus = torch.stack([self._coords(m, trained[m], rng) for m in map(
@@ -155,10 +167,29 @@ class SynthGenerator:
             vol = self.maps[int(subj[i])][None, None].float()
             out.append(F.grid_sample(vol, grid[i:i + 1], mode="nearest", padding_mode="zeros",
                                      align_corners=True)[0, 0])
-        gen = torch.stack(out).long()
+        gen = self._resize_ilv(torch.stack(out).long())
         flip = self._u(b) < self.cfg.flip_prob
         flipped = self.mirror_lut[gen.flip(1)]
         return torch.where(flip[:, None, None, None], flipped, gen)
+
+    def _resize_ilv(self, gen: torch.Tensor) -> torch.Tensor:
+        """Per patch, maybe erode or dilate the inferior lateral ventricles by one voxel layer.
+
+        The temporal horn is 1-3 voxels thick and its size varies several-fold between people
+        (slit-like in young adults, wide with atrophy), while the 20 training maps hold ~1,050
+        voxels each. Without variation the network learns where a typical horn lies rather than
+        reading it from the image. Eroded voxels take a non-ventricle 6-neighbour's label; grown
+        ones take the neighbouring ventricle's, only where WM, hippocampus or amygdala was.
+        With both probabilities 0 nothing is drawn, so older runs resume on the same stream."""
+        c = self.cfg
+        if c.ilv_erode_prob == 0 and c.ilv_dilate_prob == 0:
+            return gen
+        u = self._u(gen.shape[0])
+        erode = u < c.ilv_erode_prob
+        dilate = (u >= c.ilv_erode_prob) & (u < c.ilv_erode_prob + c.ilv_dilate_prob)
+        if not bool((erode | dilate).any()):
+            return gen
+        return resize_ilv(gen, self.ilv, self.ilv_host, erode, dilate)
 
     # --- intensities --------------------------------------------------------------------------
     def _t1_means(self, b: int) -> torch.Tensor:
@@ -227,6 +258,40 @@ class SynthGenerator:
     def sample(self, b: int):
         gen = self.labels(b)
         return self.image(gen), self.target_lut[gen]
+
+
+def _neighbours(x: torch.Tensor):
+    """The six face neighbours of every voxel of x (B, D, H, W); at an edge, the voxel itself."""
+    for dim in (1, 2, 3):
+        i = torch.arange(x.shape[dim], device=x.device)
+        last = x.shape[dim] - 1
+        yield x.index_select(dim, (i + 1).clamp_max(last))
+        yield x.index_select(dim, (i - 1).clamp_min(0))
+
+
+def resize_ilv(gen: torch.Tensor, ilv: torch.Tensor, host: torch.Tensor, erode: torch.Tensor,
+               dilate: torch.Tensor) -> torch.Tensor:
+    """gen (B, D, H, W) gen indices; ilv, host: bool per gen index; erode, dilate: bool (B,).
+    One 6-connected layer: eroded voxels (a ventricle voxel with a non-ventricle face neighbour)
+    take the first such neighbour's label; with dilation, host voxels with a ventricle face
+    neighbour take that ventricle's label."""
+    is_ilv = ilv[gen]
+    out = gen.clone()
+    if bool(erode.any()):
+        fill = torch.full_like(gen, -1)
+        for nb in _neighbours(gen):
+            take = (fill < 0) & ~ilv[nb]
+            fill = torch.where(take, nb, fill)
+        shrink = erode[:, None, None, None] & is_ilv & (fill >= 0)
+        out = torch.where(shrink, fill, out)
+    if bool(dilate.any()):
+        fill = torch.full_like(gen, -1)
+        for nb in _neighbours(gen):
+            take = (fill < 0) & ilv[nb]
+            fill = torch.where(take, nb, fill)
+        grow = dilate[:, None, None, None] & host[gen] & (fill >= 0)
+        out = torch.where(grow, fill, out)
+    return out
 
 
 def _gaussian_blur(x: torch.Tensor, sigmas) -> torch.Tensor:
