@@ -107,6 +107,19 @@ def test_schedule_restart_at_starts_one_fresh_cycle():
         lr_at(30, 1.0, 2, 10, end=31, restart_at=30)
 
 
+def test_trainer_follows_restart_at(tmp_path, make_blob_map):
+    """The loop hands restart_at to the schedule: the logged learning rates are lr_at's with it."""
+    from medsegmamba.train.loop import Trainer
+
+    cfg = _config(tmp_path, "r", make_blob_map, max_iters=5, restart_at=2, warmup=2, t0=100, lr=1e-3,
+                  accum=1, ce_until=0)
+    Trainer(cfg, device="cpu").run()
+    logged = [r["lr"] for r in map(json.loads, open(tmp_path / "r/log.jsonl")) if r["kind"] == "train"]
+    expect = [lr_at(i, 1e-3, 2, 100, 2.0, end=5, restart_at=2) for i in range(5)]
+    assert logged == pytest.approx(expect)
+    assert expect[2] == pytest.approx(5e-4)  # warm-up again at the restart, not the old cycle's 1e-3
+
+
 def test_dice_loss_known():
     target = torch.zeros(1, 4, 4, 4, dtype=torch.long)
     target[0, :2] = 1
