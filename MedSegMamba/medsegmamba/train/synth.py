@@ -187,8 +187,6 @@ class SynthGenerator:
         u = self._u(gen.shape[0])
         erode = u < c.ilv_erode_prob
         dilate = (u >= c.ilv_erode_prob) & (u < c.ilv_erode_prob + c.ilv_dilate_prob)
-        if not bool((erode | dilate).any()):
-            return gen
         return resize_ilv(gen, self.ilv, self.ilv_host, erode, dilate)
 
     # --- intensities --------------------------------------------------------------------------
@@ -269,28 +267,28 @@ def _neighbours(x: torch.Tensor):
         yield x.index_select(dim, (i - 1).clamp_min(0))
 
 
+def _first_neighbour(gen: torch.Tensor, wanted: torch.Tensor) -> torch.Tensor:
+    """Per voxel, the gen index of its first face neighbour (in _neighbours' order) whose index
+    `wanted` (bool per gen index) marks; -1 where none is."""
+    fill = torch.full_like(gen, -1)
+    for nb in _neighbours(gen):
+        fill = torch.where((fill < 0) & wanted[nb], nb, fill)
+    return fill
+
+
 def resize_ilv(gen: torch.Tensor, ilv: torch.Tensor, host: torch.Tensor, erode: torch.Tensor,
                dilate: torch.Tensor) -> torch.Tensor:
     """gen (B, D, H, W) gen indices; ilv, host: bool per gen index; erode, dilate: bool (B,).
     One 6-connected layer: eroded voxels (a ventricle voxel with a non-ventricle face neighbour)
     take the first such neighbour's label; with dilation, host voxels with a ventricle face
     neighbour take that ventricle's label."""
-    is_ilv = ilv[gen]
-    out = gen.clone()
+    out = gen
     if bool(erode.any()):
-        fill = torch.full_like(gen, -1)
-        for nb in _neighbours(gen):
-            take = (fill < 0) & ~ilv[nb]
-            fill = torch.where(take, nb, fill)
-        shrink = erode[:, None, None, None] & is_ilv & (fill >= 0)
-        out = torch.where(shrink, fill, out)
+        fill = _first_neighbour(gen, ~ilv)
+        out = torch.where(erode[:, None, None, None] & ilv[gen] & (fill >= 0), fill, out)
     if bool(dilate.any()):
-        fill = torch.full_like(gen, -1)
-        for nb in _neighbours(gen):
-            take = (fill < 0) & ilv[nb]
-            fill = torch.where(take, nb, fill)
-        grow = dilate[:, None, None, None] & host[gen] & (fill >= 0)
-        out = torch.where(grow, fill, out)
+        fill = _first_neighbour(gen, ilv)
+        out = torch.where(dilate[:, None, None, None] & host[gen] & (fill >= 0), fill, out)
     return out
 
 
