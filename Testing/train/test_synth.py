@@ -259,6 +259,7 @@ def test_all_axes_low_resolution_leaves_the_thick_axis_draws_alone(maps):
     (dict(iso_prob=1.5), "synth.iso_prob: expected a probability in \\[0, 1\\], got 1.5"),
     (dict(lowres_prob=0.6, iso_prob=0.5), "synth.lowres_prob \\+ synth.iso_prob: .* at most 1, got 0.6 \\+ 0.5"),
     (dict(iso_max_spacing=0.5), "synth.iso_max_spacing: expected a spacing of at least 1 mm, got 0.5"),
+    (dict(csf_tie_prob=-0.1), "synth.csf_tie_prob: expected a probability in \\[0, 1\\], got -0.1"),
 ])
 def test_synth_config_refuses_bad_values(kw, message):
     with pytest.raises(ValueError, match=message):
@@ -348,3 +349,22 @@ def test_ilv_resize_changes_the_ventricle_size():
         counts[name] = int((gen.sample(1)[1] == CLS[5]).sum())
     # one face layer: the 8 x 2 x 2 core; the box plus its six faces (2 of 4 x 4, 4 of 10 x 4)
     assert counts == {"plain": 160, "eroded": 8 * 2 * 2, "grown": 160 + 2 * 16 + 4 * 40}
+
+
+def test_csf_tie_gives_every_csf_space_one_random_mean(maps):
+    tied = make(maps, seed=3, t1_prob=0.0, csf_tie_prob=1.0)
+    apart = make(maps, seed=3, t1_prob=0.0)
+    csf = tied.csf_classes
+    assert int(csf.sum()) >= 2  # the ventricles and the cistern's CSF
+    m_tied, s_tied = tied._means_stds(64)
+    m_apart, s_apart = apart._means_stds(64)
+    first = int(csf.nonzero()[0, 0])
+    ratio = m_tied[:, csf] / m_tied[:, first:first + 1]
+    assert (ratio - 1).abs().max() < 0.3 and torch.equal(s_tied[:, csf], s_tied[:, first:first + 1].expand_as(s_tied[:, csf]))
+    # the draws before the tie are the untied generator's: other tissue keeps its own mean
+    assert torch.equal(m_tied[:, ~csf], m_apart[:, ~csf]) and torch.equal(s_tied[:, ~csf], s_apart[:, ~csf])
+    # untied, the CSF spaces are drawn apart: some pair lies far from one ratio
+    assert (m_apart[:, csf] / m_apart[:, first:first + 1] - 1).abs().max() > 0.3
+    half = make(maps, seed=3, t1_prob=0.0, csf_tie_prob=0.5)._means_stds(400)[0]
+    close = ((half[:, csf] / half[:, first:first + 1] - 1).abs() < 0.3).all(1).float().mean()
+    assert 0.4 < float(close) < 0.8  # half tied, plus a few untied pairs that happen to lie close

@@ -54,10 +54,12 @@ class SynthConfig:
     ilv_erode_prob: float = 0.0    # per patch: the inferior lateral ventricles lose one voxel layer
     ilv_dilate_prob: float = 0.0   # per patch (after erosion's draw): they gain one, into WM,
                                    # hippocampus and amygdala. See SynthGenerator._resize_ilv.
+    csf_tie_prob: float = 0.0      # per fully random contrast: every CSF space (ventricles, horns,
+                                   # cisterns) shares one mean. See SynthGenerator._tie_csf.
 
     def __post_init__(self):
         for name in ("focus_prob", "flip_prob", "t1_prob", "lowres_prob", "iso_prob",
-                     "ilv_erode_prob", "ilv_dilate_prob"):
+                     "ilv_erode_prob", "ilv_dilate_prob", "csf_tie_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"synth.{name}: expected a probability in [0, 1], got {getattr(self, name)!r}")
         if self.lowres_prob + self.iso_prob > 1.0:
@@ -88,6 +90,7 @@ class SynthGenerator:
         self.int_lut = torch.from_numpy(table.intensity).to(self.device)
         self.mirror_lut = torch.from_numpy(table.mirror).to(self.device)
         self.tissue = torch.from_numpy(table.intensity_tissue).to(self.device)
+        self.csf_classes = self.tissue == TISSUE_ORDER.index("csf")  # per intensity class
         self.ilv = torch.from_numpy(np.isin(table.labels, ILV_LABELS)).to(self.device)
         self.ilv_host = torch.from_numpy(np.isin(table.labels, ILV_HOSTS)).to(self.device)
         rng = np.random.default_rng(1234)
@@ -206,12 +209,31 @@ class SynthGenerator:
         n = self.table.num_intensity
         rand_mean = self._u(b, n, lo=0, hi=255)
         rand_std = self._u(b, n, lo=1, hi=25)
+        rand_mean, rand_std = self._tie_csf(rand_mean, rand_std)
         tissue = self.tissue[None].expand(b, n)
         t1 = self._t1_means(b).gather(1, tissue.clamp_min(0)) * (1 + 0.05 * self._n(b, n))
         t1 = torch.where(tissue >= 0, t1, rand_mean)
         t1_std = self._u(b, n, lo=1, hi=12)
         use_t1 = (self._u(b) < self.cfg.t1_prob)[:, None]
         return torch.where(use_t1, t1, rand_mean), torch.where(use_t1, t1_std, rand_std)
+
+    def _tie_csf(self, mean: torch.Tensor, std: torch.Tensor):
+        """(B, n) random means and stds -> the same, where (per sample, csf_tie_prob) every CSF
+        intensity class takes the first one's mean (times 1 + 5 % noise, as T1-like tissue) and std.
+
+        CSF is one fluid: under any contrast the lateral ventricles, their temporal horns, the third
+        and fourth ventricles and the cisterns look alike, as the T1-like contrasts already draw
+        them. Drawn apart, the horn may look like anything, and the network learns to place a horn
+        of typical shape whatever the image shows (on fsaverage its extra horn voxels are as bright
+        as gray matter). With csf_tie_prob 0 nothing is drawn, so older runs resume on the same stream."""
+        p = self.cfg.csf_tie_prob
+        if p == 0 or int(self.csf_classes.sum()) < 2:
+            return mean, std
+        b, n = mean.shape
+        tie = (self._u(b) < p)[:, None] & self.csf_classes[None]
+        first = int(self.csf_classes.nonzero()[0, 0])
+        shared = mean[:, first:first + 1] * (1 + 0.05 * self._n(b, n))
+        return torch.where(tie, shared, mean), torch.where(tie, std[:, first:first + 1], std)
 
     def _blur_lowres(self, img: torch.Tensor) -> torch.Tensor:
         """img (B,1,P,P,P): per sample, maybe one thick axis, or (iso_prob) every axis at its own
