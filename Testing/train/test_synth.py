@@ -331,10 +331,18 @@ def test_resize_ilv_matches_scipy_morphology(seed):
             assert out[b, z, y, x] in pick
 
 
-def test_ilv_resize_off_leaves_the_stream_alone(maps):
-    a = make(maps, seed=5).sample(2)
-    b = make(maps, seed=5, ilv_erode_prob=0.0, ilv_dilate_prob=0.0).sample(2)
-    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+def test_options_off_draw_nothing(maps):
+    # runs trained before an option existed resume on the same random stream: off, it draws nothing
+    gen = make(maps, seed=5)
+    labels, n = gen.labels(2), gen.table.num_intensity
+    steps = {"ilv": lambda g: g._resize_ilv(labels),
+             "csf": lambda g: g._tie_csf(torch.rand(2, n), torch.rand(2, n))}
+    for name, on in (("ilv", dict(ilv_erode_prob=0.2)), ("csf", dict(csf_tie_prob=0.9))):
+        for kw in ({}, on):
+            g = make(maps, seed=5, **kw)
+            before = g.get_state().clone()
+            steps[name](g)
+            assert torch.equal(before, g.get_state()) == (not kw), (name, kw)
 
 
 def test_ilv_resize_changes_the_ventricle_size():
