@@ -194,6 +194,19 @@ def test_bad_training_option_is_one_clear_line(capsys):
     assert err == "medsegmamba: error: seed class: expected TARGET=SOURCE (two FreeSurfer labels), got 'CSF'"
 
 
+def test_restart_inside_its_warm_up_is_one_clear_line(tmp_path, capsys):
+    from medsegmamba.cli import main
+
+    # refused before any data is read (the folder does not exist) or any iteration is run
+    args = ["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o"), "--restart-at", "44313"]
+    assert main([*args, "--max-iters", "44316"]) == 1
+    assert capsys.readouterr().err.strip() == ("medsegmamba: error: restart_at 44313: its cycle needs max_iters "
+                                               "past the 100-iteration warm-up (above 44413), got 44316")
+    assert not (tmp_path / "o").exists()
+    assert main([*args, "--max-iters", "44414"]) == 1  # accepted: now the missing data is the error
+    assert "not a folder" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
 def test_bad_config_file_is_named(tmp_path, capsys):
     from medsegmamba.cli import main
 

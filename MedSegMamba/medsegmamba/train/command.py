@@ -92,6 +92,7 @@ def build_config(args):
 
         cfg.seed_classes = list(args.seed_class)
         parse_seed_classes(cfg.seed_classes)  # a bad pair fails before any data is read
+    cfg.check()  # e.g. --restart-at with a --max-iters inside its warm-up: before any data is read
     return cfg
 
 

@@ -50,6 +50,15 @@ class TrainConfig:
     self_distill: float = 0.0            # > 0: multi-scale self-distillation, its terms x this
     synth: dict = field(default_factory=dict)
 
+    def check(self) -> None:
+        """Checks between settings, once the file and the flags are both in (ValueError)."""
+        if self.restart_at < 0:
+            raise ValueError(f"restart_at: expected an iteration >= 0, got {self.restart_at}")
+        if self.restart_at and self.max_iters <= self.restart_at + self.warmup:
+            raise ValueError(f"restart_at {self.restart_at}: its cycle needs max_iters past the "
+                             f"{self.warmup}-iteration warm-up (above {self.restart_at + self.warmup}), "
+                             f"got {self.max_iters}")
+
     def synth_config(self) -> SynthConfig:
         return SynthConfig(**self.synth)
 

@@ -102,7 +102,6 @@ class Trainer:
         self.device = _device(self.ranks, device)
         self.autocast = cfg.bf16 and self.device.type == "cuda"
         self.out = Path(cfg.out)
-        self.out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(cfg.seed)  # same initial weights on every rank
 
         maps = load_label_maps(cfg.data, cfg.max_maps)
@@ -145,6 +144,7 @@ class Trainer:
             log.info("class %d seeded from class %d at iteration %d", target, source, self.iteration)
         self.val_images, self.val_targets = self._fixed_val_set()
         self.eval_pair = load_eval_pair(cfg.fsaverage) if cfg.fsaverage and self.ranks.main else None
+        self.out.mkdir(parents=True, exist_ok=True)  # only once data and checkpoint have loaded
         self.logf = open(self.out / "log.jsonl", "a") if self.ranks.main else None
         n = sum(p.numel() for p in self.model.parameters())
         log.info("model %s: %.2f M parameters on %s (bf16 autocast: %s), %d rank(s)",
