@@ -367,6 +367,7 @@ def test_csf_tie_gives_every_csf_space_one_random_mean(maps):
     m_tied, s_tied = tied._means_stds(64)
     m_apart, s_apart = apart._means_stds(64)
     first = int(csf.nonzero()[0, 0])
+    assert tied.csf_first == first
     ratio = m_tied[:, csf] / m_tied[:, first:first + 1]
     assert (ratio - 1).abs().max() < 0.3 and torch.equal(s_tied[:, csf], s_tied[:, first:first + 1].expand_as(s_tied[:, csf]))
     # the draws before the tie are the untied generator's: other tissue keeps its own mean

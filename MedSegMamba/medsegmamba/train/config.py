@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .schedule import lr_at
 from .synth import SynthConfig
 
 # The default model: the paper's layout at 1/4 width with a 128-wide bottleneck (2.2 M
@@ -54,10 +55,9 @@ class TrainConfig:
         """Checks between settings, once the file and the flags are both in (ValueError)."""
         if self.restart_at < 0:
             raise ValueError(f"restart_at: expected an iteration >= 0, got {self.restart_at}")
-        if self.restart_at and self.max_iters <= self.restart_at + self.warmup:
-            raise ValueError(f"restart_at {self.restart_at}: its cycle needs max_iters past the "
-                             f"{self.warmup}-iteration warm-up (above {self.restart_at + self.warmup}), "
-                             f"got {self.max_iters}")
+        if self.restart_at:  # the schedule's own check, at the restart, before any data is read
+            lr_at(self.restart_at, self.lr, self.warmup, self.t0, self.t_mult, end=self.max_iters,
+                  restart_at=self.restart_at)
 
     def synth_config(self) -> SynthConfig:
         return SynthConfig(**self.synth)

@@ -20,8 +20,8 @@ def lr_at(it: int, base_lr: float, warmup: int, t0: int, t_mult: float = 1.0,
           restart_at: int = 0) -> float:
     if restart_at and it >= restart_at:
         if end is None or end <= restart_at + warmup:
-            raise ValueError(f"restart_at {restart_at} needs an end (max_iters) past its warm-up, "
-                             f"got {end}")
+            raise ValueError(f"restart_at {restart_at}: its cycle needs max_iters past the "
+                             f"{warmup}-iteration warm-up (above {restart_at + warmup}), got {end}")
         # The same shape as a run from iteration 0 whose single cycle ends at `end`.
         return lr_at(it - restart_at, base_lr, warmup, end - restart_at - warmup,
                      min_lr_ratio=min_lr_ratio)

@@ -91,6 +91,10 @@ class SynthGenerator:
         self.mirror_lut = torch.from_numpy(table.mirror).to(self.device)
         self.tissue = torch.from_numpy(table.intensity_tissue).to(self.device)
         self.csf_classes = self.tissue == TISSUE_ORDER.index("csf")  # per intensity class
+        # the class the others copy when tied (-1: fewer than two, nothing to tie); found once
+        # here, not per batch, where it would cost a device sync
+        csf_idx = np.flatnonzero(table.intensity_tissue == TISSUE_ORDER.index("csf"))
+        self.csf_first = int(csf_idx[0]) if csf_idx.size >= 2 else -1
         self.ilv = torch.from_numpy(np.isin(table.labels, ILV_LABELS)).to(self.device)
         self.ilv_host = torch.from_numpy(np.isin(table.labels, ILV_HOSTS)).to(self.device)
         rng = np.random.default_rng(1234)
@@ -226,12 +230,11 @@ class SynthGenerator:
         them. Drawn apart, the horn may look like anything, and the network learns to place a horn
         of typical shape whatever the image shows (on fsaverage its extra horn voxels are as bright
         as gray matter). With csf_tie_prob 0 nothing is drawn, so older runs resume on the same stream."""
-        p = self.cfg.csf_tie_prob
-        if p == 0 or int(self.csf_classes.sum()) < 2:
+        p, first = self.cfg.csf_tie_prob, self.csf_first
+        if p == 0 or first < 0:
             return mean, std
         b, n = mean.shape
         tie = (self._u(b) < p)[:, None] & self.csf_classes[None]
-        first = int(self.csf_classes.nonzero()[0, 0])
         shared = mean[:, first:first + 1] * (1 + 0.05 * self._n(b, n))
         return torch.where(tie, shared, mean), torch.where(tie, std[:, first:first + 1], std)
 
