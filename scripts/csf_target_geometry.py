@@ -1,7 +1,7 @@
 """Where FreeSurfer's CSF (24) lies on fsaverage, against the training target's cistern rule.
 
 The CSF target of the default model is the maps' CSF within CISTERN_MM of a thalamus and within
-VENTRICLE_MM of the third ventricle (train/labelmaps.py, split_csf). This prints, as markdown:
+VENTRICLE_MM of the third ventricle (train/labelmaps.py, cistern). This prints, as markdown:
 1. positions (mm from the thalamic centroid, RAS; 10th / 50th / 90th percentiles) of fsaverage's
    aseg CSF, of the rule's CSF in each training map and, with --pred, of a prediction's CSF and of
    the aseg CSF it misses;
@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "MedSegMamba"))
 from medsegmamba.pipeline.patches import within  # noqa: E402
-from medsegmamba.train.labelmaps import CISTERN_MM, CSF, THALAMI, THIRD_VENTRICLE, VENTRICLE_MM  # noqa: E402
+from medsegmamba.train.labelmaps import CISTERN_MM, CSF, THALAMI, VENTRICLE_MM, cistern  # noqa: E402
 
 RADII = ((CISTERN_MM, VENTRICLE_MM), (4.0, 9.0), (5.0, 10.0), (CISTERN_MM, 1000.0))
 DARK = (60, 70)  # fsaverage intensities: ventricles 51, aseg CSF 56, thalamus 101, WM 114
@@ -31,10 +31,6 @@ def positions(labels, affine, mask):
     centre = np.argwhere(np.isin(labels, THALAMI)).mean(0)
     mm = (affine[:3, :3] @ (np.argwhere(mask) - centre).T).T
     return " | ".join("/".join(f"{v:.1f}" for v in np.percentile(mm[:, k], (10, 50, 90))) for k in range(3))
-
-
-def rule(labels, fluid, cistern_mm, ventricle_mm):
-    return fluid & within(np.isin(labels, THALAMI), cistern_mm) & within(labels == THIRD_VENTRICLE, ventricle_mm)
 
 
 def main():
@@ -58,14 +54,14 @@ def main():
     for path in sorted(a.maps.glob("*.nii*"))[:a.count]:
         im = nib.load(path)
         lm = np.asarray(im.dataobj).astype(np.int64)
-        target = rule(lm, lm == CSF, CISTERN_MM, VENTRICLE_MM)
+        target = cistern(lm, lm == CSF)
         print(f"| {path.name}, the rule | {target.sum()} | {positions(lm, im.affine, target)} |")
     near = within(np.isin(ref, THALAMI), 12.0)
     print("\n| fluid darker than | cistern mm | ventricle mm | rule voxels | Dice with aseg CSF |\n|---:|---:|---:|---:|---:|")
     for dark in DARK:
         fluid = csf | ((ref == 0) & (img < dark) & near)
         for cm, vm in RADII:
-            r = rule(ref, fluid, cm, vm)
+            r = cistern(ref, fluid, cm, vm)
             print(f"| {dark} | {cm:g} | {vm:g} | {r.sum()} | {2 * (r & csf).sum() / (r.sum() + csf.sum()):.3f} |")
 
 

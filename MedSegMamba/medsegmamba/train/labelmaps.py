@@ -79,16 +79,21 @@ def present_values(label_map: np.ndarray) -> np.ndarray:
     return np.unique(flat) if counts is None else np.flatnonzero(counts).astype(flat.dtype)
 
 
-def split_csf(label_map: np.ndarray) -> np.ndarray:
-    """A copy of the map with every CSF voxel outside the cistern made EXTRA_CSF: the cistern is the
-    CSF within CISTERN_MM of a thalamus and within VENTRICLE_MM of the third ventricle.
+def cistern(label_map: np.ndarray, fluid: np.ndarray, cistern_mm: float = CISTERN_MM,
+            ventricle_mm: float = VENTRICLE_MM) -> np.ndarray:
+    """The voxels of `fluid` (bool) within cistern_mm of a thalamus and within ventricle_mm of the
+    third ventricle of the map: the CSF target's rule. Voxels are taken as 1 mm (the maps are)."""
+    lm = np.asarray(label_map)
+    return fluid & within(np.isin(lm, THALAMI), cistern_mm) & within(lm == THIRD_VENTRICLE, ventricle_mm)
 
-    Voxels are taken as 1 mm (the maps are)."""
+
+def split_csf(label_map: np.ndarray) -> np.ndarray:
+    """A copy of the map with every CSF voxel outside the cistern (see `cistern`) made EXTRA_CSF."""
     lm = np.array(label_map, copy=True)
     csf = lm == CSF
+    keep = cistern(lm, csf)
     lm[csf] = EXTRA_CSF
-    near_thalamus = within((lm == THALAMI[0]) | (lm == THALAMI[1]), CISTERN_MM)
-    lm[csf & near_thalamus & within(lm == THIRD_VENTRICLE, VENTRICLE_MM)] = CSF
+    lm[keep] = CSF
     return lm
 
 
