@@ -2,6 +2,8 @@
 
     python3 scripts/synth_robustness.py /work/shared/data/synthseg_label_maps --out docs/robustness_default.md
     python3 scripts/synth_robustness.py MAPS --model path/to/weights.safetensors --sigmas 0,1,1.5 --patches 24
+    python3 scripts/synth_robustness.py MAPS --ilv-erode 1     # every horn one voxel layer thinner
+    python3 scripts/synth_robustness.py MAPS --ilv-erode 1e-9  # its control: the same patches, none thinned
 
 Makes `--patches` fixed patches (seed `--seed`) with the training generator (T1-like contrasts
 only, its own thick-slice draws left on), adds a Gaussian blur of each sigma (mm = voxels) to the
@@ -26,6 +28,15 @@ from medsegmamba.pipeline.loading import load_model  # noqa: E402
 from medsegmamba.train.data import load_label_maps  # noqa: E402
 from medsegmamba.train.labelmaps import LabelTable, present_values  # noqa: E402
 from medsegmamba.train.synth import SynthConfig, SynthGenerator, _gaussian_blur  # noqa: E402
+
+
+def generator(maps_dir, seed: int, ilv_erode: float = 0.0) -> SynthGenerator:
+    """The training generator on the maps in maps_dir, T1-like contrasts only; in a share
+    `ilv_erode` of the patches the inferior lateral ventricles lose one voxel layer. The images are
+    made on the CPU whatever --device says, so that a seed gives the same patches."""
+    maps = load_label_maps(maps_dir)
+    table_ = LabelTable(set().union(*(present_values(m).tolist() for m in maps)))
+    return SynthGenerator(maps, table_, SynthConfig(t1_prob=1.0, ilv_erode_prob=ilv_erode), "cpu", seed=seed)
 
 
 def robustness(model, gen: SynthGenerator, patches: int, sigmas, num_classes: int = 32, device="cpu"):
@@ -72,15 +83,15 @@ def main(argv=None) -> int:
     ap.add_argument("--patches", type=int, default=24)
     ap.add_argument("--seed", type=int, default=4242)
     ap.add_argument("--device", default="cpu", help="cpu, cuda [cpu]")
+    ap.add_argument("--ilv-erode", type=float, default=0.0,
+                    help="share of patches whose inferior lateral ventricles lose one voxel layer, to ask whether "
+                         "the model draws a thin horn thin; any share above 0 draws the same random numbers, so "
+                         "1e-9 makes the same patches as 1 without thinning them (0 makes other patches) [0]")
     ap.add_argument("--out", type=Path, help="write the markdown table here too")
     args = ap.parse_args(argv)
     sigmas = [float(s) for s in args.sigmas.split(",")]
     t0 = time.time()
-    maps = load_label_maps(args.maps)
-    table_ = LabelTable(set().union(*(present_values(m).tolist() for m in maps)))
-    # the images are made on the CPU whatever --device says, so that a seed gives the same patches
-    gen = SynthGenerator(maps, table_, SynthConfig(t1_prob=1.0), "cpu", seed=args.seed)
-    del maps
+    gen = generator(args.maps, args.seed, args.ilv_erode)
     model = load_model(args.model, args.device).network
     dice, pred_counts, ref_counts = robustness(model, gen, args.patches, sigmas, device=args.device)
     present = np.flatnonzero(ref_counts[1:]) + 1  # the structures in the targets (background left out)
@@ -88,7 +99,8 @@ def main(argv=None) -> int:
             f"Dice of each structure over {args.patches} fixed 96³ patches made by the training generator (T1-like "
             f"contrasts), with an extra isotropic Gaussian blur of σ mm added to each finished image; the mean is over "
             f"the {len(present)} structures present; the volume ratio is the predicted over the target voxels. Made by `python3 scripts/synth_robustness.py MAPS --model "
-            f"{args.model} --sigmas {args.sigmas} --patches {args.patches} --seed {args.seed} --device {args.device}` (MAPS: the 20 SynthSeg "
+            f"{args.model} --sigmas {args.sigmas} --patches {args.patches} --seed {args.seed} --device {args.device}"
+            + (f" --ilv-erode {args.ilv_erode:g}" if args.ilv_erode else "") + "` (MAPS: the 20 SynthSeg "
             f"training label maps) on {time.strftime('%Y-%m-%d')}, {args.device}, {time.time() - t0:.0f} s.\n\n"
             + table(dice, pred_counts, ref_counts, present) + "\n")
     print(text)

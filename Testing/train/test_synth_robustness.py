@@ -59,3 +59,23 @@ def test_robustness_counts_are_pooled_over_patches():
     assert pred_counts[0.0][1] == 16 and pred_counts[0.0].sum() == 16
     # class 1: 8 true positives, 16 predicted, 8 in the targets -> 2 * 8 / 24; class 0: never predicted
     assert np.isclose(dice[1], 2 / 3) and dice[0] == 0.0 and np.isnan(dice[5])
+
+
+def test_ilv_erode_thins_the_horns_of_the_same_patches(tmp_path, make_blob_map):
+    """--ilv-erode 1 against a share too small ever to erode (1e-9), which draws the same random
+    numbers: the same patch, with the horn one voxel layer thinner and nothing else changed."""
+    from medsegmamba.labels import class_to_label
+
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    m = make_blob_map(40, 0)
+    m[6:18, 16:23, 16:23] = 5  # a left inferior lateral ventricle, 12 x 7 x 7, in white matter
+    nib.save(nib.Nifti1Image(m.astype(np.uint16), np.eye(4)), str(maps / "m0.nii.gz"))
+    horns = np.flatnonzero(np.isin(class_to_label(), (5, 44)))  # either side: the patch may be mirrored
+    module = load_script()
+    targets = [module.generator(maps, seed=7, ilv_erode=p).sample(1)[1].numpy() for p in (1e-9, 1.0)]
+    kept, thinned = (np.isin(t, horns) for t in targets)
+    assert kept.sum() > 0
+    assert 0 < thinned.sum() < kept.sum()
+    changed = targets[0] != targets[1]
+    assert np.array_equal(changed, kept & ~thinned)  # only horn voxels changed, and every lost one did
