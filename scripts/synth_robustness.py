@@ -89,6 +89,8 @@ def main(argv=None) -> int:
                          "1e-9 makes the same patches as 1 without thinning them (0 makes other patches) [0]")
     ap.add_argument("--out", type=Path, help="write the markdown table here too")
     args = ap.parse_args(argv)
+    if not 0.0 <= args.ilv_erode <= 1.0:
+        ap.error(f"--ilv-erode is a share of the patches, from 0 to 1, got {args.ilv_erode:g}")
     sigmas = [float(s) for s in args.sigmas.split(",")]
     t0 = time.time()
     gen = generator(args.maps, args.seed, args.ilv_erode)

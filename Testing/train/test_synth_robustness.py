@@ -79,3 +79,12 @@ def test_ilv_erode_thins_the_horns_of_the_same_patches(tmp_path, make_blob_map):
     assert 0 < thinned.sum() < kept.sum()
     changed = targets[0] != targets[1]
     assert np.array_equal(changed, kept & ~thinned)  # only horn voxels changed, and every lost one did
+
+
+def test_ilv_erode_outside_0_1_is_one_line(tmp_path, capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as stop:
+        load_script().main([str(tmp_path), "--ilv-erode", "2"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip().endswith("--ilv-erode is a share of the patches, from 0 to 1, got 2")
