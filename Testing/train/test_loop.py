@@ -261,3 +261,35 @@ def test_self_distillation_option(tmp_path, make_blob_map):
                             resume=str(tmp_path / "plain/last.safetensors")), device="cpu")
     assert again.iteration == 1  # a checkpoint made without the heads resumes with them
     assert again.self_distill.config.w_aux_seg == pytest.approx(0.15)  # 0.5 x the distill command's 0.3
+
+
+def test_synth_flag_overrides_the_configs_generator_fields(tmp_path):
+    import argparse
+
+    from medsegmamba.train.command import add_arguments, build_config
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    config = tmp_path / "c.json"
+    config.write_text('{"synth": {"iso_prob": 0.2, "ilv_erode_prob": 0.2}}')
+    cfg = build_config(parser.parse_args(["--config", str(config), "--synth", '{"ilv_erode_prob": 0.4}']))
+    assert cfg.synth == {"iso_prob": 0.2, "ilv_erode_prob": 0.4}
+    assert cfg.synth_config().ilv_erode_prob == 0.4 and cfg.synth_config().iso_prob == 0.2
+
+
+def test_bad_synth_flag_is_one_clear_line(tmp_path, capsys):
+    from medsegmamba.cli import main
+
+    # refused before any data is read: the folder does not exist
+    args = ["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o"), "--synth"]
+    for value, message in [
+        ("{x", "--synth: not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
+        ("[1]", "--synth: expected a JSON object of generator fields, got '[1]'"),
+        ('{"ilv_erode_prob": 2}', "synth.ilv_erode_prob: expected a probability in [0, 1], got 2"),
+        ('{"ilv_erode_prob": "a"}', "synth.ilv_erode_prob: expected a number, got 'a'"),
+    ]:
+        assert main([*args, value]) == 1
+        assert capsys.readouterr().err.strip() == f"medsegmamba: error: {message}"
+    assert main([*args, '{"bogus": 1}']) == 1
+    assert capsys.readouterr().err.startswith("medsegmamba: error: synth: unknown fields ['bogus']; allowed: [")
+    assert not (tmp_path / "o").exists()

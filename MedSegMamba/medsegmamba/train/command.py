@@ -48,6 +48,8 @@ def add_arguments(parser) -> None:
     for flag, (_, typ, text) in _FLAGS.items():
         parser.add_argument(flag, type=typ, default=None, help=text)
     parser.add_argument("--model", help="JSON object of ModelConfig fields, or a preset name")
+    parser.add_argument("--synth", help="JSON object of generator fields over the config's \"synth\", "
+                                        "e.g. '{\"ilv_erode_prob\": 0.4}': an experiment without a new config file")
     parser.add_argument("--patch", type=int, default=None, help="patch size (model and generator)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1")
     parser.add_argument("--no-bf16", action="store_true", help="no bf16 autocast on CUDA")
@@ -74,6 +76,14 @@ def build_config(args):
         spec = json.loads(args.model) if args.model.strip().startswith("{") else args.model
         cfg.model = spec if isinstance(spec, dict) and "channels" in spec and "arch" in spec else {
             **get_config(spec).to_dict()} if not isinstance(spec, dict) else {**cfg.model, **spec}
+    if args.synth:
+        try:
+            spec = json.loads(args.synth)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"--synth: not valid JSON ({e})") from None
+        if not isinstance(spec, dict):
+            raise ValueError(f"--synth: expected a JSON object of generator fields, got {args.synth!r}")
+        cfg.synth = {**cfg.synth, **spec}
     if args.smoke:
         cfg.model = {**cfg.model, "channels": [1, 8, 16, 32, 64, 32], "num_blocks": 2, "d_state": 4}
         cfg.synth = {**cfg.synth, "coords_per_map": 2000}

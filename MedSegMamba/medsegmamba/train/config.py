@@ -53,6 +53,17 @@ class TrainConfig:
 
     def check(self) -> None:
         """Checks between settings, once the file and the flags are both in (ValueError)."""
+        # the generator's fields and its own checks (shares outside 0..1), e.g. after --synth
+        known = {f.name for f in dataclasses.fields(SynthConfig)}
+        unknown = sorted(set(self.synth) - known)
+        if unknown:
+            raise ValueError(f"synth: unknown fields {unknown}; allowed: {sorted(known)}")
+        defaults = SynthConfig()
+        for name, value in self.synth.items():
+            if isinstance(getattr(defaults, name), (int, float)) and (
+                    isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ValueError(f"synth.{name}: expected a number, got {value!r}")
+        SynthConfig(**self.synth)
         if self.restart_at < 0:
             raise ValueError(f"restart_at: expected an iteration >= 0, got {self.restart_at}")
         if self.restart_at:  # the schedule's own check, at the restart, before any data is read
