@@ -53,17 +53,7 @@ class TrainConfig:
 
     def check(self) -> None:
         """Checks between settings, once the file and the flags are both in (ValueError)."""
-        # the generator's fields and its own checks (shares outside 0..1), e.g. after --synth
-        known = {f.name for f in dataclasses.fields(SynthConfig)}
-        unknown = sorted(set(self.synth) - known)
-        if unknown:
-            raise ValueError(f"synth: unknown fields {unknown}; allowed: {sorted(known)}")
-        defaults = SynthConfig()
-        for name, value in self.synth.items():
-            if isinstance(getattr(defaults, name), (int, float)) and (
-                    isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise ValueError(f"synth.{name}: expected a number, got {value!r}")
-        SynthConfig(**self.synth)
+        self.synth_config()  # the generator's own checks, e.g. after --synth
         if self.restart_at < 0:
             raise ValueError(f"restart_at: expected an iteration >= 0, got {self.restart_at}")
         if self.restart_at:  # the schedule's own check, at the restart, before any data is read
@@ -71,7 +61,7 @@ class TrainConfig:
                   restart_at=self.restart_at)
 
     def synth_config(self) -> SynthConfig:
-        return SynthConfig(**self.synth)
+        return SynthConfig.from_dict(self.synth)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -83,7 +73,7 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"training config: unknown keys {unknown}; allowed: {sorted(known)}")
         cfg = cls(**d)
-        SynthConfig(**cfg.synth)  # fail early on unknown synth keys
+        cfg.synth_config()  # fail early on unknown synth fields
         return cfg
 
     @classmethod

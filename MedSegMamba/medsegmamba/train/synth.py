@@ -11,8 +11,10 @@ gamma -> the pipeline's intensity rule. Everything is batched torch and draws fr
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,7 +59,20 @@ class SynthConfig:
     csf_tie_prob: float = 0.0      # per fully random contrast: every CSF space (ventricles, horns,
                                    # cisterns) shares one mean. See SynthGenerator._tie_csf.
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "SynthConfig":
+        """From a training config's "synth" object; an unknown field is a ValueError that lists the known ones."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"synth: unknown fields {unknown}; allowed: {sorted(known)}")
+        return cls(**d)
+
     def __post_init__(self):
+        for f in dataclasses.fields(self):  # every field is a number; a string or a bool from JSON is a mistake
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ValueError(f"synth.{f.name}: expected a number, got {value!r}")
         for name in ("focus_prob", "flip_prob", "t1_prob", "lowres_prob", "iso_prob",
                      "ilv_erode_prob", "ilv_dilate_prob", "csf_tie_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
