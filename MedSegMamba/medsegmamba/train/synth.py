@@ -105,10 +105,11 @@ class SynthGenerator:
         self.int_lut = torch.from_numpy(table.intensity).to(self.device)
         self.mirror_lut = torch.from_numpy(table.mirror).to(self.device)
         self.tissue = torch.from_numpy(table.intensity_tissue).to(self.device)
-        self.csf_classes = self.tissue == TISSUE_ORDER.index("csf")  # per intensity class
+        csf = table.intensity_tissue == TISSUE_ORDER.index("csf")  # per intensity class
+        self.csf_classes = torch.from_numpy(csf).to(self.device)
         # the class the others copy when tied (-1: fewer than two, nothing to tie); found once
         # here, not per batch, where it would cost a device sync
-        csf_idx = np.flatnonzero(table.intensity_tissue == TISSUE_ORDER.index("csf"))
+        csf_idx = np.flatnonzero(csf)
         self.csf_first = int(csf_idx[0]) if csf_idx.size >= 2 else -1
         self.ilv = torch.from_numpy(np.isin(table.labels, ILV_LABELS)).to(self.device)
         self.ilv_host = torch.from_numpy(np.isin(table.labels, ILV_HOSTS)).to(self.device)
