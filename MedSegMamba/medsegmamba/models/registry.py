@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from ..fields import from_known_fields
 from .students import PRESETS as STUDENTS
 
 ARCHS = ("medsegmamba", "segmambabot", "tabsurfer", "kan-mamba")
@@ -46,11 +47,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"ModelConfig: unknown fields {unknown}; allowed: {sorted(known)}")
-        return cls(**d)
+        return from_known_fields(cls, d, "ModelConfig")
 
     @classmethod
     def from_json(cls, s: str) -> "ModelConfig":

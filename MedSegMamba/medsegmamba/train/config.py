@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..fields import from_known_fields
 from .schedule import lr_at
 from .synth import SynthConfig
 
@@ -68,11 +69,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"training config: unknown keys {unknown}; allowed: {sorted(known)}")
-        cfg = cls(**d)
+        cfg = from_known_fields(cls, d, "training config", noun="keys")
         cfg.synth_config()  # fail early on unknown synth fields
         return cfg
 

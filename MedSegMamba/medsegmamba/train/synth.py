@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..fields import from_known_fields
 from .intensity import conform_intensity
 from .labelmaps import TISSUE_ORDER, LabelTable
 
@@ -62,11 +63,7 @@ class SynthConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "SynthConfig":
         """From a training config's "synth" object; an unknown field is a ValueError that lists the known ones."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"synth: unknown fields {unknown}; allowed: {sorted(known)}")
-        return cls(**d)
+        return from_known_fields(cls, d, "synth")
 
     def __post_init__(self):
         for f in dataclasses.fields(self):  # every field is a number; a string or a bool from JSON is a mistake
