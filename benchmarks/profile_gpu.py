@@ -24,7 +24,7 @@ from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from model_gpu import PAPER, TINY, autocast, build  # noqa: E402
+from model_gpu import PAPER, TINY, autocast, build, timed  # noqa: E402
 
 # Kernel (GPU) or operator (CPU) name -> kind; first match wins, so the specific come first.
 KINDS = (
@@ -72,8 +72,10 @@ def device_times(prof, on_gpu: bool) -> dict[str, float]:
     return out
 
 
-def profile_case(model, mode, dtype, batch, patch, device, iters):
+def profile_case(model, mode, dtype, batch, patch, device, iters, channels_last=False):
     x = torch.rand(batch, 1, patch, patch, patch, device=device)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last_3d)
     target = torch.randint(0, model.num_classes, (batch, patch, patch, patch), device=device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4) if mode == "train" else None
 
@@ -101,11 +103,14 @@ def profile_case(model, mode, dtype, batch, patch, device, iters):
             torch.cuda.synchronize()
     times = device_times(prof, device.type == "cuda")
     per_patch = {k: v / (iters * batch) for k, v in times.items()}
+    # wall time too: the profile sums kernel time, which hides gaps between kernels
+    wall = timed(step, device, 1, max(iters, 5)) / batch
     kinds: dict[str, float] = {}
     for name, ms in per_patch.items():
         kinds[kind_of(name)] = kinds.get(kind_of(name), 0.0) + ms
     top = sorted(per_patch.items(), key=lambda kv: -kv[1])[:25]
-    return {"mode": mode, "dtype": dtype, "batch": batch, "ms_per_patch": sum(per_patch.values()),
+    return {"mode": mode, "dtype": dtype, "batch": batch, "channels_last": channels_last,
+            "ms_per_patch": sum(per_patch.values()), "wall_ms_per_patch": wall,
             "kinds": dict(sorted(kinds.items(), key=lambda kv: -kv[1])),
             "top": [{"name": n[:120], "kind": kind_of(n), "ms_per_patch": ms} for n, ms in top]}
 
@@ -116,8 +121,10 @@ def to_markdown(meta, cases) -> str:
              f"{meta['tflop_per_patch']:.3f} TFLOP", ""]
     for c in cases:
         tf = meta["tflop_per_patch"] * (3 if c["mode"] == "train" else 1)
-        lines += [f"## {c['mode']}, {c['dtype']}, batch {c['batch']}: {c['ms_per_patch']:.1f} ms of "
-                  f"device time per patch ({tf / (c['ms_per_patch'] / 1e3):.0f} TFLOP/s of "
+        layout = ", channels_last_3d" if c.get("channels_last") else ""
+        wall = f" (wall {c['wall_ms_per_patch']:.1f} ms)" if "wall_ms_per_patch" in c else ""
+        lines += [f"## {meta.get('variant', 'ours+fusedGN')}, {c['mode']}, {c['dtype']}, batch {c['batch']}{layout}: "
+                  f"{c['ms_per_patch']:.1f} ms of device time per patch{wall} ({tf / (c['ms_per_patch'] / 1e3):.0f} TFLOP/s of "
                   f"convolution + matmul work{', x3 for training' if c['mode'] == 'train' else ''})", "",
                   "| kind | ms / patch | share |", "|---|---:|---:|"]
         lines += [f"| {k} | {v:.2f} | {100 * v / c['ms_per_patch']:.0f} % |" for k, v in c["kinds"].items()]
@@ -132,6 +139,11 @@ def main(argv=None):
     ap.add_argument("--out", required=True, type=Path, help="folder for results.json and results.md")
     ap.add_argument("--smoke", action="store_true", help="CPU, tiny widths, 32^3 patches")
     ap.add_argument("--iters", type=int, default=None, help="profiled steps per case")
+    ap.add_argument("--variant", default="ours+fusedGN", choices=("ours", "ours+fusedGN", "ours+compile"),
+                    help="model_gpu.py's variant: eager (default) or torch.compile")
+    ap.add_argument("--channels-last", default="no", choices=("no", "yes", "both"),
+                    help="model and input in channels_last_3d memory")
+    ap.add_argument("--modes", default="infer,train", help="comma-separated: infer, train")
     args = ap.parse_args(argv)
     device = torch.device("cpu" if args.smoke or not torch.cuda.is_available() else "cuda")
     if device.type == "cpu" and not args.smoke:
@@ -140,16 +152,23 @@ def main(argv=None):
     cfg = TINY if args.smoke else PAPER
     patch = cfg.get("patch_size", 96)
     iters = args.iters or (1 if args.smoke else 3)
-    model = build("ours+fusedGN", cfg, device, None, False)
-    tflop = flops_per_patch(model, patch, device) / 1e12
+    tflop = flops_per_patch(build("ours", cfg, device, None, False), patch, device) / 1e12
     dtype = "fp32" if args.smoke else "bf16"  # bf16 convolutions on the CPU take seconds
-    plan = [("infer", dtype, 2 if args.smoke else 8), ("train", dtype, 1 if args.smoke else 2)]
-    cases = [profile_case(model, m, d, b, patch, device, iters) for m, d, b in plan]
+    batches = {"infer": 2 if args.smoke else 8, "train": 1 if args.smoke else 2}
+    modes = args.modes.split(",")
+    if not modes or set(modes) - set(batches):
+        ap.error(f"--modes: expected some of infer,train, got {args.modes!r}")
+    layouts = {"no": [False], "yes": [True], "both": [False, True]}[args.channels_last]
+    cases = []
+    for cl in layouts:
+        # a fresh model per layout: a compiled one is specialised to its input's strides
+        model = build(args.variant, cfg, device, None, cl)
+        cases += [profile_case(model, m, dtype, batches[m], patch, device, iters, cl) for m in modes]
     meta = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
             "torch": torch.__version__,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()},
-            "patch": patch, "iters": iters, "tflop_per_patch": tflop}
+            "patch": patch, "iters": iters, "tflop_per_patch": tflop, "variant": args.variant}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps({"meta": meta, "cases": cases}, indent=2))
     md = to_markdown(meta, cases)
