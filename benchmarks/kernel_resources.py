@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "MedSegMamba"))
 
 # kernel name -> (function name in scan_kernels, constexpr names it takes beyond the common ones)
 KERNELS = {
-    "fwd-chunked": ("_scan_fwd_chunked_kernel", {"STORE_CKPT": True, "HAS_D": True}),
+    "fwd-chunked": ("_scan_fwd_chunked_kernel", {"STORE_CKPT": True, "HAS_D": True, "PATHS": False}),
     "bwd-chunked": ("_scan_bwd_chunked_kernel", {"PARTIAL": True, "SEG_PAR": False, "HAS_D": True}),
     "bwd-segment": ("_scan_bwd_chunked_kernel", {"PARTIAL": True, "SEG_PAR": True, "HAS_D": True}),
     # the same two with each tile's steps unrolled ($MEDSEGMAMBA_TRITON_BWD_VARIANT=steps; not the default: slower on an H100)

@@ -23,6 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "MedSegMamba"))
 from medsegmamba.models import MedSegMamba  # noqa: E402
+from medsegmamba.ops import selective_scan_paths as _walked_paths  # noqa: E402
 
 PAPER = dict(channels=(1, 32, 64, 128, 256, 1024), num_blocks=9, d_state=64, num_classes=32)
 DEFAULT = dict(channels=(1, 8, 16, 32, 64, 128), num_blocks=9, d_state=16, num_classes=32)  # the shipped model
@@ -55,7 +56,20 @@ def autocast(device, dtype):
     return contextlib.nullcontext()
 
 
+def _gathered_paths(u, delta, A, B, C, paths, D=None, delta_bias=None, delta_softplus=True, impl=None):
+    """selective_scan_paths by gathers, the classic kernel and a scatter, even for inference: the
+    route SS3D took before session 16 (its copies; "+gathered" variants)."""
+    from medsegmamba.ops.selective_scan import _paths_by_gather, resolve_impl
+
+    return _paths_by_gather(u, delta, A, B, C, paths, D, delta_bias, delta_softplus, resolve_impl(impl, u.device))
+
+
 def build(variant, cfg, device, scan_impl, channels_last):
+    from medsegmamba.models import ss3d
+
+    # module-wide: the variant being measured decides how every SS3D scans
+    ss3d.selective_scan_paths = _gathered_paths if variant.endswith("+gathered") else _walked_paths
+    variant = variant.removesuffix("+gathered")
     torch.manual_seed(0)
     bottleneck = "vss3d-authors" if variant == "authors-layout" else "vss3d"
     m = MedSegMamba(**cfg, bottleneck=bottleneck, scan_impl=scan_impl).to(device)
@@ -122,7 +136,7 @@ def correctness(cfg, device, scan_impl, patch):
 def cases(smoke, batches=None):
     b_inf, b_train = ((1, 2), (1,)) if smoke else ((1, 8), (1, 2))
     if batches:
-        b_inf, b_train = (tuple(int(b) for b in part.split(",")) for part in batches.split(":"))
+        b_inf, b_train = (tuple(int(b) for b in part.split(",") if b) for part in batches.split(":"))
     out = []
     for variant in ("ours", "ours+fusedGN", "authors-layout"):
         authors = variant == "authors-layout"
@@ -135,11 +149,12 @@ def cases(smoke, batches=None):
         for cl in ((False,) if authors else (False, True)):
             for b in b_train:
                 out.append((variant, "train", "bf16", b, cl))
-    for cl in (False, True):  # selected with --variants ours+compile
-        for b in b_inf:
-            out.append(("ours+compile", "infer", "bf16", b, cl))
-        for b in b_train:
-            out.append(("ours+compile", "train", "bf16", b, cl))
+    for variant in ("ours+fusedGN+gathered", "ours+compile", "ours+compile+gathered"):  # selected with --variants
+        for cl in (False, True):
+            for b in b_inf:
+                out.append((variant, "infer", "bf16", b, cl))
+            for b in b_train:
+                out.append((variant, "train", "bf16", b, cl))
     return out
 
 
@@ -175,7 +190,8 @@ def main(argv=None):
     ap.add_argument("--smoke", action="store_true", help="CPU, tiny widths, 32^3 patches")
     ap.add_argument("--scan-impl", default=None, help="selective_scan impl: auto, ref, triton, mamba_ssm")
     ap.add_argument("--iters", type=int, default=None)
-    ap.add_argument("--variants", nargs="+", default=None, choices=("ours", "ours+fusedGN", "authors-layout", "ours+compile"),
+    ap.add_argument("--variants", nargs="+", default=None, choices=("ours", "ours+fusedGN", "authors-layout", "ours+compile", "ours+fusedGN+gathered",
+                             "ours+compile+gathered"),
                     help="only these variants (default: all but ours+compile)")
     ap.add_argument("--no-channels-last", action="store_true", help="skip the channels_last_3d cases")
     ap.add_argument("--default-model", action="store_true", help="the shipped default model's size, not the paper's")

@@ -1,10 +1,12 @@
 """SS3D: the 8-direction 3-D selective-scan mixer of MedSegMamba (the authors' ``SS3D_v5``).
 
 Input and output are channels-last ``(B, H, W, D, C)`` with H = W = D = ``size`` (12 in the paper).
-The fast path turns the volume into the 8 sequences with ONE gather of precomputed paths (see
-:mod:`.scan_paths`) and undoes it with ONE gather of the inverse permutations plus a sum over the
-8 directions. :class:`SS3DAuthorsLayout` computes the same thing the way the authors' code does
-(rot90, transposes, snake table, flips); tests use it to check the fast path.
+The fast path never builds the 8 sequences: the projections run on the volume's voxels, and
+:func:`medsegmamba.ops.selective_scan_paths` walks each direction's precomputed path (see
+:mod:`.scan_paths`) over them, writing each output back to its voxel; a sum over the 8 directions
+follows. :class:`SS3DAuthorsLayout` computes the same thing the way the authors' code does
+(rot90, transposes, snake table, flips, one scan of the stacked sequences); tests use it to check
+the fast path.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops import selective_scan
+from ..ops import selective_scan, selective_scan_paths
 from . import scan_paths as sp
 
 K = sp.NUM_DIRECTIONS
@@ -79,18 +81,14 @@ class SS3D(nn.Module):
         self.scans = ScanTables(size)
         self._init_ssm(dt_min, dt_max, dt_init_floor)
 
-        self.register_buffer("scan_index", torch.empty(0, dtype=torch.long), persistent=False)
-        self.register_buffer("unscan_index", torch.empty(0, dtype=torch.long), persistent=False)
+        # (8, L): the voxel (flat index) each direction visits at each step
+        self.register_buffer("paths", torch.empty(0, dtype=torch.int32), persistent=False)
         self.set_orientation(self.orientation)
 
     def set_orientation(self, orientation: int) -> None:
         """Use the 8 paths of ``orientation`` (0..5); the weights are unchanged."""
         self.orientation = sp.check_orientation(orientation)
-        paths = sp.scan_paths(self.size)[orientation].to(self.scan_index.device)  # (8, L)
-        offsets = torch.arange(K, device=paths.device)[:, None] * paths.shape[1]
-        # scan: (B, L, C) -> (B, 8L, C); unscan: (B, 8L, C) -> (B, 8L, C), then a sum over the 8
-        self.scan_index = paths.reshape(-1)
-        self.unscan_index = (sp.inverse_paths(paths) + offsets).reshape(-1)
+        self.paths = sp.scan_paths(self.size)[orientation].to(self.paths.device, torch.int32)
 
     @torch.no_grad()
     def _init_ssm(self, dt_min, dt_max, dt_init_floor):
@@ -107,27 +105,49 @@ class SS3D(nn.Module):
         for p in (self.A_logs, self.Ds):
             p._no_weight_decay = True
 
-    # -- the two layout steps; the authors'-layout twin overrides them --------------------------
-    def scan(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, S, S, S) -> the 8 sequences (B, 8, L, C)."""
-        b, c = x.shape[:2]
-        flat = x.permute(0, 2, 3, 4, 1).reshape(b, -1, c)  # free when x is channels-last in memory
-        return flat.index_select(1, self.scan_index).view(b, K, -1, c)
-
-    def unscan(self, y: torch.Tensor) -> torch.Tensor:
-        """(B, 8, L, C) scan outputs -> (B, L, C) summed over the 8 directions."""
-        b, _, length, c = y.shape
-        y = y.reshape(b, K * length, c).index_select(1, self.unscan_index)
-        return y.view(b, K, length, c).sum(1)
-
     # -- forward --------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, h, w, d, _ = self._check_input(x)
         x = self.in_proj(x).permute(0, 4, 1, 2, 3)  # (B, Ci, S, S, S), channels-last memory
         x = F.silu(self.conv3d(x))
-        y = self.unscan(self.ssm(self.scan(x)))  # (B, L, Ci)
+        y = self.mix(x)  # (B, L, Ci)
         y = self.out_norm(y.view(b, h, w, d, self.d_inner))
         return self.dropout(self.out_proj(y))
+
+    def mix(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, Ci, S, S, S) -> the 8 directions' scans summed at each voxel, (B, L, Ci) float32."""
+        b, ci = x.shape[:2]
+        flat = x.permute(0, 2, 3, 4, 1).reshape(b, -1, ci)  # (B, L, Ci): free when x is channels-last
+        # Each direction's projections of every voxel, in voxel order: the same numbers as those
+        # of its sequence, which only visits the voxels in another order. One product for all 8.
+        x_dbl = torch.matmul(flat, self.x_proj_weight.reshape(-1, ci).t())  # (B, L, 8 * (R+2N))
+        x_dbl = x_dbl.view(b, flat.shape[1], K, -1).transpose(1, 2)  # (B, 8, L, R+2N), a view
+        dts, bs, cs = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
+        dts = torch.matmul(dts, self.dt_projs_weight.transpose(1, 2))  # (B, 8, L, Ci)
+        y = selective_scan_paths(flat, dts, -torch.exp(self.A_logs.float()), bs, cs, self.paths,
+                                 D=self.Ds.float(), delta_bias=self.dt_projs_bias.float().reshape(-1),
+                                 delta_softplus=True, impl=self.scan_impl)  # (B, L, 8, Ci)
+        return y.sum(2)
+
+    def _check_input(self, x: torch.Tensor):
+        s = self.size
+        if x.dim() != 5 or tuple(x.shape[1:4]) != (s, s, s) or x.shape[4] != self.d_model:
+            raise ValueError(f"SS3D input: expected (B, {s}, {s}, {s}, {self.d_model}) channels-last, "
+                             f"got {tuple(x.shape)}")
+        return x.shape
+
+    def extra_repr(self) -> str:
+        return (f"d_model={self.d_model}, d_state={self.d_state}, expand={self.expand}, "
+                f"dt_rank={self.dt_rank}, orientation={self.orientation}, size={self.size}")
+
+
+class SS3DAuthorsLayout(SS3D):
+    """Same parameters and maths as :class:`SS3D`, laid out like the authors' ``forward_core``:
+    four rot90 copies, orientation transposes, snake re-ordering, reversals, one scan of the 8
+    stacked sequences; then the inverse of each step and a sum. Slow; for tests and benchmarks only."""
+
+    def mix(self, x: torch.Tensor) -> torch.Tensor:
+        return self.unscan(self.ssm(self.scan(x)))
 
     def ssm(self, xs: torch.Tensor) -> torch.Tensor:
         """Selective scan of the 8 sequences (B, 8, L, Ci) -> (B, 8, L, Ci), in float32."""
@@ -147,23 +167,6 @@ class SS3D(nn.Module):
             D=self.Ds.float(), delta_bias=self.dt_projs_bias.float().reshape(-1),
             delta_softplus=True, impl=self.scan_impl)  # (B, 8*Ci, L)
         return y.view(b, K, ci, length).transpose(2, 3)
-
-    def _check_input(self, x: torch.Tensor):
-        s = self.size
-        if x.dim() != 5 or tuple(x.shape[1:4]) != (s, s, s) or x.shape[4] != self.d_model:
-            raise ValueError(f"SS3D input: expected (B, {s}, {s}, {s}, {self.d_model}) channels-last, "
-                             f"got {tuple(x.shape)}")
-        return x.shape
-
-    def extra_repr(self) -> str:
-        return (f"d_model={self.d_model}, d_state={self.d_state}, expand={self.expand}, "
-                f"dt_rank={self.dt_rank}, orientation={self.orientation}, size={self.size}")
-
-
-class SS3DAuthorsLayout(SS3D):
-    """Same parameters and maths as :class:`SS3D`, laid out like the authors' ``forward_core``:
-    four rot90 copies, orientation transposes, snake re-ordering, reversals; then the inverse of
-    each step and a sum. Slow; for tests and benchmarks only."""
 
     def scan(self, x: torch.Tensor) -> torch.Tensor:
         b, c = x.shape[:2]

@@ -10,6 +10,9 @@ Shapes: u, delta (Bt, D, L); A (D, N), already negative; B, C (Bt, G, N, L) with
 
 Implementations: "ref" (this file, any device), "triton" (CUDA, ops/triton/), "mamba_ssm" (CUDA,
 the authors' compiled kernel when installed). impl=None reads MEDSEGMAMBA_SCAN, default "auto".
+
+`selective_scan_paths` is the same scan for SS3D's layout: G groups that each walk the same L
+positions in their own order (a path), read from and written to those positions.
 """
 
 from __future__ import annotations
@@ -196,3 +199,79 @@ def selective_scan(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=Tr
     if name == "triton":
         return _triton_scan()(u, delta, A, B, C, D, delta_bias, delta_softplus)
     return selective_scan_ref(u, delta, A, B, C, D, delta_bias, delta_softplus)
+
+
+def check_paths_args(u, delta, A, B, C, paths, D=None, delta_bias=None):
+    """Raise ValueError naming the argument if the shapes of a `selective_scan_paths` call do not fit."""
+    if u.dim() != 3:
+        raise ValueError(f"selective_scan_paths: u must be (batch, L, Dg), got shape {tuple(u.shape)}")
+    batch, length, dim_group = u.shape
+    if paths.dim() != 2 or paths.shape[1] != length or paths.dtype not in (torch.int32, torch.int64):
+        raise ValueError(f"selective_scan_paths: paths must be integer (G, L={length}), "
+                         f"got {paths.dtype} of shape {tuple(paths.shape)}")
+    groups = paths.shape[0]
+    if tuple(delta.shape) != (batch, groups, length, dim_group):
+        raise ValueError(f"selective_scan_paths: delta must be (batch={batch}, G={groups}, L={length}, "
+                         f"Dg={dim_group}), got shape {tuple(delta.shape)}")
+    if A.dim() != 2 or A.shape[0] != groups * dim_group:
+        raise ValueError(f"selective_scan_paths: A must be (G*Dg={groups * dim_group}, N), got shape {tuple(A.shape)}")
+    for name, t in (("B", B), ("C", C)):
+        if tuple(t.shape) != (batch, groups, length, A.shape[1]):
+            raise ValueError(f"selective_scan_paths: {name} must be (batch={batch}, G={groups}, L={length}, "
+                             f"N={A.shape[1]}), got shape {tuple(t.shape)}")
+    for name, t in (("D", D), ("delta_bias", delta_bias)):
+        if t is not None and tuple(t.shape) != (groups * dim_group,):
+            raise ValueError(f"selective_scan_paths: {name} must be ({groups * dim_group},), got shape {tuple(t.shape)}")
+
+
+def _triton_paths_scan():
+    try:
+        from .triton.selective_scan import selective_scan_paths_triton
+    except ImportError as exc:
+        log.debug("Triton path scan unavailable: %s", exc)
+        return None
+    return selective_scan_paths_triton
+
+
+def selective_scan_paths(u, delta, A, B, C, paths, D=None, delta_bias=None, delta_softplus=True, impl=None):
+    """The selective scan of G groups that walk the same L positions in their own orders.
+
+    u (Bt, L, Dg) is shared by all groups; delta (Bt, G, L, Dg) and B, C (Bt, G, L, N) are given per
+    position; paths (G, L) holds, for each group, the position of each of its steps (each row a
+    permutation of 0 .. L-1); A (G*Dg, N), D and delta_bias (G*Dg,) as in `selective_scan`, channel
+    c of group g being channel g*Dg + c there. Step t of group g scans position paths[g, t], and
+    y[b, paths[g, t], g] is its output: y (Bt, L, G, Dg) in float32.
+
+    This is SS3D's eight-direction scan. Under autograd, or with an implementation other than
+    "triton", the inputs are gathered into `selective_scan`'s (Bt, G*Dg, L) layout, scanned and
+    scattered back (`_paths_by_gather`, the reference). For inference on CUDA, "triton" reads and
+    writes the positions in the kernel instead, without those copies.
+    """
+    check_paths_args(u, delta, A, B, C, paths, D, delta_bias)
+    name = resolve_impl(impl, u.device)
+    needs_grad = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (u, delta, A, B, C, D, delta_bias))
+    if name == "triton" and not needs_grad and _triton_paths_scan() is not None:
+        return _triton_paths_scan()(u, delta, A, B, C, paths, D, delta_bias, delta_softplus)
+    return _paths_by_gather(u, delta, A, B, C, paths, D, delta_bias, delta_softplus, name)
+
+
+def _paths_by_gather(u, delta, A, B, C, paths, D, delta_bias, delta_softplus, impl):
+    """`selective_scan_paths` as gathers, `selective_scan` and a scatter (any device, autograd)."""
+    batch, length, dim_group = u.shape
+    groups = paths.shape[0]
+    steps = paths.long()
+    group = torch.arange(groups, device=u.device)[:, None]
+
+    def to_scan(t):  # (Bt, G, L, X) in path order -> contiguous float32 (Bt, G, X, L) in one copy
+        t = t.transpose(2, 3)
+        return torch.empty(t.shape, dtype=torch.float32, device=t.device).copy_(t)
+
+    xs = to_scan(u[:, steps])                      # (Bt, G, Dg, L)
+    dts = to_scan(delta[:, group, steps])
+    y = selective_scan(xs.view(batch, groups * dim_group, length), dts.view(batch, groups * dim_group, length), A,
+                       to_scan(B[:, group, steps]), to_scan(C[:, group, steps]), D=D, delta_bias=delta_bias,
+                       delta_softplus=delta_softplus, impl=impl)
+    out = y.new_empty((batch, length, groups, dim_group))
+    out[:, steps, group] = y.view(batch, groups, dim_group, length).transpose(2, 3)
+    return out

@@ -116,19 +116,34 @@ def _combine(a1, b1, a2, b2):
 
 
 @triton.jit
-def _load_chunk(u_tile, dt_tile, B_tile, C_tile, s_ul, s_tl, s_bl, s_cl, t0, s, length, d_mask, n_mask, bias,
+def _chunk_rows(path_row, t0, s, length, PATHS: tl.constexpr):
+    """Where steps t0 .. t0 + T - 1 read their inputs and write y, added to the tiles' rows
+    (`_scan_fwd_chunked_kernel`), and whether each step exists (T,). Without PATHS the tiles hold
+    the steps 0 .. T-1 and this is the scalar t0; with PATHS it is the (T, 1) rows the group's
+    path (`path_row`, its row of the (G, L) table) visits at those steps."""
+    steps = t0 + s
+    live = steps < length
+    if PATHS:
+        rows = tl.load(path_row + steps, mask=live, other=0)[:, None]
+    else:
+        rows = t0
+    return rows, live
+
+
+@triton.jit
+def _load_chunk(u_tile, dt_tile, B_tile, C_tile, s_ul, s_tl, s_bl, s_cl, rows, live, d_mask, n_mask, bias,
                 HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
-    """u, delta (T, BLOCK_D) and B, C (T, BLOCK_N) of steps t0 .. t0 + T - 1, in float32.
+    """u, delta (T, BLOCK_D) and B, C (T, BLOCK_N) of one chunk (`_chunk_rows`), in float32.
 
     Steps past the end get delta = 0, so dA = 1 and delta*u*B = 0: they leave the state unchanged.
     Converting here, in the layout of the loads, keeps Triton from moving the conversion (and
     the softplus) after the layout change, where every warp would redo it on more elements.
     """
-    live = (t0 + s < length)[:, None]
-    u = tl.load(u_tile + t0 * s_ul, mask=live & d_mask[None, :], other=0.0).to(tl.float32)
-    dt = tl.load(dt_tile + t0 * s_tl, mask=live & d_mask[None, :], other=0.0)
-    B = tl.load(B_tile + t0 * s_bl, mask=live & n_mask[None, :], other=0.0).to(tl.float32)
-    C = tl.load(C_tile + t0 * s_cl, mask=live & n_mask[None, :], other=0.0).to(tl.float32)
+    live = live[:, None]
+    u = tl.load(u_tile + rows * s_ul, mask=live & d_mask[None, :], other=0.0).to(tl.float32)
+    dt = tl.load(dt_tile + rows * s_tl, mask=live & d_mask[None, :], other=0.0)
+    B = tl.load(B_tile + rows * s_bl, mask=live & n_mask[None, :], other=0.0).to(tl.float32)
+    C = tl.load(C_tile + rows * s_cl, mask=live & n_mask[None, :], other=0.0).to(tl.float32)
     _, dl = _delta(dt, bias[None, :], HAS_BIAS, SOFTPLUS)
     return u, tl.where(live, dl, 0.0), B, C
 
@@ -147,14 +162,17 @@ def _tile_states(h, u, dl, B, A2, s):
 
 @triton.jit
 def _scan_fwd_chunked_kernel(
-    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, Dskip_ptr, bias_ptr, y_ptr, ckpt_ptr,
+    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, Dskip_ptr, bias_ptr, y_ptr, ckpt_ptr, path_ptr,
     length, groups, dim_group, n_state,
-    s_ub, s_ud, s_ul, s_tb, s_td, s_tl, s_ad, s_an,
-    s_bb, s_bg, s_bn, s_bl, s_cb, s_cg, s_cn, s_cl, s_yb, s_yd, s_yl,
+    s_ub, s_ug, s_ud, s_ul, s_tb, s_tg, s_td, s_tl, s_ad, s_an,
+    s_bb, s_bg, s_bn, s_bl, s_cb, s_cg, s_cn, s_cl, s_yb, s_yg, s_yd, s_yl,
     HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, STORE_CKPT: tl.constexpr,
     CHUNK: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, T: tl.constexpr,
-    CKPT_BLOCK_D: tl.constexpr,
+    CKPT_BLOCK_D: tl.constexpr, PATHS: tl.constexpr,
 ):
+    # u, delta and y are addressed as (batch, group, channel in group, row) with a stride each, so
+    # that (B, D, L) tensors and SS3D's layouts (selective_scan_paths_triton) share this kernel.
+    # PATHS: step t of group g reads and writes row path[g, t] (`_chunk_rows`).
     pid_b, pid_g, pid_c = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     d_loc, d_mask, d, n, n_mask, nd_mask, A = _state_block(A_ptr, s_ad, s_an, pid_g, pid_c, dim_group, n_state,
                                                            BLOCK_D, BLOCK_N)
@@ -165,11 +183,15 @@ def _scan_fwd_chunked_kernel(
     # Tiles are (T, channels) and (T, states), time first: in the (T, BLOCK_N, BLOCK_D) tensors
     # below Triton then spreads channels (and states) over lanes and keeps the T steps of each
     # in one thread's registers, so the scan runs within threads, without shuffles.
-    u_tile = u_ptr + b64 * s_ub + s[:, None] * s_ul + d[None, :] * s_ud
-    dt_tile = dt_ptr + b64 * s_tb + s[:, None] * s_tl + d[None, :] * s_td
-    y_tile = y_ptr + b64 * s_yb + s[:, None] * s_yl + d[None, :] * s_yd
-    B_tile = B_ptr + b64 * s_bb + pid_g * s_bg + s[:, None] * s_bl + n[None, :] * s_bn
-    C_tile = C_ptr + b64 * s_cb + pid_g * s_cg + s[:, None] * s_cl + n[None, :] * s_cn
+    # Without PATHS the tiles hold steps 0 .. T-1 and each chunk adds t0 to them; with PATHS they
+    # are one row of columns, to which each chunk adds its rows (`_chunk_rows`).
+    s0 = 0 if PATHS else s[:, None]
+    u_tile = u_ptr + b64 * s_ub + pid_g * s_ug + d_loc[None, :] * s_ud + s0 * s_ul
+    dt_tile = dt_ptr + b64 * s_tb + pid_g * s_tg + d_loc[None, :] * s_td + s0 * s_tl
+    y_tile = y_ptr + b64 * s_yb + pid_g * s_yg + d_loc[None, :] * s_yd + s0 * s_yl
+    B_tile = B_ptr + b64 * s_bb + pid_g * s_bg + n[None, :] * s_bn + s0 * s_bl
+    C_tile = C_ptr + b64 * s_cb + pid_g * s_cg + n[None, :] * s_cn + s0 * s_cl
+    path_row = path_ptr + pid_g * length
     # The checkpoints go where the backward kernel, whose channel block is CKPT_BLOCK_D, reads them,
     # so this kernel's BLOCK_D is free to follow its own register budget.
     ck_prog = (pid_b * groups + pid_g) * tl.cdiv(dim_group, CKPT_BLOCK_D) + d_loc // CKPT_BLOCK_D
@@ -180,20 +202,22 @@ def _scan_fwd_chunked_kernel(
     h = tl.zeros((1, BLOCK_N, BLOCK_D), dtype=tl.float32)
     # the next chunk is loaded (and its delta computed) before this chunk's math, so the load
     # latency hides behind it
-    u_n, dl_n, B_n, C_n = _load_chunk(u_tile, dt_tile, B_tile, C_tile, s_ul, s_tl, s_bl, s_cl, 0, s, length,
+    rows_n, live_n = _chunk_rows(path_row, 0, s, length, PATHS)
+    u_n, dl_n, B_n, C_n = _load_chunk(u_tile, dt_tile, B_tile, C_tile, s_ul, s_tl, s_bl, s_cl, rows_n, live_n,
                                       d_mask, n_mask, bias, HAS_BIAS, SOFTPLUS)
     for t0 in range(0, length, T):
         if STORE_CKPT:
             if t0 % CHUNK == 0:  # T divides CHUNK, so every checkpoint falls on a chunk start
                 tl.store(ck_tile + (t0 // CHUNK) * (CKPT_BLOCK_D * BLOCK_N), h, mask=nd_mask[None, :, :])
-        u, dl, B, C = u_n, dl_n, B_n, C_n
-        u_n, dl_n, B_n, C_n = _load_chunk(u_tile, dt_tile, B_tile, C_tile, s_ul, s_tl, s_bl, s_cl, t0 + T, s, length,
+        u, dl, B, C, rows, live = u_n, dl_n, B_n, C_n, rows_n, live_n
+        rows_n, live_n = _chunk_rows(path_row, t0 + T, s, length, PATHS)
+        u_n, dl_n, B_n, C_n = _load_chunk(u_tile, dt_tile, B_tile, C_tile, s_ul, s_tl, s_bl, s_cl, rows_n, live_n,
                                           d_mask, n_mask, bias, HAS_BIAS, SOFTPLUS)
         hs = _tile_states(h, u, dl, B, A2, s)                           # (T, BLOCK_N, BLOCK_D)
         y = tl.sum(hs * C[:, :, None], axis=1)                          # (T, BLOCK_D)
         if HAS_D:
             y += Dskip[None, :] * u
-        tl.store(y_tile + t0 * s_yl, y.to(y_ptr.dtype.element_ty), mask=(t0 + s < length)[:, None] & d_mask[None, :])
+        tl.store(y_tile + rows * s_yl, y.to(y_ptr.dtype.element_ty), mask=live[:, None] & d_mask[None, :])
         # the last step's state, exactly: a sum of it and -0.0s
         h = tl.sum(tl.where((s == T - 1)[:, None, None], hs, -0.0), axis=0, keep_dims=True)
 

@@ -239,15 +239,19 @@ def _scan_fwd(u, delta, A, B, C, D, delta_bias, softplus, store_ckpt, block_d=No
         # the memory multiplies the padded state's zero A into the sum over states of ddelta
         padded = kernel == "chunked" and (dim_group % ckpt_block_d or n_state != block_n)
         ckpt = (torch.zeros if padded else torch.empty)(ckpt_shape, device=u.device, dtype=torch.float32)
-    args = (u, delta, A, B, C, D if D is not None else u, delta_bias if delta_bias is not None else u, y, ckpt,
-            length, groups, dim_group, n_state,
-            *u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *y.stride())
+    params = (A, B, C, D if D is not None else u, delta_bias if delta_bias is not None else u)
     flags = dict(HAS_D=D is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus),
                  STORE_CKPT=store_ckpt, CHUNK=CHUNK, BLOCK_D=block_d, BLOCK_N=block_n, num_warps=num_warps)
     if kernel == "chunked":
-        _scan_fwd_chunked_kernel[grid](*args, **flags, T=chunk_t, CKPT_BLOCK_D=ckpt_block_d)
+        # (batch, group, channel in group, step) strides: splitting D into groups is always a view
+        split = lambda t: t.unflatten(1, (groups, dim_group)).stride()  # noqa: E731
+        _scan_fwd_chunked_kernel[grid](u, delta, *params, y, ckpt, u, length, groups, dim_group, n_state,
+                                       *split(u), *split(delta), *A.stride(), *B.stride(), *C.stride(), *split(y),
+                                       **flags, T=chunk_t, CKPT_BLOCK_D=ckpt_block_d, PATHS=False)
     else:
-        _scan_fwd_kernel[grid](*args, **flags)
+        _scan_fwd_kernel[grid](u, delta, *params, y, ckpt, length, groups, dim_group, n_state,
+                               *u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *y.stride(),
+                               **flags)
     return y, (ckpt if store_ckpt else None), bwd_cfg
 
 
@@ -421,6 +425,39 @@ class _SelectiveScanTriton(torch.autograd.Function):
                 None if D is None else dD.to(D.dtype),
                 None if delta_bias is None else dbias.to(delta_bias.dtype), None, None, None, None, None, None, None,
                 None)
+
+
+def selective_scan_paths_triton(u, delta, A, B, C, paths, D=None, delta_bias=None, delta_softplus=True, *,
+                                block_d=None, num_warps=None, chunk_t=None):
+    """SS3D's scan straight from its layouts, without autograd (inference): the contract of
+    `medsegmamba.ops.selective_scan_paths`, y (Bt, L, G, Dg) float32.
+
+    The chunked forward kernel reads step t of group g from row paths[g, t] of u (Bt, L, Dg),
+    shared by all groups, of delta (Bt, G, L, Dg) and of B, C (Bt, G, L, N), and writes y there, so
+    the (Bt, G*Dg, L) copies that `selective_scan_triton` takes are never made.
+    """
+    _check_device(u, delta, A, B, C, D, delta_bias, paths)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (u, delta, A, B, C, D, delta_bias)):
+        raise RuntimeError("selective_scan_paths_triton: inference only; "
+                           "under autograd use medsegmamba.ops.selective_scan_paths")
+    batch, length, dim_group = u.shape
+    groups, n_state = delta.shape[1], A.shape[1]
+    block_d, block_n, chunk_t, num_warps = _chunked_config(dim_group, n_state, block_d, num_warps, chunk_t)
+    y = torch.empty((batch, length, groups, dim_group), device=u.device, dtype=torch.float32)
+    paths = paths.to(torch.int32).contiguous()
+    (s_ub, s_ul, s_ud), (s_tb, s_tg, s_tl, s_td) = u.stride(), delta.stride()
+    (s_bb, s_bg, s_bl, s_bn), (s_cb, s_cg, s_cl, s_cn) = B.stride(), C.stride()
+    s_yb, s_yl, s_yg, s_yd = y.stride()
+    grid = (batch, groups, triton.cdiv(dim_group, block_d))
+    _scan_fwd_chunked_kernel[grid](
+        u, delta, A, B, C, D if D is not None else u, delta_bias if delta_bias is not None else u, y, y, paths,
+        length, groups, dim_group, n_state,
+        s_ub, 0, s_ud, s_ul, s_tb, s_tg, s_td, s_tl, *A.stride(),
+        s_bb, s_bg, s_bn, s_bl, s_cb, s_cg, s_cn, s_cl, s_yb, s_yg, s_yd, s_yl,
+        HAS_D=D is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(delta_softplus), STORE_CKPT=False,
+        CHUNK=CHUNK, BLOCK_D=block_d, BLOCK_N=block_n, T=chunk_t, CKPT_BLOCK_D=block_d, PATHS=True,
+        num_warps=num_warps)
+    return y
 
 
 def selective_scan_triton(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True, *,
