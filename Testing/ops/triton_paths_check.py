@@ -1,6 +1,6 @@
 """Run SS3D's path scan through Triton's CPU interpreter and compare it with the gathered reference.
 
-Run as a script (a subprocess of test_scan_paths.py): TRITON_INTERPRET must be set before triton
+Run as a script (a subprocess of test_scan_along_paths.py): TRITON_INTERPRET must be set before triton
 is imported. Prints one JSON line {case: max abs difference (or a list of them)}.
 """
 
