@@ -64,7 +64,7 @@ CASES = {
     "paths_strided_bc": lambda: paths_case(1, 8, 4, 4, 27, seed=1, strided=True),
     "paths_bf16": lambda: paths_case(1, 2, 8, 4, 19, dtype=torch.bfloat16, seed=2, chunk_t=8),
     "paths_ignored": lambda: paths_case(1, 2, 4, 4, 16, seed=3, zero_paths=True),
-    "ss3d": lambda: [ss3d_case(o, o) for o in range(6)],
+    "ss3d": lambda: [ss3d_case(o, o) for o in (0, 3)],
 }
 
 if __name__ == "__main__":
