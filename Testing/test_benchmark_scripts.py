@@ -58,6 +58,19 @@ def test_profile_gpu_smoke(tmp_path):
         t["name"] for t in infer["top"])
 
 
+def test_profile_gpu_layouts_and_modes(tmp_path):
+    proc = run("profile_gpu.py", "--out", str(tmp_path), "--smoke", "--variant", "ours", "--channels-last", "both",
+               "--modes", "infer")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["meta"]["variant"] == "ours"
+    assert [(c["mode"], c["channels_last"]) for c in res["cases"]] == [("infer", False), ("infer", True)]
+    assert all(c["wall_ms_per_patch"] > 0 for c in res["cases"])
+    assert "channels_last_3d" in (tmp_path / "results.md").read_text()
+    bad = run("profile_gpu.py", "--out", str(tmp_path), "--smoke", "--modes", "infer,fly")
+    assert bad.returncode == 2 and "--modes" in bad.stderr
+
+
 def test_profile_kinds(load_script):
     mod = load_script("benchmarks/profile_gpu.py")
     assert mod.kind_of("_chunked_scan_fwd_kernel") == "scan"
