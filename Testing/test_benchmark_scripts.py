@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -121,6 +123,33 @@ def test_the_unrolled_backward_does_not_spill_as_launched():
     assert proc.returncode == 0, proc.stderr[-2000:]
     row = proc.stdout.splitlines()[2].split("|")[1:-1]
     assert (int(row[5]), int(row[6]), int(row[7]), int(row[9])) == (128, 128, 0, 2), row
+
+
+def test_longest_innermost_loop_of_a_known_listing(load_script):
+    """An outer loop (0x10-0x90) around two inner ones (0x20-0x40: 3 instructions, 0x50-0x80: 4):
+    the longest inner one is counted, not the outer one, and predicates are dropped."""
+    mod = load_script("benchmarks/kernel_resources.py")
+    sass = "\n".join(f"        /*{a:04x}*/                   {t} ;" for a, t in [
+        (0x00, "MOV R1, R2"), (0x10, "FADD R1, R1, R1"), (0x20, "MUFU.EX2 R3, R1"), (0x30, "FFMA R4, R3, R1, R4"),
+        (0x40, "@P0 BRA 0x20"), (0x50, "MUFU.EX2 R5, R4"), (0x60, "FMUL R6, R5, R5"), (0x70, "@!P1 FFMA R7, R6, R6, R7"),
+        (0x80, "@P2 BRA 0x50"), (0x90, "@P3 BRA 0x10"), (0xa0, "EXIT")])
+    loop = mod.longest_loop(sass)
+    assert loop["instructions"] == 4
+    assert loop["opcodes"] == {"MUFU.EX2": 1, "FMUL": 1, "FFMA": 1, "BRA": 1}
+    with pytest.raises(RuntimeError, match="no loop"):
+        mod.longest_loop("        /*0000*/    EXIT ;")
+
+
+def test_kernel_resources_counts_the_forward_loop_here():
+    # the path-walking forward at the paper's launch: one exponential per element-step, and the
+    # (T, N, D) tile's 8 * 64 * 16 / 64 = 128 element-steps per thread in each pass of the loop
+    proc = run("kernel_resources.py", "--kernels", "fwd-paths", "--n", "64", "--block-d", "16", "--t", "8",
+               "--warps", "2", "--as-launched", "--loops")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    row = proc.stdout.splitlines()[2].split("|")[1:-1]
+    instructions, ex2, ex2_per_step = int(row[10]), int(row[11]), float(row[13])
+    assert 128 <= ex2 <= 140 and abs(ex2_per_step - ex2 / 128) < 0.01
+    assert 128 * 5 <= instructions <= 128 * 12
 
 
 def test_kernel_resources_refuses_an_unknown_kernel():

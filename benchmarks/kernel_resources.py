@@ -3,6 +3,8 @@
     python3 benchmarks/kernel_resources.py                       # every kernel at the paper's and the default model's launch
     python3 benchmarks/kernel_resources.py --kernels bwd-chunked --n 64 --block-d 16 --t 2,4 --warps 4
     python3 benchmarks/kernel_resources.py --as-launched          # built as the launcher's call builds it
+    python3 benchmarks/kernel_resources.py --kernels fwd-chunked,fwd-paths --as-launched --loops
+                                                                  # and the instructions of each kernel's main loop
 
 Device time is scarce; what limits a kernel's occupancy is not. Triton compiles each kernel for
 an H100 (`GPUTarget("cuda", 90, 32)`) on this machine with the ptxas it ships, and `cuobjdump
@@ -16,6 +18,12 @@ integer equal to 1 becomes a constant and pointers and multiples of 16 are marke
 --as-launched builds the kernels so, for contiguous inputs with L and N multiples of 16 (the
 paper's and the default model's shapes): the strides along L and A's along N are 1. Register
 counts differ between the two builds (the scanned backward spills only in the plain one).
+
+--loops adds what `cuobjdump -sass` shows of the kernel's longest loop (its body, from a backward
+branch's target to the branch): its instructions, its MUFU.EX2 (the exponentials, 16 a clock per
+multiprocessor on an H100), and both per element-step, i.e. per (step, state, channel) that one
+thread handles in one pass of the loop (T * N * block_d / threads). Static counts of what runs, not
+timings; they set floors (issue #2's results say which).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import collections
 import re
 import subprocess
 import sys
@@ -34,6 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "MedSegMamba"))
 # kernel name -> (function name in scan_kernels, constexpr names it takes beyond the common ones)
 KERNELS = {
     "fwd-chunked": ("_scan_fwd_chunked_kernel", {"STORE_CKPT": True, "HAS_D": True, "PATHS": False}),
+    # the same kernel walking SS3D's paths (selective_scan_paths_triton: inference, channels contiguous)
+    "fwd-paths": ("_scan_fwd_chunked_kernel", {"STORE_CKPT": False, "HAS_D": True, "PATHS": True}),
     "bwd-chunked": ("_scan_bwd_chunked_kernel", {"PARTIAL": True, "SEG_PAR": False, "HAS_D": True}),
     "bwd-segment": ("_scan_bwd_chunked_kernel", {"PARTIAL": True, "SEG_PAR": True, "HAS_D": True}),
     # the same two with each tile's steps unrolled ($MEDSEGMAMBA_TRITON_BWD_VARIANT=steps; not the default: slower on an H100)
@@ -45,6 +56,7 @@ KERNELS = {
 # the launches the package makes (selective_scan.py's configs): (N, block_d, T, warps)
 LAUNCHES = {
     "fwd-chunked": [(64, 16, 8, 2), (16, 16, 16, 2)],
+    "fwd-paths": [(64, 16, 8, 2), (16, 16, 16, 2)],
     "bwd-chunked": [(64, 16, 2, 4), (16, 64, 2, 4)],
     "bwd-segment": [(64, 16, 2, 4), (16, 64, 2, 4)],
     "bwd-steps": [(64, 16, 2, 8), (16, 64, 2, 8)],
@@ -56,11 +68,13 @@ LAUNCHES = {
 MAXNREG = {"bwd-steps": 128}
 # arguments that are 1 for contiguous inputs (--as-launched): the strides along L, and A's along N
 UNIT_STRIDES = ("s_ul", "s_tl", "s_yl", "s_bl", "s_cl", "s_an")
+# fwd-paths reads SS3D's layouts, whose channels (and states) are contiguous instead
+UNIT_STRIDES_OF = {"fwd-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an")}
 
 
-def resources(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | None = None,
-              as_launched: bool = False) -> dict:
-    """{"regs", "stack", "shared"} of one kernel built for sm_90 at one launch configuration."""
+def build(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | None = None,
+          as_launched: bool = False):
+    """One kernel compiled by Triton for sm_90 at one launch configuration."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
@@ -72,9 +86,10 @@ def resources(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: in
     wanted = {"HAS_BIAS": True, "SOFTPLUS": True, "CHUNK": 64, "BLOCK_D": block_d, "BLOCK_N": n, "T": t,
               "CKPT_BLOCK_D": block_d, **extra}
     if as_launched:
-        wanted |= dict.fromkeys(UNIT_STRIDES, 1)
+        wanted |= dict.fromkeys(UNIT_STRIDES_OF.get(kernel, UNIT_STRIDES), 1)
     constexprs = {k: v for k, v in wanted.items() if k in fn.arg_names}
-    signature = {a: "constexpr" if a in constexprs else ("*fp32" if a.endswith("_ptr") else "i32")
+    pointer = lambda a: "*i32" if a == "path_ptr" else "*fp32"  # noqa: E731
+    signature = {a: "constexpr" if a in constexprs else (pointer(a) if a.endswith("_ptr") else "i32")
                  for a in fn.arg_names}
     # pointers and the other strides (multiples of L or N) are 16-divisible at such a launch
     attrs = {(i,): [["tt.divisibility", 16]] for i, a in enumerate(fn.arg_names)
@@ -82,13 +97,24 @@ def resources(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: in
     source = ASTSource(fn=fn, signature=signature,
                        constexprs={(fn.arg_names.index(k),): v for k, v in constexprs.items()}, attrs=attrs)
     options = {"num_warps": warps} | ({"maxnreg": maxnreg} if maxnreg else {})
-    compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options)
-    cuobjdump = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+    return triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options)
+
+
+def cuobjdump(compiled, flag: str) -> str:
+    """What Triton's cuobjdump prints for the compiled kernel's cubin with `flag`."""
+    import triton
+
+    tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
     with tempfile.TemporaryDirectory() as tmp:
         cubin = Path(tmp) / "kernel.cubin"
         cubin.write_bytes(compiled.asm["cubin"])
-        report = subprocess.run([str(cuobjdump), "-res-usage", str(cubin)], capture_output=True, text=True,
-                                check=True).stdout
+        return subprocess.run([str(tool), flag, str(cubin)], capture_output=True, text=True, check=True).stdout
+
+
+def resources(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | None = None,
+              as_launched: bool = False) -> dict:
+    """{"regs", "stack", "shared", "programs_per_sm"} of one kernel built for sm_90 at one launch configuration."""
+    report = cuobjdump(build(kernel, n, block_d, t, warps, maxnreg, as_launched), "-res-usage")
     found = re.search(r"REG:(\d+) STACK:(\d+) SHARED:(\d+)", report)
     if found is None:
         raise RuntimeError(f"cuobjdump -res-usage gave no resource line for {kernel}:\n{report[-500:]}")
@@ -96,6 +122,37 @@ def resources(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: in
     per_warp = -(-max(regs, 1) * 32 // 256) * 256  # registers are given to a warp 256 at a time
     return {"regs": regs, "stack": stack, "shared": shared,
             "programs_per_sm": min(65536 // (per_warp * warps), 64 // warps)}
+
+
+_SASS_LINE = re.compile(r"\s*/\*([0-9a-f]{4,})\*/\s+([^;]*);")
+
+
+def longest_loop(sass: str) -> dict:
+    """The longest innermost loop of a `cuobjdump -sass` listing: {"instructions", "opcodes"} over
+    its body, from a backward branch's target to the branch (opcodes with their modifiers,
+    predicates dropped). Innermost: its body holds no other loop, so an outer loop over chunks is
+    not counted with the tile loops inside it."""
+    lines = [(int(m.group(1), 16), re.sub(r"^@!?U?P[T0-9]+\s+", "", m.group(2).strip()))
+             for m in map(_SASS_LINE.match, sass.splitlines()) if m]
+    loops = []
+    for addr, text in lines:
+        target = re.search(r"0x([0-9a-f]+)", text) if text.startswith("BRA") else None
+        if target and int(target.group(1), 16) < addr:
+            loops.append((int(target.group(1), 16), addr))
+    inner = [(lo, hi) for lo, hi in loops if not any(lo <= a < b <= hi and (a, b) != (lo, hi) for a, b in loops)]
+    if not inner:
+        raise RuntimeError("no loop (backward branch) in the SASS listing")
+    bodies = [[t.split()[0] for a, t in lines if lo <= a <= hi] for lo, hi in inner]
+    best = max(bodies, key=len)
+    return {"instructions": len(best), "opcodes": collections.Counter(best)}
+
+
+def loop_row(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | None, as_launched: bool) -> dict:
+    loop = longest_loop(cuobjdump(build(kernel, n, block_d, t, warps, maxnreg, as_launched), "-sass"))
+    per_step = t * n * block_d / (32 * warps)  # element-steps of one thread in one pass of the loop
+    exps = loop["opcodes"]["MUFU.EX2"]
+    return {"instructions": loop["instructions"], "ex2": exps, "per_step": loop["instructions"] / per_step,
+            "ex2_per_step": exps / per_step}
 
 
 def main(argv=None) -> int:
@@ -109,6 +166,7 @@ def main(argv=None) -> int:
                     help="a register cap, as $MEDSEGMAMBA_TRITON_BWD_MAXNREG (default: the package's, MAXNREG)")
     ap.add_argument("--as-launched", action="store_true",
                     help="specialize unit strides and 16-divisibility as a launch on contiguous inputs does")
+    ap.add_argument("--loops", action="store_true", help="also the instructions of each kernel's longest loop")
     args = ap.parse_args(argv)
     kernels = args.kernels.split(",")
     unknown = sorted(set(kernels) - set(KERNELS))
@@ -121,15 +179,21 @@ def main(argv=None) -> int:
     else:
         launches = {k: LAUNCHES[k] for k in kernels}
     os.environ.setdefault("TRITON_CACHE_DIR", tempfile.mkdtemp(prefix="triton-sm90-"))
+    loops = ("| loop instructions | of them MUFU.EX2 | instructions per element-step | EX2 per element-step "
+             if args.loops else "")
     print("| kernel | N | block_d | T | warps | register cap | registers | stack (spills), bytes | shared, bytes | "
-          "programs / SM, by registers |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          f"programs / SM, by registers {loops}|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" * 4 if args.loops else ""))
     for kernel, grid in launches.items():
         cap = args.maxnreg or MAXNREG.get(kernel)
         for n, block_d, t, warps in grid:
             r = resources(kernel, n, block_d, t, warps, cap, args.as_launched)
+            extra = ""
+            if args.loops:
+                lp = loop_row(kernel, n, block_d, t, warps, cap, args.as_launched)
+                extra = f" {lp['instructions']} | {lp['ex2']} | {lp['per_step']:.1f} | {lp['ex2_per_step']:.2f} |"
             print(f"| {kernel} | {n} | {block_d} | {t} | {warps} | {cap or '-'} | {r['regs']} | {r['stack']} | "
-                  f"{r['shared']} | {r['programs_per_sm']} |", flush=True)
+                  f"{r['shared']} | {r['programs_per_sm']} |{extra}", flush=True)
     return 0
 
 
