@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import datetime
 import json
+import os
 import statistics
 import sys
 import time
@@ -23,7 +24,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "MedSegMamba"))
 from medsegmamba.models import MedSegMamba  # noqa: E402
-from medsegmamba.ops import selective_scan_paths as _walked_paths  # noqa: E402
 
 PAPER = dict(channels=(1, 32, 64, 128, 256, 1024), num_blocks=9, d_state=64, num_classes=32)
 DEFAULT = dict(channels=(1, 8, 16, 32, 64, 128), num_blocks=9, d_state=16, num_classes=32)  # the shipped model
@@ -56,19 +56,10 @@ def autocast(device, dtype):
     return contextlib.nullcontext()
 
 
-def _gathered_paths(u, delta, A, B, C, paths, D=None, delta_bias=None, delta_softplus=True, impl=None):
-    """selective_scan_paths by gathers, the classic kernel and a scatter, even for inference: the
-    route SS3D took before session 16 (its copies; "+gathered" variants)."""
-    from medsegmamba.ops.selective_scan import _paths_by_gather, resolve_impl
-
-    return _paths_by_gather(u, delta, A, B, C, paths, D, delta_bias, delta_softplus, resolve_impl(impl, u.device))
-
-
 def build(variant, cfg, device, scan_impl, channels_last):
-    from medsegmamba.models import ss3d
-
-    # module-wide: the variant being measured decides how every SS3D scans
-    ss3d.selective_scan_paths = _gathered_paths if variant.endswith("+gathered") else _walked_paths
+    # process-wide: the variant being measured decides how every SS3D scans ("+gathered": the
+    # copies into sequences that SS3D made before session 16, medsegmamba.ops.paths_route)
+    os.environ["MEDSEGMAMBA_PATHS"] = "gathered" if variant.endswith("+gathered") else "walked"
     variant = variant.removesuffix("+gathered")
     torch.manual_seed(0)
     bottleneck = "vss3d-authors" if variant == "authors-layout" else "vss3d"

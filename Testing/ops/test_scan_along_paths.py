@@ -90,3 +90,17 @@ def test_triton_path_kernel_matches_the_reference():
         assert res[case] < 1e-5, case
     assert res["paths_ignored"] > 0.1  # a kernel that walked the steps in order would fail here
     assert max(res["ss3d"]) < 1e-5      # SS3D through the kernel = the authors' layout through the reference
+    walked_calls, gathered_calls, diff = res["route"]  # $MEDSEGMAMBA_PATHS picks the route
+    assert (walked_calls, gathered_calls) == (1, 0) and diff < 1e-5
+
+
+def test_paths_route_is_checked(monkeypatch):
+    from medsegmamba.ops.selective_scan import paths_route
+
+    monkeypatch.delenv("MEDSEGMAMBA_PATHS", raising=False)
+    assert paths_route() == "walked"
+    monkeypatch.setenv("MEDSEGMAMBA_PATHS", "gathered")
+    assert paths_route() == "gathered"
+    monkeypatch.setenv("MEDSEGMAMBA_PATHS", "sideways")
+    with pytest.raises(ValueError, match=r"\$MEDSEGMAMBA_PATHS must be one of walked, gathered, got 'sideways'"):
+        paths_route()

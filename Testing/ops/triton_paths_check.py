@@ -5,6 +5,7 @@ is imported. Prints one JSON line {case: max abs difference (or a list of them)}
 """
 
 import json
+import os
 
 from medsegmamba.ops.triton.interpreter import enable
 
@@ -57,6 +58,26 @@ def ss3d_case(orientation, seed):
         return (fast(x) - twin(x)).abs().max().item()
 
 
+def route_case():
+    """Which route selective_scan_paths takes on Triton by $MEDSEGMAMBA_PATHS: [kernel calls when
+    walked, when gathered, largest difference of the two outputs]."""
+    u, delta, A, B, C, paths, D, bias = inputs(1, 2, 4, 4, 9, torch.float32, 4, False)
+    calls, kernel = [], tscan.selective_scan_paths_triton
+    tscan.selective_scan_paths_triton = lambda *a, **k: calls.append(1) or kernel(*a, **k)
+    out = {}
+    try:
+        for route in ("walked", "gathered"):
+            os.environ["MEDSEGMAMBA_PATHS"] = route
+            before = len(calls)
+            with torch.no_grad():
+                out[route] = selective_scan_paths(u, delta, A, B, C, paths, D, bias, impl="triton")
+            out[route + "_calls"] = len(calls) - before
+    finally:
+        tscan.selective_scan_paths_triton = kernel
+        os.environ.pop("MEDSEGMAMBA_PATHS")
+    return [out["walked_calls"], out["gathered_calls"], (out["walked"] - out["gathered"]).abs().max().item()]
+
+
 CASES = {
     # (batch, groups, channels per group, N, L): 6 channels with block_d 4 leave half a block
     # masked; N=5 pads to 8; 37 steps end inside a chunk of T=4
@@ -65,6 +86,7 @@ CASES = {
     "paths_bf16": lambda: paths_case(1, 2, 8, 4, 19, dtype=torch.bfloat16, seed=2, chunk_t=8),
     "paths_ignored": lambda: paths_case(1, 2, 4, 4, 16, seed=3, zero_paths=True),
     "ss3d": lambda: [ss3d_case(o, o) for o in (0, 3)],
+    "route": route_case,
 }
 
 if __name__ == "__main__":

@@ -224,6 +224,21 @@ def check_paths_args(u, delta, A, B, C, paths, D=None, delta_bias=None):
             raise ValueError(f"selective_scan_paths: {name} must be ({groups * dim_group},), got shape {tuple(t.shape)}")
 
 
+PATHS_ENV_VAR = "MEDSEGMAMBA_PATHS"
+PATHS_ROUTES = ("walked", "gathered")
+
+
+def paths_route() -> str:
+    """How `selective_scan_paths` runs on Triton without autograd, from $MEDSEGMAMBA_PATHS:
+    "walked" (the default: the kernel follows the paths) or "gathered" (copies into sequences,
+    the scan, a scatter: the route before session 16, kept to compare and to fall back on)."""
+    route = os.environ.get(PATHS_ENV_VAR, "walked") or "walked"
+    if route not in PATHS_ROUTES:
+        raise ValueError(f"selective_scan_paths: ${PATHS_ENV_VAR} must be one of {', '.join(PATHS_ROUTES)}, "
+                         f"got {route!r}")
+    return route
+
+
 def _triton_paths_scan():
     try:
         from .triton.selective_scan import selective_scan_paths_triton
@@ -245,13 +260,14 @@ def selective_scan_paths(u, delta, A, B, C, paths, D=None, delta_bias=None, delt
     This is SS3D's eight-direction scan. Under autograd, or with an implementation other than
     "triton", the inputs are gathered into `selective_scan`'s (Bt, G*Dg, L) layout, scanned and
     scattered back (`_paths_by_gather`, the reference). For inference on CUDA, "triton" reads and
-    writes the positions in the kernel instead, without those copies.
+    writes the positions in the kernel instead, without those copies, unless $MEDSEGMAMBA_PATHS
+    is "gathered" (`paths_route`).
     """
     check_paths_args(u, delta, A, B, C, paths, D, delta_bias)
     name = resolve_impl(impl, u.device)
     needs_grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (u, delta, A, B, C, D, delta_bias))
-    if name == "triton" and not needs_grad and _triton_paths_scan() is not None:
+    if name == "triton" and not needs_grad and paths_route() == "walked" and _triton_paths_scan() is not None:
         return _triton_paths_scan()(u, delta, A, B, C, paths, D, delta_bias, delta_softplus)
     return _paths_by_gather(u, delta, A, B, C, paths, D, delta_bias, delta_softplus, name)
 
