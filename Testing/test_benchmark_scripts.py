@@ -152,6 +152,16 @@ def test_kernel_resources_counts_the_forward_loop_here():
     assert 128 * 5 <= instructions <= 128 * 12
 
 
+def test_flop_table_counts_a_known_layer(load_script):
+    mod = load_script("benchmarks/flop_table.py")
+    cfg = dict(channels=(1, 8, 16, 32, 64, 16), num_blocks=2, d_state=4, num_classes=4)
+    rows = dict(mod.flop_table(cfg, patch=32))
+    # the 1x1x1 head: 16 -> 4 channels at every one of 32^3 voxels, a multiply and an add each
+    assert rows["Conv_1x1"] == 2 * 32 ** 3 * 16 * 4
+    assert abs(sum(f for name, f in rows.items() if name != "total") - rows["total"]) < 1e-6 * rows["total"]
+    assert "| Conv_1x1 | 0.0 |" in mod.to_markdown(list(rows.items()), cfg)
+
+
 def test_kernel_resources_refuses_an_unknown_kernel():
     proc = run("kernel_resources.py", "--kernels", "bwd-fast")
     assert proc.returncode == 2 and "--kernels: unknown ['bwd-fast']" in proc.stderr
