@@ -131,7 +131,8 @@ def test_longest_innermost_loop_of_a_known_listing(load_script):
     mod = load_script("benchmarks/kernel_resources.py")
     sass = "\n".join(f"        /*{a:04x}*/                   {t} ;" for a, t in [
         (0x00, "MOV R1, R2"), (0x10, "FADD R1, R1, R1"), (0x20, "MUFU.EX2 R3, R1"), (0x30, "FFMA R4, R3, R1, R4"),
-        (0x40, "@P0 BRA 0x20"), (0x50, "MUFU.EX2 R5, R4"), (0x60, "FMUL R6, R5, R5"), (0x70, "@!P1 FFMA R7, R6, R6, R7"),
+        (0x40, "@P0 BRA 0x20"), (0x50, "MUFU.EX2 R5, R4"), (0x60, "FMUL R6, R5, R5"),
+        (0x70, "@!P1 FFMA R7, R6, R6, R7"),
         (0x80, "@P2 BRA 0x50"), (0x90, "@P3 BRA 0x10"), (0xa0, "EXIT")])
     loop = mod.longest_loop(sass)
     assert loop["instructions"] == 4

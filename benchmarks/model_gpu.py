@@ -2,7 +2,9 @@
 
 Compares our fast layout ("ours"), ours with the fused float32-statistics GroupNorm ("ours+fusedGN")
 and the authors' layout of SS3D (rot90/transposes/flips, "authors-layout"), each with the scan
-implementation given by --scan-impl. Also a correctness line: bf16 autocast vs fp32 on one patch.
+implementation given by --scan-impl; on request ours compiled ("ours+compile"), and "+gathered":
+SS3D's scan through copies into sequences, as before session 16, instead of walking its paths.
+Also a correctness line: bf16 autocast vs fp32 on one patch.
 
     python3 benchmarks/model_gpu.py --out "$OUT"             # CUDA, paper network, < 4 min
     python3 benchmarks/model_gpu.py --out /tmp/b --smoke     # CPU, tiny widths, seconds
@@ -181,9 +183,10 @@ def main(argv=None):
     ap.add_argument("--smoke", action="store_true", help="CPU, tiny widths, 32^3 patches")
     ap.add_argument("--scan-impl", default=None, help="selective_scan impl: auto, ref, triton, mamba_ssm")
     ap.add_argument("--iters", type=int, default=None)
-    ap.add_argument("--variants", nargs="+", default=None, choices=("ours", "ours+fusedGN", "authors-layout", "ours+compile", "ours+fusedGN+gathered",
+    ap.add_argument("--variants", nargs="+", default=None,
+                    choices=("ours", "ours+fusedGN", "authors-layout", "ours+compile", "ours+fusedGN+gathered",
                              "ours+compile+gathered"),
-                    help="only these variants (default: all but ours+compile)")
+                    help="only these variants (default: ours, ours+fusedGN, authors-layout)")
     ap.add_argument("--no-channels-last", action="store_true", help="skip the channels_last_3d cases")
     ap.add_argument("--default-model", action="store_true", help="the shipped default model's size, not the paper's")
     ap.add_argument("--batches", default=None, metavar="INFER:TRAIN",

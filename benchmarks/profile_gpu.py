@@ -124,7 +124,8 @@ def to_markdown(meta, cases) -> str:
         layout = ", channels_last_3d" if c.get("channels_last") else ""
         wall = f" (wall {c['wall_ms_per_patch']:.1f} ms)" if "wall_ms_per_patch" in c else ""
         lines += [f"## {meta.get('variant', 'ours+fusedGN')}, {c['mode']}, {c['dtype']}, batch {c['batch']}{layout}: "
-                  f"{c['ms_per_patch']:.1f} ms of device time per patch{wall} ({tf / (c['ms_per_patch'] / 1e3):.0f} TFLOP/s of "
+                  f"{c['ms_per_patch']:.1f} ms of device time per patch{wall} "
+                  f"({tf / (c['ms_per_patch'] / 1e3):.0f} TFLOP/s of "
                   f"convolution + matmul work{', x3 for training' if c['mode'] == 'train' else ''})", "",
                   "| kind | ms / patch | share |", "|---|---:|---:|"]
         lines += [f"| {k} | {v:.2f} | {100 * v / c['ms_per_patch']:.0f} % |" for k, v in c["kinds"].items()]

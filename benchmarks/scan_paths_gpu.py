@@ -95,7 +95,8 @@ def main(argv=None) -> int:
         rows.append(row)
         print(row, flush=True)
     meta = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu (interpreter)",
-            "torch": torch.__version__, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "torch": torch.__version__,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "size": {"channels": ci, "d_state": n, "grid": size, "directions": 8}, "iters": args.iters,
             "fwd_kernel": os.environ.get("MEDSEGMAMBA_TRITON_FWD", "chunked")}
     args.out.mkdir(parents=True, exist_ok=True)

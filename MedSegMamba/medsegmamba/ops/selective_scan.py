@@ -221,7 +221,8 @@ def check_paths_args(u, delta, A, B, C, paths, D=None, delta_bias=None):
                              f"N={A.shape[1]}), got shape {tuple(t.shape)}")
     for name, t in (("D", D), ("delta_bias", delta_bias)):
         if t is not None and tuple(t.shape) != (groups * dim_group,):
-            raise ValueError(f"selective_scan_paths: {name} must be ({groups * dim_group},), got shape {tuple(t.shape)}")
+            raise ValueError(f"selective_scan_paths: {name} must be ({groups * dim_group},), "
+                             f"got shape {tuple(t.shape)}")
 
 
 PATHS_ENV_VAR = "MEDSEGMAMBA_PATHS"
@@ -289,7 +290,8 @@ def _paths_by_gather(u, delta, A, B, C, paths, D, delta_bias, delta_softplus, im
     xs = to_scan(u, steps.reshape(-1))  # (Bt, G, Dg, L): u is shared by the groups
     dts = to_scan(flat(delta))
     y = selective_scan(xs.view(batch, groups * dim_group, length), dts.view(batch, groups * dim_group, length), A,
-                       to_scan(flat(B)), to_scan(flat(C)), D=D, delta_bias=delta_bias, delta_softplus=delta_softplus, impl=impl)
+                       to_scan(flat(B)), to_scan(flat(C)), D=D, delta_bias=delta_bias,
+                       delta_softplus=delta_softplus, impl=impl)
     y = y.view(batch, groups, dim_group, length).transpose(2, 3).reshape(batch, groups * length, dim_group)
     out = torch.index_copy(torch.empty_like(y), 1, rows, y)   # back to voxel order
     return out.view(batch, groups, length, dim_group).transpose(1, 2)  # (Bt, L, G, Dg), a view
