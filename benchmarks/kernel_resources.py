@@ -41,16 +41,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "MedSegMamba"))
 
 # kernel name -> (function name in scan_kernels, constexpr names it takes beyond the common ones)
+# Since session 16 the backward kernels get delta with its bias and softplus already applied
+# (selective_scan.py's _scan_bwd); --softplus-in-kernel builds them as they were launched before.
+PLAIN = {"HAS_BIAS": False, "SOFTPLUS": False}
 KERNELS = {
     "fwd-chunked": ("_scan_fwd_chunked_kernel", {"STORE_CKPT": True, "HAS_D": True, "PATHS": False}),
     # the same kernel walking SS3D's paths (selective_scan_paths_triton: inference, channels contiguous)
     "fwd-paths": ("_scan_fwd_chunked_kernel", {"STORE_CKPT": False, "HAS_D": True, "PATHS": True}),
-    "bwd-chunked": ("_scan_bwd_chunked_kernel", {"PARTIAL": True, "SEG_PAR": False, "HAS_D": True}),
-    "bwd-segment": ("_scan_bwd_chunked_kernel", {"PARTIAL": True, "SEG_PAR": True, "HAS_D": True}),
-    # the same two with each tile's steps unrolled ($MEDSEGMAMBA_TRITON_BWD_VARIANT=steps; not the default: slower on an H100)
-    "bwd-steps": ("_scan_bwd_steps_kernel", {"PARTIAL": True, "SEG_PAR": False, "HAS_D": True}),
-    "bwd-steps-segment": ("_scan_bwd_steps_kernel", {"PARTIAL": True, "SEG_PAR": True, "HAS_D": True}),
-    "bwd-local": ("_scan_bwd_local_kernel", {}),
+    "bwd-chunked": ("_scan_bwd_chunked_kernel", {"PARTIAL": True, "SEG_PAR": False, "HAS_D": True, **PLAIN}),
+    "bwd-segment": ("_scan_bwd_chunked_kernel", {"PARTIAL": True, "SEG_PAR": True, "HAS_D": True, **PLAIN}),
+    # the same two with each tile's steps unrolled ($MEDSEGMAMBA_TRITON_BWD_VARIANT=steps; not the
+    # default: slower on an H100)
+    "bwd-steps": ("_scan_bwd_steps_kernel", {"PARTIAL": True, "SEG_PAR": False, "HAS_D": True, **PLAIN}),
+    "bwd-steps-segment": ("_scan_bwd_steps_kernel", {"PARTIAL": True, "SEG_PAR": True, "HAS_D": True, **PLAIN}),
+    "bwd-local": ("_scan_bwd_local_kernel", PLAIN),
     "bwd-carry": ("_scan_bwd_carry_kernel", {}),
 }
 # the launches the package makes (selective_scan.py's configs): (N, block_d, T, warps)
@@ -73,7 +77,7 @@ UNIT_STRIDES_OF = {"fwd-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an")
 
 
 def build(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | None = None,
-          as_launched: bool = False):
+          as_launched: bool = False, softplus_in_kernel: bool = False):
     """One kernel compiled by Triton for sm_90 at one launch configuration."""
     import triton
     from triton.backends.compiler import GPUTarget
@@ -85,6 +89,8 @@ def build(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | 
     fn = getattr(scan_kernels, name)
     wanted = {"HAS_BIAS": True, "SOFTPLUS": True, "CHUNK": 64, "BLOCK_D": block_d, "BLOCK_N": n, "T": t,
               "CKPT_BLOCK_D": block_d, **extra}
+    if softplus_in_kernel:
+        wanted |= {"HAS_BIAS": True, "SOFTPLUS": True}
     if as_launched:
         wanted |= dict.fromkeys(UNIT_STRIDES_OF.get(kernel, UNIT_STRIDES), 1)
     constexprs = {k: v for k, v in wanted.items() if k in fn.arg_names}
@@ -112,9 +118,9 @@ def cuobjdump(compiled, flag: str) -> str:
 
 
 def resources(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | None = None,
-              as_launched: bool = False) -> dict:
+              as_launched: bool = False, softplus_in_kernel: bool = False) -> dict:
     """{"regs", "stack", "shared", "programs_per_sm"} of one kernel built for sm_90 at one launch configuration."""
-    report = cuobjdump(build(kernel, n, block_d, t, warps, maxnreg, as_launched), "-res-usage")
+    report = cuobjdump(build(kernel, n, block_d, t, warps, maxnreg, as_launched, softplus_in_kernel), "-res-usage")
     found = re.search(r"REG:(\d+) STACK:(\d+) SHARED:(\d+)", report)
     if found is None:
         raise RuntimeError(f"cuobjdump -res-usage gave no resource line for {kernel}:\n{report[-500:]}")
@@ -147,8 +153,10 @@ def longest_loop(sass: str) -> dict:
     return {"instructions": len(best), "opcodes": collections.Counter(best)}
 
 
-def loop_row(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | None, as_launched: bool) -> dict:
-    loop = longest_loop(cuobjdump(build(kernel, n, block_d, t, warps, maxnreg, as_launched), "-sass"))
+def loop_row(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | None, as_launched: bool,
+             softplus_in_kernel: bool = False) -> dict:
+    compiled = build(kernel, n, block_d, t, warps, maxnreg, as_launched, softplus_in_kernel)
+    loop = longest_loop(cuobjdump(compiled, "-sass"))
     per_step = t * n * block_d / (32 * warps)  # element-steps of one thread in one pass of the loop
     exps = loop["opcodes"]["MUFU.EX2"]
     return {"instructions": loop["instructions"], "ex2": exps, "per_step": loop["instructions"] / per_step,
@@ -167,6 +175,8 @@ def main(argv=None) -> int:
     ap.add_argument("--as-launched", action="store_true",
                     help="specialize unit strides and 16-divisibility as a launch on contiguous inputs does")
     ap.add_argument("--loops", action="store_true", help="also the instructions of each kernel's longest loop")
+    ap.add_argument("--softplus-in-kernel", action="store_true",
+                    help="build the backward kernels with delta's bias and softplus inside, as before session 16")
     args = ap.parse_args(argv)
     kernels = args.kernels.split(",")
     unknown = sorted(set(kernels) - set(KERNELS))
@@ -187,10 +197,10 @@ def main(argv=None) -> int:
     for kernel, grid in launches.items():
         cap = args.maxnreg or MAXNREG.get(kernel)
         for n, block_d, t, warps in grid:
-            r = resources(kernel, n, block_d, t, warps, cap, args.as_launched)
+            r = resources(kernel, n, block_d, t, warps, cap, args.as_launched, args.softplus_in_kernel)
             extra = ""
             if args.loops:
-                lp = loop_row(kernel, n, block_d, t, warps, cap, args.as_launched)
+                lp = loop_row(kernel, n, block_d, t, warps, cap, args.as_launched, args.softplus_in_kernel)
                 extra = f" {lp['instructions']} | {lp['ex2']} | {lp['per_step']:.1f} | {lp['ex2_per_step']:.2f} |"
             print(f"| {kernel} | {n} | {block_d} | {t} | {warps} | {cap or '-'} | {r['regs']} | {r['stack']} | "
                   f"{r['shared']} | {r['programs_per_sm']} |{extra}", flush=True)

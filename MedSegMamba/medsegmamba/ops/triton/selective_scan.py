@@ -39,7 +39,10 @@ g_t = C_t dy_t + exp(dl_{t+1} A) g_{t+1}:
   workspace, so the count is capped (`_segments`: about 4096 programs, at most 256 MiB).
 - "auto" (the default) takes "parallel" when the chunked one's grid has at most one program per
   multiprocessor, else "chunked" (`_auto_bwd_kernel`, measured in benchmarks/results/2026-12-06-h100-s8/).
-Gradients of A, D and delta_bias are accumulated per batch element (and segment), then summed.
+delta's bias and softplus are applied in PyTorch before any backward kernel and their gradient
+after it (`_scan_bwd`): the kernels run on the step dl itself. Inside the chunked backward every
+thread holding a state of a channel had recomputed them, half of its loop (session 16).
+Gradients of A and D are accumulated per batch element (and segment), then summed.
 """
 
 from __future__ import annotations
@@ -257,6 +260,25 @@ def _scan_fwd(u, delta, A, B, C, D, delta_bias, softplus, store_ckpt, block_d=No
 
 def _scan_bwd(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt, block_d, num_warps, kernel="seq",
               chunk_t=None, segments=None):
+    """The backward of one scan: (du, ddelta, dA, dB, dC, dD, dbias), fp32 but for du and ddelta.
+
+    delta's bias and softplus are applied here, once per element, and their gradient after the
+    kernel: the kernels can apply them, but inside the chunked backward every thread that holds a
+    state of a channel recomputed them, half of its loop's instructions (1538 -> 788 per tile at the
+    paper's launch as built for an H100, benchmarks/results/2026-12-07-s16/). The kernels then see
+    the step dl itself, without bias or softplus.
+    """
+    x = delta.float() if delta_bias is None else delta.float() + delta_bias.float()[None, :, None]
+    dl = torch.nn.functional.softplus(x) if softplus else x
+    du, ddl, dA, dB, dC, dD, _ = _launch_bwd(dy, u, dl, A, B, C, D, None, False, ckpt, block_d, num_warps, kernel,
+                                             chunk_t, segments)
+    ddelta = ddl * torch.sigmoid(x) if softplus else ddl  # d softplus(x) / dx = sigmoid(x)
+    dbias = ddelta.sum((0, 2)) if delta_bias is not None else None
+    return du, ddelta.to(delta.dtype), dA, dB, dC, dD, dbias
+
+
+def _launch_bwd(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt, block_d, num_warps, kernel="seq",
+                chunk_t=None, segments=None):
     """Launch a backward kernel ("seq", "chunked" or "parallel", T = chunk_t steps at once;
     "parallel" cuts time into `segments` runs of whole checkpoint chunks, None: `_segments`' rule).
 
