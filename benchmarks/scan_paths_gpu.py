@@ -17,11 +17,11 @@ import argparse
 import datetime
 import json
 import os
-import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "MedSegMamba"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # model_gpu.timed, imported after the interpreter is set
 
 
 def make_inputs(batch, ci, n, size, device, seed=0):
@@ -41,24 +41,6 @@ def make_inputs(batch, ci, n, size, device, seed=0):
                 D=r(k * ci).to(device), delta_bias=(r(k * ci) * 0.5 - 4.0).to(device))
 
 
-def timed_ms(fn, device, iters):
-    import torch
-
-    if device.type != "cuda":
-        return None
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(iters):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, type=Path)
@@ -72,6 +54,10 @@ def main(argv=None) -> int:
     import torch
 
     from medsegmamba.ops.selective_scan import _paths_by_gather, selective_scan_paths
+    from model_gpu import timed
+
+    # median ms of CUDA events; none under the interpreter, where a timing would mean nothing
+    timed_ms = lambda fn, device, iters: timed(fn, device, 3, iters) if device.type == "cuda" else None  # noqa: E731
 
     device = torch.device("cpu" if args.smoke else "cuda")
     ci, n, size, batches = (8, 4, 3, (1, 2)) if args.smoke else (1024, 64, 12, (1, 8))

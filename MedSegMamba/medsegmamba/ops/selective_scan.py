@@ -144,14 +144,20 @@ def selective_scan_ref(u, delta, A, B, C, D=None, delta_bias=None, delta_softplu
     return y.to(u.dtype)
 
 
-def _triton_scan():
-    """The Triton implementation, or None when triton cannot be imported."""
+def _triton_function(name="selective_scan_triton"):
+    """`name` from the Triton implementation (ops/triton/selective_scan.py), or None when triton
+    cannot be imported."""
     try:
-        from .triton.selective_scan import selective_scan_triton
+        from .triton import selective_scan as triton_scan
     except ImportError as exc:
         log.debug("Triton selective scan unavailable: %s", exc)
         return None
-    return selective_scan_triton
+    return getattr(triton_scan, name)
+
+
+def _triton_scan():
+    """The Triton implementation, or None when triton cannot be imported."""
+    return _triton_function()
 
 
 def _mamba_ssm_call(u, delta, A, B, C, D, delta_bias, delta_softplus):
@@ -240,15 +246,6 @@ def paths_route() -> str:
     return route
 
 
-def _triton_paths_scan():
-    try:
-        from .triton.selective_scan import selective_scan_paths_triton
-    except ImportError as exc:
-        log.debug("Triton path scan unavailable: %s", exc)
-        return None
-    return selective_scan_paths_triton
-
-
 def selective_scan_paths(u, delta, A, B, C, paths, D=None, delta_bias=None, delta_softplus=True, impl=None):
     """The selective scan of G groups that walk the same L positions in their own orders.
 
@@ -268,8 +265,9 @@ def selective_scan_paths(u, delta, A, B, C, paths, D=None, delta_bias=None, delt
     name = resolve_impl(impl, u.device)
     needs_grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (u, delta, A, B, C, D, delta_bias))
-    if name == "triton" and not needs_grad and paths_route() == "walked" and _triton_paths_scan() is not None:
-        return _triton_paths_scan()(u, delta, A, B, C, paths, D, delta_bias, delta_softplus)
+    walk = _triton_function("selective_scan_paths_triton") if name == "triton" and not needs_grad else None
+    if walk is not None and paths_route() == "walked":
+        return walk(u, delta, A, B, C, paths, D, delta_bias, delta_softplus)
     return _paths_by_gather(u, delta, A, B, C, paths, D, delta_bias, delta_softplus, name)
 
 
