@@ -49,6 +49,10 @@ KERNELS = {
     # the same kernel walking SS3D's paths (selective_scan_paths_triton: inference, channels contiguous)
     "fwd-paths": ("_scan_fwd_chunked_kernel", {"STORE_CKPT": False, "HAS_D": True, "PATHS": True}),
     "bwd-chunked": ("_scan_bwd_chunked_kernel", {"PARTIAL": True, "SEG_PAR": False, "HAS_D": True, **PLAIN}),
+    # each channel block's states split over 2 programs ($MEDSEGMAMBA_TRITON_BWD_SPLIT=2): N is then
+    # the program's share, 32 of the paper's 64
+    "bwd-split2": ("_scan_bwd_chunked_kernel", {"PARTIAL": True, "SEG_PAR": False, "HAS_D": True, "N_SPLIT": 2,
+                                                **PLAIN}),
     "bwd-segment": ("_scan_bwd_chunked_kernel", {"PARTIAL": True, "SEG_PAR": True, "HAS_D": True, **PLAIN}),
     # the same two with each tile's steps unrolled ($MEDSEGMAMBA_TRITON_BWD_VARIANT=steps; not the
     # default: slower on an H100)
@@ -62,6 +66,7 @@ LAUNCHES = {
     "fwd-chunked": [(64, 16, 8, 2), (16, 16, 16, 2)],
     "fwd-paths": [(64, 16, 8, 2), (16, 16, 16, 2)],
     "bwd-chunked": [(64, 16, 2, 4), (16, 64, 2, 4)],
+    "bwd-split2": [(32, 16, 2, 4), (32, 16, 4, 4), (32, 16, 2, 2), (8, 64, 2, 4)],
     "bwd-segment": [(64, 16, 2, 4), (16, 64, 2, 4)],
     "bwd-steps": [(64, 16, 2, 8), (16, 64, 2, 8)],
     "bwd-steps-segment": [(64, 16, 2, 8), (16, 64, 2, 8)],
@@ -88,7 +93,7 @@ def build(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | 
     name, extra = KERNELS[kernel]
     fn = getattr(scan_kernels, name)
     wanted = {"HAS_BIAS": True, "SOFTPLUS": True, "CHUNK": 64, "BLOCK_D": block_d, "BLOCK_N": n, "T": t,
-              "CKPT_BLOCK_D": block_d, **extra}
+              "CKPT_BLOCK_D": block_d, "N_SPLIT": 1, **extra}
     if softplus_in_kernel:
         wanted |= {"HAS_BIAS": True, "SOFTPLUS": True}
     if as_launched:

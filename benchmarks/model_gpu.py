@@ -2,8 +2,9 @@
 
 Compares our fast layout ("ours"), ours with the fused float32-statistics GroupNorm ("ours+fusedGN")
 and the authors' layout of SS3D (rot90/transposes/flips, "authors-layout"), each with the scan
-implementation given by --scan-impl; on request ours compiled ("ours+compile"), and "+gathered":
-SS3D's scan through copies into sequences, as before session 16, instead of walking its paths.
+implementation given by --scan-impl; on request ours compiled ("ours+compile"), compiled with
+inductor's channels-last layout forced on ("ours+compile+forcecl"), and "+gathered": SS3D's scan
+through copies into sequences, as before session 16, instead of walking its paths.
 Also a correctness line: bf16 autocast vs fp32 on one patch.
 
     python3 benchmarks/model_gpu.py --out "$OUT"             # CUDA, paper network, < 4 min
@@ -23,6 +24,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch._inductor.config  # noqa: F401  (build sets force_layout_optimization)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "MedSegMamba"))
 from medsegmamba.models import MedSegMamba  # noqa: E402
@@ -63,6 +65,10 @@ def build(variant, cfg, device, scan_impl, channels_last):
     # copies into sequences that SS3D made before session 16, medsegmamba.ops.paths_route)
     os.environ["MEDSEGMAMBA_PATHS"] = "gathered" if variant.endswith("+gathered") else "walked"
     variant = variant.removesuffix("+gathered")
+    # inductor picks each graph's memory layout by a heuristic (torch._inductor.graph.decide_layout_opt);
+    # "+forcecl" overrides it, process-wide like the route above
+    torch._inductor.config.force_layout_optimization = variant.endswith("+forcecl")
+    variant = variant.removesuffix("+forcecl")
     torch.manual_seed(0)
     bottleneck = "vss3d-authors" if variant == "authors-layout" else "vss3d"
     m = MedSegMamba(**cfg, bottleneck=bottleneck, scan_impl=scan_impl).to(device)
@@ -126,6 +132,9 @@ def correctness(cfg, device, scan_impl, patch):
             "fast_vs_authors_layout_max_abs_fp32": (pt - p32).abs().max().item()}
 
 
+VARIANTS_ON_REQUEST = ("ours+fusedGN+gathered", "ours+compile", "ours+compile+gathered", "ours+compile+forcecl")
+
+
 def cases(smoke, batches=None):
     b_inf, b_train = ((1, 2), (1,)) if smoke else ((1, 8), (1, 2))
     if batches:
@@ -142,7 +151,7 @@ def cases(smoke, batches=None):
         for cl in ((False,) if authors else (False, True)):
             for b in b_train:
                 out.append((variant, "train", "bf16", b, cl))
-    for variant in ("ours+fusedGN+gathered", "ours+compile", "ours+compile+gathered"):  # selected with --variants
+    for variant in VARIANTS_ON_REQUEST:  # selected with --variants
         for cl in (False, True):
             for b in b_inf:
                 out.append((variant, "infer", "bf16", b, cl))
@@ -184,8 +193,7 @@ def main(argv=None):
     ap.add_argument("--scan-impl", default=None, help="selective_scan impl: auto, ref, triton, mamba_ssm")
     ap.add_argument("--iters", type=int, default=None)
     ap.add_argument("--variants", nargs="+", default=None,
-                    choices=("ours", "ours+fusedGN", "authors-layout", "ours+compile", "ours+fusedGN+gathered",
-                             "ours+compile+gathered"),
+                    choices=("ours", "ours+fusedGN", "authors-layout") + VARIANTS_ON_REQUEST,
                     help="only these variants (default: ours, ours+fusedGN, authors-layout)")
     ap.add_argument("--no-channels-last", action="store_true", help="skip the channels_last_3d cases")
     ap.add_argument("--default-model", action="store_true", help="the shipped default model's size, not the paper's")

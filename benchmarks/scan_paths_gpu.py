@@ -8,7 +8,9 @@ Inputs are laid out as SS3D makes them under bf16 autocast: u (Bt, L, Ci) and de
 (Bt, 8, L, Ci) bf16, B and C bf16 views into one (Bt, L, 8, R+2N) projection; A, D, delta_bias
 float32; the 8 paths of orientation 0. For batch 1 and 8: the largest difference of the two
 routes' outputs (and, at batch 1, of each against the plain-PyTorch reference), and their median
-times (CUDA events). Writes results.json and results.md.
+times (CUDA events). With --sweep, the walked kernel's launch configurations (channels per
+program, steps per tile, warps) at the largest batch, each checked against the default's output.
+Writes results.json and results.md.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--smoke", action="store_true", help="CPU, Triton's interpreter, tiny sizes")
     ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--sweep", action="store_true",
+                    help="also time the walked kernel's launch configurations at the largest batch")
     args = ap.parse_args(argv)
     if args.smoke:
         from medsegmamba.ops.triton.interpreter import enable
@@ -54,6 +58,7 @@ def main(argv=None) -> int:
     import torch
 
     from medsegmamba.ops.selective_scan import _paths_by_gather, selective_scan_paths
+    from medsegmamba.ops.triton.selective_scan import selective_scan_paths_triton
     from model_gpu import timed
 
     # median ms of CUDA events; none under the interpreter, where a timing would mean nothing
@@ -80,13 +85,31 @@ def main(argv=None) -> int:
             row["gathered_ms"] = timed_ms(gathered, device, args.iters)
         rows.append(row)
         print(row, flush=True)
+    sweep = []
+    if args.sweep:
+        # (channels per program, steps per tile, warps); the default (16, 8, 2) first: the
+        # paths change what each load touches (a row of 16 bf16 channels: 32 bytes), so the
+        # forward's sweep of session 6, made on the (Bt, D, L) layout, may no longer hold
+        configs = ((2, 2, 1), (4, 2, 1)) if args.smoke else (
+            (16, 8, 2), (16, 4, 2), (16, 16, 4), (32, 4, 2), (32, 8, 4), (8, 8, 1), (8, 16, 2), (64, 2, 2), (64, 4, 4))
+        with torch.inference_mode():
+            base = None
+            for block_d, chunk_t, warps in configs:
+                run = lambda: selective_scan_paths_triton(*ins, **kw, block_d=block_d, chunk_t=chunk_t,  # noqa: E731
+                                                          num_warps=warps)
+                y = run()
+                base = y if base is None else base
+                sweep.append({"batch": batch, "block_d": block_d, "chunk_t": chunk_t, "num_warps": warps,
+                              "ms": timed_ms(run, device, args.iters),
+                              "max_abs_vs_first": (y - base).abs().max().item()})
+                print(sweep[-1], flush=True)
     meta = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu (interpreter)",
             "torch": torch.__version__,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "size": {"channels": ci, "d_state": n, "grid": size, "directions": 8}, "iters": args.iters,
             "fwd_kernel": os.environ.get("MEDSEGMAMBA_TRITON_FWD", "chunked")}
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    (args.out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows, "sweep": sweep}, indent=2))
     lines = [f"# SS3D path scan: {meta['device']}, torch {meta['torch']}, {meta['date']}", "",
              f"size: {meta['size']}; bf16 inputs as SS3D makes them, float32 state and output", "",
              "| batch | walked, ms | gathered, ms | max abs difference (walked - gathered) | max abs output |",
@@ -99,6 +122,11 @@ def main(argv=None) -> int:
     if ref:
         lines += ["", f"batch 1 against the plain-PyTorch reference: walked {ref[0]['max_abs_walked_vs_ref']:.2e}, "
                       f"gathered {ref[0]['max_abs_gathered_vs_ref']:.2e}"]
+    if sweep:
+        lines += ["", f"walked kernel's launch configurations, batch {sweep[0]['batch']}:", "",
+                  "| channels per program | steps per tile | warps | ms | max abs vs the first |", "|---:|---:|---:|---:|---:|"]
+        lines += [f"| {r['block_d']} | {r['chunk_t']} | {r['num_warps']} | {fmt(r['ms'])} | {r['max_abs_vs_first']:.1e} |"
+                  for r in sweep]
     (args.out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

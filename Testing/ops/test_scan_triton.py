@@ -16,12 +16,17 @@ CASES = ["full", "bare_noncontig", "chunked_full", "chunked_bare_noncontig_nosof
 BWD_CASES = ["bwd_chunked_full", "bwd_chunked_after_chunked", "bwd_chunked_bare_noncontig_nosoftplus",
              "bwd_chunked_bf16", "bwd_chunked_full_partial", "bwd_chunked_partial_bf16",
              # the default tile body ($MEDSEGMAMBA_TRITON_BWD_VARIANT=scan); the rest run the other one, steps
-             "bwd_chunked_full_scan", "bwd_chunked_scan_partial_bf16"]
+             "bwd_chunked_full_scan", "bwd_chunked_scan_partial_bf16",
+             # each channel block's states split over 2 or 4 programs ($MEDSEGMAMBA_TRITON_BWD_SPLIT)
+             "bwd_chunked_full_scan_split2", "bwd_chunked_scan_split2_partial_bf16",
+             "bwd_chunked_after_chunked_scan_split4", "bwd_chunked_bare_noncontig_nosoftplus_scan_split2"]
 # the segment-parallel backward: passes 1 and 2 carry the adjoint across segments of checkpoint
 # chunks, pass 3 is the chunked backward run on every segment at once
 PAR_CASES = ["bwd_parallel_full", "bwd_parallel_two_segments", "bwd_auto_by_default", "bwd_parallel_after_chunked",
              "bwd_parallel_bare_noncontig_nosoftplus", "bwd_parallel_one_chunk", "bwd_parallel_partial_bf16",
-             "bwd_parallel_chunk_tiles", "bwd_parallel_two_segments_scan", "bwd_parallel_scan_partial_bf16"]
+             "bwd_parallel_chunk_tiles", "bwd_parallel_two_segments_scan", "bwd_parallel_scan_partial_bf16",
+             # $MEDSEGMAMBA_TRITON_BWD_SPLIT=2, which the parallel backward leaves aside
+             "bwd_parallel_two_segments_scan_split2"]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +40,7 @@ def interpreted():
 # the same cases with every fresh buffer full of NaN (triton_interpret_check.py): no kernel may read
 # memory that no kernel wrote, such as a checkpoint's padded states
 NAN_MEMORY_CASES = ["nan_memory_bwd_chunked_scan_partial_bf16", "nan_memory_bwd_chunked_partial_bf16",
-                    "nan_memory_bwd_parallel_scan_partial_bf16", "nan_memory_bwd_parallel_two_segments_scan", "nan_memory_bwd_chunked_full"]
+                    "nan_memory_bwd_parallel_scan_partial_bf16", "nan_memory_bwd_chunked_after_chunked_scan_split4", "nan_memory_bwd_parallel_two_segments_scan", "nan_memory_bwd_chunked_full"]
 
 
 @pytest.mark.parametrize("case", CASES + BWD_CASES + PAR_CASES + NAN_MEMORY_CASES)
@@ -64,7 +69,8 @@ def test_the_chosen_forward_kernel_is_the_one_launched(interpreted):
     launched = interpreted["launched"]
     assert launched["full"] == launched["bare_noncontig"] == ["seq"]
     assert all(launched[case] == ["chunked"] for case in CASES if case.startswith("chunked"))
-    after_seq = ("bwd_chunked_full", "bwd_chunked_full_partial", "bwd_parallel_full", "bwd_chunked_full_scan")
+    after_seq = ("bwd_chunked_full", "bwd_chunked_full_partial", "bwd_parallel_full", "bwd_chunked_full_scan",
+                 "bwd_chunked_full_scan_split2")
     assert all(launched[case] == ["seq"] for case in after_seq)
     assert all(launched[case] == ["chunked"] for case in BWD_CASES + PAR_CASES if case not in after_seq)
 
@@ -217,3 +223,24 @@ def test_backward_register_cap(monkeypatch):
         monkeypatch.setenv(tscan.MAXNREG_ENV_VAR, bad)
         with pytest.raises(ValueError, match="MEDSEGMAMBA_TRITON_BWD_MAXNREG must be a multiple of 8 in 24..255"):
             tscan._bwd_maxnreg()
+
+
+def test_backward_state_split_choice(monkeypatch):
+    import torch
+
+    from medsegmamba.ops.triton import selective_scan as tscan
+
+    monkeypatch.delenv(tscan.SPLIT_ENV_VAR, raising=False)
+    assert tscan._bwd_split() == 1  # states whole until a GPU says otherwise
+    monkeypatch.setenv(tscan.SPLIT_ENV_VAR, "2")
+    assert tscan._bwd_split() == 2
+    # a split adds du and ddelta over states, which delta's softplus (not linear) must not sit inside
+    monkeypatch.setenv(tscan.BWD_VARIANT_ENV_VAR, "scan")
+    u = torch.zeros(1, 4, 8)
+    B = torch.zeros(1, 1, 4, 8)
+    with pytest.raises(ValueError, match="a backward split over states takes delta without bias or softplus"):
+        tscan._launch_bwd(u, u, u, torch.zeros(4, 4), B, B, None, None, True, torch.zeros(1, 1, 4, 4), 4, None,
+                          "chunked")
+    monkeypatch.setenv(tscan.SPLIT_ENV_VAR, "3")
+    with pytest.raises(ValueError, match=r"\$MEDSEGMAMBA_TRITON_BWD_SPLIT must be one of 1, 2, 4, got '3'"):
+        tscan._bwd_split()

@@ -6,6 +6,7 @@ is imported. Prints one JSON line {case: {output: [max_err, mean_err, max_ref, s
 
 import json
 import os
+import re
 
 from medsegmamba.ops.triton.interpreter import enable
 
@@ -128,14 +129,34 @@ SCAN_CASES = {
     "bwd_parallel_scan_partial_bf16": BWD_CASES["bwd_parallel_partial_bf16"],
 }
 BWD_CASES |= SCAN_CASES
+# The default body with each channel block's states split over 2 or 4 programs ($MEDSEGMAMBA_TRITON_BWD_SPLIT,
+# names with _split2/_split4): N=5 pads to 8, so the last program's states are part or wholly padding
+SPLIT_CASES = {
+    "bwd_chunked_full_scan_split2": BWD_CASES["bwd_chunked_full"],
+    "bwd_chunked_scan_split2_partial_bf16": BWD_CASES["bwd_chunked_partial_bf16"],
+    "bwd_chunked_after_chunked_scan_split4": BWD_CASES["bwd_chunked_after_chunked"],
+    "bwd_chunked_bare_noncontig_nosoftplus_scan_split2": BWD_CASES["bwd_chunked_bare_noncontig_nosoftplus"],
+    # the parallel backward keeps its states whole whatever the variable says
+    "bwd_parallel_two_segments_scan_split2": BWD_CASES["bwd_parallel_two_segments"],
+}
+BWD_CASES |= SPLIT_CASES
 # rerun with every fresh buffer full of NaN (below): both bodies, both backwards, padded states
 NAN_MEMORY_CASES = ["bwd_chunked_scan_partial_bf16", "bwd_chunked_partial_bf16", "bwd_parallel_scan_partial_bf16",
+                    "bwd_chunked_after_chunked_scan_split4",
                     "bwd_parallel_two_segments_scan", "bwd_chunked_full"]
 
 
 def variant(name):
     """The tile body a case runs, by its name."""
     return "scan" if "_scan" in name else "steps"
+
+
+def set_env(name):
+    """$MEDSEGMAMBA_TRITON_BC, _BWD_VARIANT and _BWD_SPLIT of a case, by its name."""
+    os.environ["MEDSEGMAMBA_TRITON_BC"] = "partial" if "_partial" in name else "atomic"
+    os.environ["MEDSEGMAMBA_TRITON_BWD_VARIANT"] = variant(name)
+    split = re.search(r"_split(\d)", name)
+    os.environ["MEDSEGMAMBA_TRITON_BWD_SPLIT"] = split.group(1) if split else "1"
 
 
 if __name__ == "__main__":
@@ -157,15 +178,14 @@ if __name__ == "__main__":
             os.environ["MEDSEGMAMBA_TRITON_BWD"] = "seq"
         else:
             os.environ.pop("MEDSEGMAMBA_TRITON_BWD", None)
-        os.environ["MEDSEGMAMBA_TRITON_BC"] = "partial" if "_partial" in name else "atomic"
-        os.environ["MEDSEGMAMBA_TRITON_BWD_VARIANT"] = variant(name)
+        set_env(name)
         results[name] = case(*args, **kwargs)
         results["launched"][name], results["launched_bwd"][name] = list(launched), list(launched_bwd)
     # the sibling that must fail: the parallel backward with the adjoints carried between segments zeroed
     carries = tscan._segment_carries
     tscan._segment_carries = lambda *a, **k: torch.zeros_like(carries(*a, **k))
     args, kwargs = BWD_CASES["bwd_parallel_two_segments"]
-    os.environ["MEDSEGMAMBA_TRITON_BWD_VARIANT"] = "scan"  # the default body
+    set_env("bwd_parallel_two_segments_scan")  # the default body
     results["bwd_parallel_carries_zeroed"] = case(*args, **kwargs)
     tscan._segment_carries = carries
     # fresh buffers full of NaN (torch.empty hands back whatever memory held): a kernel that reads
@@ -175,8 +195,7 @@ if __name__ == "__main__":
     torch.empty = lambda *a, **k: empty(*a, **k).fill_(float("nan"))
     for name in NAN_MEMORY_CASES:
         args, kwargs = BWD_CASES[name]
-        os.environ["MEDSEGMAMBA_TRITON_BC"] = "partial" if "_partial" in name else "atomic"
-        os.environ["MEDSEGMAMBA_TRITON_BWD_VARIANT"] = variant(name)
+        set_env(name)
         results[f"nan_memory_{name}"] = case(*args, **kwargs)
     torch.empty = empty
     print(json.dumps(results))

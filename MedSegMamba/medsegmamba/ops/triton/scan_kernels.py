@@ -43,14 +43,15 @@ def _channel_params(bias_ptr, Dskip_ptr, d, d_mask, BLOCK_D: tl.constexpr, HAS_B
 
 
 @triton.jit
-def _state_block(A_ptr, s_ad, s_an, pid_g, pid_c, dim_group, n_state, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr):
+def _state_block(A_ptr, s_ad, s_an, pid_g, pid_c, dim_group, n_state, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
+                 n0=0):
     """The program's channels and states, laid out (BLOCK_N, BLOCK_D) as the chunked kernels' tiles
-    are: channel indices within the group (d_loc) and overall (d), state indices (n), their masks,
-    and A over them in float32 (0 where masked)."""
+    are: channel indices within the group (d_loc) and overall (d), state indices (n, from n0), their
+    masks, and A over them in float32 (0 where masked)."""
     d_loc = pid_c * BLOCK_D + tl.arange(0, BLOCK_D)
     d_mask = d_loc < dim_group
     d = pid_g * dim_group + d_loc
-    n = tl.arange(0, BLOCK_N)
+    n = n0 + tl.arange(0, BLOCK_N)
     n_mask = n < n_state
     nd_mask = n_mask[:, None] & d_mask[None, :]
     A = tl.load(A_ptr + n[:, None] * s_an + d[None, :] * s_ad, mask=nd_mask, other=0.0).to(tl.float32)
@@ -418,13 +419,14 @@ def _segment_chunks(pid_0, n_segs, seg_chunks, n_chunks, SEG_PAR: tl.constexpr):
 
 @triton.jit
 def _store_param_grads(dA_ptr, dD_ptr, dbias_ptr, dA_acc, dD_acc, dbias_acc, pid_0, dim, d, d_mask, n, nd_mask,
-                       n_state):
+                       n_state, channel_sums=True):
     """A backward program's sums of dA (BLOCK_N, BLOCK_D), dD and dbias (BLOCK_D,), into the row of
-    pid_0 (the batch element, x segment in SEG_PAR); the launcher sums the rows."""
+    pid_0 (the batch element, x segment in SEG_PAR); the launcher sums the rows. Of the programs
+    that split a channel block's states, only the first stores dD and dbias (`channel_sums`)."""
     part = pid_0.to(tl.int64) * dim + d
     tl.store(dA_ptr + part[None, :] * n_state + n[:, None], dA_acc, mask=nd_mask)
-    tl.store(dD_ptr + part, dD_acc, mask=d_mask)
-    tl.store(dbias_ptr + part, dbias_acc, mask=d_mask)
+    tl.store(dD_ptr + part, dD_acc, mask=d_mask & channel_sums)
+    tl.store(dbias_ptr + part, dbias_acc, mask=d_mask & channel_sums)
 
 
 @triton.jit
@@ -436,7 +438,7 @@ def _scan_bwd_chunked_kernel(
     s_bb, s_bg, s_bn, s_bl, s_cb, s_cg, s_cn, s_cl, s_yb, s_yd, s_yl,
     HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     CHUNK: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, T: tl.constexpr,
-    PARTIAL: tl.constexpr, SEG_PAR: tl.constexpr,
+    PARTIAL: tl.constexpr, SEG_PAR: tl.constexpr, N_SPLIT: tl.constexpr = 1,
 ):
     # Outputs as in _scan_bwd_kernel; tensors are (T, BLOCK_N, BLOCK_D), time first, for the reason
     # given in _scan_fwd_chunked_kernel. PARTIAL: dB and dC are stored per channel block (slice
@@ -445,10 +447,16 @@ def _scan_bwd_chunked_kernel(
     # segment-parallel backward): axis 0 is batch element x segment of `seg_chunks` checkpoint
     # chunks; each program runs its segment's chunks from the adjoint that pass 2 left in
     # carry_ptr, and dA, dD, dbias get a row per (element, segment).
-    pid_0, pid_g, pid_c = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    # N_SPLIT > 1 (not with SEG_PAR): the states of a channel block are split over N_SPLIT programs
+    # (axis 2 is channel block x split) of BLOCK_N states each, so that each thread holds a part of
+    # the state and more programs share a multiprocessor. du and ddelta are sums over states: each
+    # program adds its part atomically into float32 outputs the launcher zeroed (two addends onto
+    # zero give the same sum in either order); the first adds D dy to du and alone stores dD.
+    pid_0, pid_g, pid_2 = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    pid_c, pid_s = pid_2 // N_SPLIT, pid_2 % N_SPLIT
     pid_b, seg, first, count = _segment_chunks(pid_0, n_segs, seg_chunks, n_chunks, SEG_PAR)
     d_loc, d_mask, d, n, n_mask, nd_mask, A = _state_block(A_ptr, s_ad, s_an, pid_g, pid_c, dim_group, n_state,
-                                                           BLOCK_D, BLOCK_N)
+                                                           BLOCK_D, BLOCK_N, pid_s * BLOCK_N)
     A2 = A * 1.4426950408889634                                         # (BLOCK_N, BLOCK_D)
     bias, Dskip = _channel_params(bias_ptr, Dskip_ptr, d, d_mask, BLOCK_D, HAS_BIAS, HAS_D)
     b64 = pid_b.to(tl.int64)
@@ -465,17 +473,18 @@ def _scan_bwd_chunked_kernel(
     C_rtile = C_ptr + b64 * s_cb + pid_g * s_cg + r[:, None] * s_cl + n[None, :] * s_cn
     out_tile = b64 * dim * length + d[None, :] * length + s[:, None]
     bc_tile = (b64 * groups + pid_g) * n_state * length + n[None, :] * length + s[:, None]
-    prog = (pid_b * groups + pid_g) * tl.num_programs(2) + pid_c
+    prog = (pid_b * groups + pid_g) * (tl.num_programs(2) // N_SPLIT) + pid_c  # the channel block's
     bc_part = pid_c.to(tl.int64) * part_stride  # this channel block's slice of dB, dC (PARTIAL)
-    # checkpoints are (BLOCK_D, BLOCK_N) blocks, read here as (1, BLOCK_N, BLOCK_D)
-    ck_tile = (ckpt_ptr + prog.to(tl.int64) * (n_chunks * BLOCK_D * BLOCK_N)
-               + n[None, :, None] + tl.arange(0, BLOCK_D)[None, None, :] * BLOCK_N)
+    # checkpoints are (BLOCK_D, N_SPLIT * BLOCK_N) blocks, one per channel block, read here as
+    # (1, BLOCK_N, BLOCK_D): this program's states of them
+    ck_tile = (ckpt_ptr + prog.to(tl.int64) * (n_chunks * BLOCK_D * BLOCK_N * N_SPLIT)
+               + n[None, :, None] + tl.arange(0, BLOCK_D)[None, None, :] * (BLOCK_N * N_SPLIT))
     # the workspace holds only the state at the start of each tile of a chunk: CHUNK / T states
-    # (in SEG_PAR, one such workspace for each segment)
-    ws_prog = prog.to(tl.int64)
+    # (in SEG_PAR, one such workspace for each segment; with N_SPLIT, one for each program)
+    ws_prog = prog.to(tl.int64) * N_SPLIT + pid_s
     if SEG_PAR:
         ws_prog = ws_prog * n_segs + seg
-    nd_block = n[None, :, None] * BLOCK_D + tl.arange(0, BLOCK_D)[None, None, :]
+    nd_block = tl.arange(0, BLOCK_N)[None, :, None] * BLOCK_D + tl.arange(0, BLOCK_D)[None, None, :]
     ws_tile = ws_ptr + ws_prog * ((CHUNK // T) * BLOCK_D * BLOCK_N) + nd_block
 
     g_next = tl.zeros((1, BLOCK_N, BLOCK_D), dtype=tl.float32)  # g of the step after the tile
@@ -487,7 +496,7 @@ def _scan_bwd_chunked_kernel(
     for i in range(first, first + count):
         c0 = (n_chunks - 1 - i) * CHUNK
         n_tiles = tl.cdiv(tl.minimum(length - c0, CHUNK), T)
-        h = tl.load(ck_tile + (c0 // CHUNK) * (BLOCK_D * BLOCK_N))
+        h = tl.load(ck_tile + (c0 // CHUNK) * (BLOCK_D * BLOCK_N * N_SPLIT))
         for k in range(0, n_tiles):
             t0 = c0 + k * T
             tl.store(ws_tile + k * (BLOCK_D * BLOCK_N), h)
@@ -527,18 +536,23 @@ def _scan_bwd_chunked_kernel(
             ddl = tl.sum(gah * A[None, :, :], axis=1) + gB * u
             du = gB * dl
             if HAS_D:
-                du += Dskip[None, :] * dy
-                dD_acc += tl.sum(dy * u, axis=0)
+                if pid_s == 0:
+                    du += Dskip[None, :] * dy
+                    dD_acc += tl.sum(dy * u, axis=0)
             if SOFTPLUS:
                 ddl = tl.where(x > 20.0, ddl, ddl / (1.0 + tl.exp(-x)))
             ddl = tl.where(live, ddl, 0.0)
             dbias_acc += tl.sum(ddl, axis=0)
             out_mask = live & d_mask[None, :]
-            tl.store(du_ptr + out_tile + t0, du.to(du_ptr.dtype.element_ty), mask=out_mask)
-            tl.store(ddt_ptr + out_tile + t0, ddl.to(ddt_ptr.dtype.element_ty), mask=out_mask)
+            if N_SPLIT > 1:
+                tl.atomic_add(du_ptr + out_tile + t0, du, mask=out_mask)
+                tl.atomic_add(ddt_ptr + out_tile + t0, ddl, mask=out_mask)
+            else:
+                tl.store(du_ptr + out_tile + t0, du.to(du_ptr.dtype.element_ty), mask=out_mask)
+                tl.store(ddt_ptr + out_tile + t0, ddl.to(ddt_ptr.dtype.element_ty), mask=out_mask)
         tl.debug_barrier()
     _store_param_grads(dA_ptr, dD_ptr, dbias_ptr, dA_acc, dD_acc, dbias_acc, pid_0, dim, d, d_mask, n, nd_mask,
-                       n_state)
+                       n_state, pid_s == 0)
 
 
 @triton.jit

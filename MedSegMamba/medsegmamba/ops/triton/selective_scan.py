@@ -290,9 +290,16 @@ def _launch_bwd(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt, block_d, n
         kernel = _auto_bwd_kernel(ckpt.shape[0], u.device)  # the checkpoints hold a block per program
     par = kernel == "parallel"
     variant = _bwd_variant() if kernel != "seq" else None
+    split = 1
     if par or kernel == "chunked":
         block_d, block_n, _ = _config(dim // groups, n_state, block_d)
-        chunk_t, num_warps = _bwd_chunked_config(n_state, block_d, num_warps, chunk_t, variant)
+        if kernel == "chunked" and variant == "scan":
+            split = min(_bwd_split(), block_n)
+        if split > 1 and (delta_bias is not None or softplus):
+            raise ValueError("selective_scan_triton: a backward split over states takes delta without bias or "
+                             "softplus (_scan_bwd applies them outside the kernel)")
+        # the kernel's own state block: N_SPLIT programs of block_n // split states per channel block
+        chunk_t, num_warps = _bwd_chunked_config(block_n // split, block_d, num_warps, chunk_t, variant)
     else:
         block_d, block_n, num_warps = _config(dim // groups, n_state, block_d, num_warps)
     grid = (batch, groups, triton.cdiv(dim // groups, block_d))
@@ -308,9 +315,13 @@ def _launch_bwd(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt, block_d, n
         seg_chunks = triton.cdiv(n_chunks, _segments(segments, n_chunks, programs, ws_bytes))
     rows = triton.cdiv(n_chunks, seg_chunks)
     ws_states = CHUNK if kernel == "seq" else CHUNK // chunk_t
-    ws = torch.empty((ckpt.shape[0] * rows, ws_states, block_d, block_n), device=dev, dtype=f32)
-    du = torch.empty((batch, dim, length), device=dev, dtype=u.dtype)
-    ddelta = torch.empty((batch, dim, length), device=dev, dtype=delta.dtype)
+    ws = torch.empty((ckpt.shape[0] * rows * split, ws_states, block_d, block_n // split), device=dev, dtype=f32)
+    if split > 1:  # each of a channel block's programs adds its states' part (scan_kernels.py)
+        du = torch.zeros((batch, dim, length), device=dev, dtype=f32)
+        ddelta = torch.zeros((batch, dim, length), device=dev, dtype=f32)
+    else:
+        du = torch.empty((batch, dim, length), device=dev, dtype=u.dtype)
+        ddelta = torch.empty((batch, dim, length), device=dev, dtype=delta.dtype)
     dA = torch.empty((batch * rows, dim, n_state), device=dev, dtype=f32)
     partial = kernel != "seq" and _bc_sums() == "partial"
     parts = (grid[2],) if partial else ()  # one (B, G, N, L) slice per channel block, summed below
@@ -326,20 +337,38 @@ def _launch_bwd(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt, block_d, n
     sizes = (length, n_chunks, groups, dim, dim // groups, n_state)
     strides = (*u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *dy.stride())
     flags = dict(HAS_D=D is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus),
-                 CHUNK=CHUNK, BLOCK_D=block_d, BLOCK_N=block_n, num_warps=num_warps)
+                 CHUNK=CHUNK, BLOCK_D=block_d, BLOCK_N=block_n // split, num_warps=num_warps)
+    if split > 1:
+        flags["N_SPLIT"] = split
     if kernel != "seq":
         steps = variant == "steps"
         # SEG_PAR spills under the steps variant's cap (kernel_resources.py): uncapped there
         flags.update(_bwd_maxnreg() or ({"maxnreg": _STEPS_MAXNREG} if steps and not par else {}))
         part_stride = batch * groups * n_state * length  # elements between two slices of dB, dC
         bwd = _scan_bwd_steps_kernel if steps else _scan_bwd_chunked_kernel
-        bwd[(grid[0] * rows,) + grid[1:]](*inputs, ws, carry, *outputs, *sizes, part_stride, seg_chunks, rows,
-                                          *strides, **flags, T=chunk_t, PARTIAL=partial, SEG_PAR=par)
+        bwd[(grid[0] * rows, grid[1], grid[2] * split)](*inputs, ws, carry, *outputs, *sizes, part_stride, seg_chunks,
+                                                        rows, *strides, **flags, T=chunk_t, PARTIAL=partial,
+                                                        SEG_PAR=par)
     else:
         _scan_bwd_kernel[grid](*inputs, ws, *outputs, *sizes, *strides, **flags)
     if partial:
         dB, dC = dB.sum(0), dC.sum(0)
-    return du, ddelta, dA.sum(0), dB, dC, dD.sum(0), dbias.sum(0)
+    return du.to(u.dtype), ddelta.to(delta.dtype), dA.sum(0), dB, dC, dD.sum(0), dbias.sum(0)
+
+
+SPLIT_ENV_VAR = "MEDSEGMAMBA_TRITON_BWD_SPLIT"
+BWD_SPLITS = ("1", "2", "4")
+
+
+def _bwd_split() -> int:
+    """Over how many programs the chunked backward ("scan" body) splits each channel block's states,
+    from $MEDSEGMAMBA_TRITON_BWD_SPLIT: 1 (the default), 2 or 4. At 1 the paper's launch holds 64
+    states x 16 channels x T 2 in 128 threads of 255 registers, two programs a multiprocessor, and
+    its dependent chains stall it (session 11's profile: 1.5 of 4 instructions a cycle issued). A
+    split gives each program fewer states, and each thread less to hold; du and ddelta, sums over
+    the states, are then added atomically (scan_kernels.py). Two addends onto zero give the same
+    sum in either order; four may not, from run to run, in the last bit."""
+    return int(_kernel_name(None, "split", SPLIT_ENV_VAR, BWD_SPLITS, "1"))
 
 
 MAXNREG_ENV_VAR = "MEDSEGMAMBA_TRITON_BWD_MAXNREG"
