@@ -1,4 +1,4 @@
-"""scripts/fsaverage_horn_ceiling.py on a 24^3 volume whose answers can be counted by hand."""
+"""scripts/horn_ceiling.py on a 24^3 volume whose answers can be counted by hand."""
 
 import nibabel as nib
 import numpy as np
@@ -29,7 +29,7 @@ def volume():
 
 def test_oracle_finds_a_sharp_horn(load_script, volume):
     ref, img = volume
-    table = load_script("scripts/fsaverage_horn_ceiling.py").oracle_table(ref, img)
+    table = load_script("scripts/horn_ceiling.py").oracle_table(ref, img)
     # every threshold from 60 up keeps exactly the 32 dark voxels, so Dice is 1 at each radius
     cells = row(table, "| left | 2 |")
     assert cells[2:8] == ["32 / 1.000"] * 6 and cells[8] == "1.000"
@@ -40,7 +40,7 @@ def test_oracle_sees_a_trough_wider_than_the_label(load_script, volume):
     """Darken the hippocampus voxels next to the left horn: the oracle now keeps them too."""
     ref, img = volume
     img[6, 6:10, 6:10] = 40.0  # 16 hippocampus voxels, one layer below the horn
-    cells = row(load_script("scripts/fsaverage_horn_ceiling.py").oracle_table(ref, img), "| left | 2 |")
+    cells = row(load_script("scripts/horn_ceiling.py").oracle_table(ref, img), "| left | 2 |")
     assert cells[2] == "48 / 0.800"  # 2 * 32 / (48 + 32)
 
 
@@ -49,7 +49,7 @@ def test_prediction_names_what_it_adds(load_script, volume):
     pred = ref.copy()
     pred[6, 6:10, 6:10] = LEFT_HORN  # 16 hippocampus voxels called horn
     pred[ref == RIGHT_HORN] = 0     # the right horn missed
-    table = load_script("scripts/fsaverage_horn_ceiling.py").prediction_table(ref, img, pred)
+    table = load_script("scripts/horn_ceiling.py").prediction_table(ref, img, pred)
     left = row(table, "| left |")
     assert left[1:4] == ["32", "48", "0.800"]
     assert left[4] == "Left-Hippocampus 16, 80/80/80"
@@ -60,7 +60,7 @@ def test_main_reads_the_two_files(load_script, volume, tmp_path, capsys):
     ref, img = volume
     nib.save(nib.MGHImage(ref.astype(np.int32), np.eye(4)), str(tmp_path / "aseg.mgz"))
     nib.save(nib.MGHImage(img.astype(np.uint8), np.eye(4)), str(tmp_path / "orig.mgz"))
-    assert load_script("scripts/fsaverage_horn_ceiling.py").main([str(tmp_path)]) == 0
+    assert load_script("scripts/horn_ceiling.py").main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert row(out, "| left | 40/40/40 |")  # the horn's T1 percentiles
     assert "| left | 2 | 32 / 1.000 |" in out

@@ -1,4 +1,4 @@
-"""How far fsaverage's image supports its aseg's inferior lateral ventricles (5, 44).
+"""How far a subject's image supports its aseg's inferior lateral ventricles (5, 44); written for fsaverage.
 
 fsaverage's orig.mgz is an average of 40 subjects, so each temporal horn is a shallow trough
 rather than a dark slit, and its aseg labels only part of that trough. This prints, as markdown:
@@ -9,7 +9,7 @@ rather than a dark slit, and its aseg labels only part of that trough. This prin
 3. with --pred, the prediction's horns: size, Dice, and the aseg labels of the voxels it adds, with
    their T1, beside aseg's horn.
 Seconds on a 2-core CPU.
-    python3 scripts/fsaverage_horn_ceiling.py FSAVERAGE_DIR [--pred PRED_ASEG]
+    python3 scripts/horn_ceiling.py SUBJECT_DIR [--pred PRED_ASEG]   # SUBJECT_DIR holds orig.mgz, aseg.mgz
 """
 import argparse
 import sys
@@ -78,11 +78,11 @@ def prediction_table(ref, img, pred) -> str:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("fsaverage", type=Path)
-    ap.add_argument("--pred", type=Path, help="a predicted aseg of fsaverage/orig.mgz")
+    ap.add_argument("subject", type=Path, help="a folder with orig.mgz and aseg.mgz, such as fsaverage's")
+    ap.add_argument("--pred", type=Path, help="a predicted aseg of SUBJECT/orig.mgz")
     a = ap.parse_args(argv)
-    ref = np.asarray(nib.load(a.fsaverage / "aseg.mgz").dataobj).astype(np.int64)
-    img = np.asarray(nib.load(a.fsaverage / "orig.mgz").dataobj).astype(np.float32)
+    ref = np.asarray(nib.load(a.subject / "aseg.mgz").dataobj).astype(np.int64)
+    img = np.asarray(nib.load(a.subject / "orig.mgz").dataobj).astype(np.float32)
     print(intensity_table(ref, img))
     print("\nThe oracle: voxels darker than X within R voxels of aseg's horn (voxels / Dice).\n")
     print(oracle_table(ref, img))
