@@ -27,6 +27,7 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from model_gpu import PAPER, TINY, autocast, build, timed  # noqa: E402
+from profile_gpu import LAYOUTS, device_times  # noqa: E402
 
 TRANSFORM = re.compile(r"nchwToNhwc|nhwcToNchw|tensorTransform", re.IGNORECASE)
 
@@ -81,14 +82,11 @@ def replay(entry, device, dtype, batch, warmup, iters):
     ms = timed(fn, device, warmup, iters) * calls / batch
     kernels: dict[str, float] = {}
     if device.type == "cuda":
-        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
             for _ in range(iters):
                 fn()
             torch.cuda.synchronize()
-        for e in prof.key_averages():
-            t = getattr(e, "self_device_time_total", 0.0)
-            if t > 0:
-                kernels[e.key] = kernels.get(e.key, 0.0) + t / 1e3 * calls / (iters * batch)
+        kernels = {k: v * calls / (iters * batch) for k, v in device_times(prof, on_gpu=True).items()}
     transform = sum(v for k, v in kernels.items() if TRANSFORM.search(k))
     return {"names": entry["names"], "calls": calls, "in_shape": list(entry["shape"][1:]),
             "in_layout": entry["layout"], "weight": list(mod.weight.shape), "groups": mod.groups,
@@ -148,7 +146,7 @@ def main(argv=None):
     dtype = "fp32" if args.smoke else "bf16"
     warmup, iters = (1, 2) if args.smoke else (3, 10)
     layouts, graphs = {}, None
-    for cl in {"no": [False], "yes": [True], "both": [False, True]}[args.channels_last]:
+    for cl in LAYOUTS[args.channels_last]:
         model = build("ours+fusedGN", cfg, device, None, cl)
         x = torch.rand(batch, 1, patch, patch, patch, device=device)
         if cl:

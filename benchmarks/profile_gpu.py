@@ -38,6 +38,10 @@ KINDS = (
 )
 
 
+# --channels-last: the memory layouts to run, model and input in channels_last_3d or not
+LAYOUTS = {"no": [False], "yes": [True], "both": [False, True]}
+
+
 def kind_of(name: str) -> str:
     low = name.lower()
     for kind, pattern in KINDS:
@@ -159,9 +163,8 @@ def main(argv=None):
     modes = args.modes.split(",")
     if not modes or set(modes) - set(batches):
         ap.error(f"--modes: expected some of infer,train, got {args.modes!r}")
-    layouts = {"no": [False], "yes": [True], "both": [False, True]}[args.channels_last]
     cases = []
-    for cl in layouts:
+    for cl in LAYOUTS[args.channels_last]:
         # a fresh model per layout: a compiled one is specialised to its input's strides
         model = build(args.variant, cfg, device, None, cl)
         cases += [profile_case(model, m, dtype, batches[m], patch, device, iters, cl) for m in modes]

@@ -32,19 +32,23 @@ if "--smoke" in sys.argv:  # before triton is imported
 import torch  # noqa: E402
 from scan_gpu import bench, make_inputs  # noqa: E402
 
+from medsegmamba.ops.triton.selective_scan import SPLIT_ENV_VAR, selective_scan_triton  # noqa: E402
+
 # (split, backward launch (block_d, T, warps); None: the launcher's default for that split)
 CONFIGS = [(1, None), (2, None), (2, (16, 2, 4)), (2, (16, 2, 2)), (2, (32, 2, 4)), (4, None), (4, (16, 4, 2))]
 SMOKE_CONFIGS = [(1, None), (2, None), (4, (4, 2, 1))]
 
 
-def run(ins, dy, split, launch):
-    """Gradients of one forward + backward through the chunked backward with `split`."""
-    from medsegmamba.ops.triton.selective_scan import SPLIT_ENV_VAR, selective_scan_triton
-
+def step(leaves, dy, split, launch):
+    """One forward + backward through the chunked backward with `split` (gradients add into leaves)."""
     os.environ[SPLIT_ENV_VAR] = str(split)
+    selective_scan_triton(**leaves, bwd_kernel="chunked", bwd_launch=launch).backward(dy)
+
+
+def grads(ins, dy, split, launch):
+    """The gradients of one step from fresh leaves."""
     leaves = {k: v.detach().clone().requires_grad_() for k, v in ins.items()}
-    y = selective_scan_triton(**leaves, bwd_kernel="chunked", bwd_launch=launch)
-    y.backward(dy)
+    step(leaves, dy, split, launch)
     return {k: v.grad for k, v in leaves.items()}
 
 
@@ -64,18 +68,20 @@ def main(argv=None) -> int:
     for batch in batches:
         ins = make_inputs(batch, *size, device, torch.float32)
         dy = torch.randn_like(ins["u"])
-        base = run(ins, dy, 1, None)
+        base = grads(ins, dy, 1, None)
+        # timed on leaves made once, as scan_bwd_segments.py times: no copies of the inputs in the loop
+        leaves = {k: v.detach().clone().requires_grad_() for k, v in ins.items()}
         for split, launch in configs:
             row = {"batch": batch, "split": split, "launch": launch}
             try:
-                grads = run(ins, dy, split, launch)
-                row["max_abs_vs_whole"] = max((grads[k] - base[k]).abs().max().item() for k in base)
-                row["ms"] = bench(lambda: run(ins, dy, split, launch), device) if device.type == "cuda" else None
+                mine = grads(ins, dy, split, launch)
+                row["max_abs_vs_whole"] = max((mine[k] - base[k]).abs().max().item() for k in base)
+                row["ms"] = bench(lambda: step(leaves, dy, split, launch), device) if device.type == "cuda" else None
             except Exception as exc:  # a launch that fails is a result, not a crash
                 row["error"] = repr(exc)[:300]
             rows.append(row)
             print(row, flush=True)
-    os.environ.pop("MEDSEGMAMBA_TRITON_BWD_SPLIT", None)
+    os.environ.pop(SPLIT_ENV_VAR, None)
     meta = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu (interpreter)",
             "torch": torch.__version__,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
