@@ -218,3 +218,23 @@ def test_scan_bwd_split_smoke(tmp_path):
     assert [r["split"] for r in rows] == [1, 2, 4]
     # the split backward's gradients against the whole one's, through the interpreter
     assert all("error" not in r and r["max_abs_vs_whole"] < 1e-5 for r in rows), rows
+
+
+def test_the_gluon_walk_builds_for_sm90_here():
+    # SS3D's walk in Gluon at the package's paper launch (N 64, 64 channels, T 4, 4 warps), built as
+    # a launch builds it: no spills, at least three programs a multiprocessor, one exponential per
+    # element-step (4 * 64 * 64 / 128 = 128 of them per thread in each pass of the loop), and fewer
+    # instructions per element-step than the chunked kernel it stands beside
+    pytest.importorskip("triton.experimental.gluon")
+    row = lambda kernel, block_d, t, warps: run(  # noqa: E731
+        "kernel_resources.py", "--kernels", kernel, "--as-launched", "--loops", "--n", "64", "--block-d", str(block_d),
+        "--t", str(t), "--warps", str(warps))
+    proc = row("walk-gluon", 64, 4, 4)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    gluon = proc.stdout.splitlines()[2].split("|")[1:-1]
+    assert gluon[0].strip() == "walk-gluon"
+    regs, stack, programs, ex2, per_step = int(gluon[6]), int(gluon[7]), int(gluon[9]), int(gluon[11]), float(gluon[12])
+    assert regs <= 168 and stack == 0 and programs >= 3
+    assert 128 <= ex2 <= 136
+    chunked = row("fwd-paths", 16, 8, 2)  # the chunked kernel at its own launch (selective_scan.py's _chunked_config)
+    assert per_step < float(chunked.stdout.splitlines()[2].split("|")[1:-1][12])

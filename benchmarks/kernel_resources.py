@@ -60,6 +60,10 @@ KERNELS = {
     "bwd-steps-segment": ("_scan_bwd_steps_kernel", {"PARTIAL": True, "SEG_PAR": True, "HAS_D": True, **PLAIN}),
     "bwd-local": ("_scan_bwd_local_kernel", PLAIN),
     "bwd-carry": ("_scan_bwd_carry_kernel", {}),
+    # SS3D's inference walk in Gluon (scan_gluon.py, $MEDSEGMAMBA_TRITON_WALK=gluon): N is BLOCK_N,
+    # block_d BLOCK_D; TPW_N lanes share a channel's states as the package sets them (4 at N 64,
+    # 1 at N 16), so SPT_N = N / TPW_N and SPT_D = block_d / (32 / TPW_N lanes x warps)
+    "walk-gluon": ("scan_paths_fwd_kernel", {"HAS_D": True}),
 }
 # the launches the package makes (selective_scan.py's configs): (N, block_d, T, warps)
 LAUNCHES = {
@@ -72,13 +76,14 @@ LAUNCHES = {
     "bwd-steps-segment": [(64, 16, 2, 8), (16, 64, 2, 8)],
     "bwd-local": [(64, 16, 2, 4), (16, 64, 2, 4)],
     "bwd-carry": [(64, 16, 1, 4), (16, 64, 1, 4)],
+    "walk-gluon": [(64, 64, 4, 4), (16, 128, 4, 4)],
 }
 # register caps the package sets at those launches (selective_scan.py's _STEPS_MAXNREG)
 MAXNREG = {"bwd-steps": 128}
 # arguments that are 1 for contiguous inputs (--as-launched): the strides along L, and A's along N
 UNIT_STRIDES = ("s_ul", "s_tl", "s_yl", "s_bl", "s_cl", "s_an")
 # fwd-paths reads SS3D's layouts, whose channels (and states) are contiguous instead
-UNIT_STRIDES_OF = {"fwd-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an")}
+UNIT_STRIDES_OF = {"fwd-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an"), "walk-gluon": ("s_bn", "s_cn", "s_an")}
 
 
 def build(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | None = None,
@@ -91,7 +96,20 @@ def build(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | 
     from medsegmamba.ops.triton import scan_kernels
 
     name, extra = KERNELS[kernel]
-    fn = getattr(scan_kernels, name)
+    gluon = kernel == "walk-gluon"
+    if gluon:
+        from triton.experimental.gluon._runtime import GluonASTSource as ASTSource  # noqa: F811
+
+        from medsegmamba.ops.triton import scan_gluon
+        fn = getattr(scan_gluon, name)
+        tpw_n = max(1, min(4, n // 16))  # selective_scan._gluon_walk_config's rule
+        lanes_d = 32 // tpw_n * warps
+        if n % tpw_n or block_d % lanes_d:
+            raise ValueError(f"walk-gluon: N={n} must be a multiple of {tpw_n} and block_d={block_d} of {lanes_d}")
+        extra = extra | {"SPT_N": n // tpw_n, "TPW_N": tpw_n, "SPT_D": block_d // lanes_d,
+                         "LANES_D": min(32, block_d), "LANES_N": min(32, n)}
+    else:
+        fn = getattr(scan_kernels, name)
     wanted = {"HAS_BIAS": True, "SOFTPLUS": True, "CHUNK": 64, "BLOCK_D": block_d, "BLOCK_N": n, "T": t,
               "CKPT_BLOCK_D": block_d, "N_SPLIT": 1, **extra}
     if softplus_in_kernel:
@@ -99,7 +117,9 @@ def build(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | 
     if as_launched:
         wanted |= dict.fromkeys(UNIT_STRIDES_OF.get(kernel, UNIT_STRIDES), 1)
     constexprs = {k: v for k, v in wanted.items() if k in fn.arg_names}
-    pointer = lambda a: "*i32" if a == "path_ptr" else "*fp32"  # noqa: E731
+    # the walk reads SS3D's bf16 activations; everything else is built on float32 pointers
+    pointer = lambda a: "*i32" if a == "path_ptr" else (  # noqa: E731
+        "*bf16" if gluon and a in ("u_ptr", "dt_ptr", "B_ptr", "C_ptr") else "*fp32")
     signature = {a: "constexpr" if a in constexprs else (pointer(a) if a.endswith("_ptr") else "i32")
                  for a in fn.arg_names}
     # pointers and the other strides (multiples of L or N) are 16-divisible at such a launch
@@ -125,14 +145,20 @@ def cuobjdump(compiled, flag: str) -> str:
 def resources(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | None = None,
               as_launched: bool = False, softplus_in_kernel: bool = False) -> dict:
     """{"regs", "stack", "shared", "programs_per_sm"} of one kernel built for sm_90 at one launch configuration."""
-    report = cuobjdump(build(kernel, n, block_d, t, warps, maxnreg, as_launched, softplus_in_kernel), "-res-usage")
+    compiled = build(kernel, n, block_d, t, warps, maxnreg, as_launched, softplus_in_kernel)
+    report = cuobjdump(compiled, "-res-usage")
     found = re.search(r"REG:(\d+) STACK:(\d+) SHARED:(\d+)", report)
     if found is None:
         raise RuntimeError(f"cuobjdump -res-usage gave no resource line for {kernel}:\n{report[-500:]}")
     regs, stack, shared = (int(v) for v in found.groups())
+    # Triton gives most shared memory at the launch (dynamic); the cubin holds only the static part
+    shared = max(shared, int(compiled.metadata.shared))
     per_warp = -(-max(regs, 1) * 32 // 256) * 256  # registers are given to a warp 256 at a time
+    # an H100's multiprocessor: 65,536 registers, 64 warps, 228 KB of shared memory (1 KB of it
+    # reserved per program)
+    by_shared = 233472 // (shared + 1024) if shared else 64
     return {"regs": regs, "stack": stack, "shared": shared,
-            "programs_per_sm": min(65536 // (per_warp * warps), 64 // warps)}
+            "programs_per_sm": min(65536 // (per_warp * warps), 64 // warps, by_shared)}
 
 
 _SASS_LINE = re.compile(r"\s*/\*([0-9a-f]{4,})\*/\s+([^;]*);")
@@ -197,7 +223,7 @@ def main(argv=None) -> int:
     loops = ("| loop instructions | of them MUFU.EX2 | instructions per element-step | EX2 per element-step "
              if args.loops else "")
     print("| kernel | N | block_d | T | warps | register cap | registers | stack (spills), bytes | shared, bytes | "
-          f"programs / SM, by registers {loops}|")
+          f"programs / SM (by registers and shared memory) {loops}|")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" * 4 if args.loops else ""))
     for kernel, grid in launches.items():
         cap = args.maxnreg or MAXNREG.get(kernel)

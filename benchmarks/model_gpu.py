@@ -3,8 +3,9 @@
 Compares our fast layout ("ours"), ours with the fused float32-statistics GroupNorm ("ours+fusedGN")
 and the authors' layout of SS3D (rot90/transposes/flips, "authors-layout"), each with the scan
 implementation given by --scan-impl; on request ours compiled ("ours+compile"), compiled with
-inductor's channels-last layout forced on ("ours+compile+forcecl"), and "+gathered": SS3D's scan
-through copies into sequences, as before session 16, instead of walking its paths.
+inductor's channels-last layout forced on ("ours+compile+forcecl"), "+gathered": SS3D's scan
+through copies into sequences, as before session 16, instead of walking its paths, and "+gluon" or
+"+chunked": the walk on that kernel ($MEDSEGMAMBA_TRITON_WALK; by default the package's choice).
 Also a correctness line: bf16 autocast vs fp32 on one patch.
 
     python3 benchmarks/model_gpu.py --out "$OUT"             # CUDA, paper network, < 4 min
@@ -29,6 +30,7 @@ import torch._inductor.config  # noqa: F401  (build sets force_layout_optimizati
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "MedSegMamba"))
 from medsegmamba.models import MedSegMamba  # noqa: E402
 
+_WALK_FROM_ENV = os.environ.get("MEDSEGMAMBA_TRITON_WALK")
 PAPER = dict(channels=(1, 32, 64, 128, 256, 1024), num_blocks=9, d_state=64, num_classes=32)
 DEFAULT = dict(channels=(1, 8, 16, 32, 64, 128), num_blocks=9, d_state=16, num_classes=32)  # the shipped model
 TINY = dict(channels=(1, 8, 16, 32, 64, 16), num_blocks=2, d_state=4, num_classes=4, patch_size=32)
@@ -65,6 +67,14 @@ def build(variant, cfg, device, scan_impl, channels_last):
     # copies into sequences that SS3D made before session 16, medsegmamba.ops.paths_route)
     os.environ["MEDSEGMAMBA_PATHS"] = "gathered" if variant.endswith("+gathered") else "walked"
     variant = variant.removesuffix("+gathered")
+    # "+gluon" / "+chunked": the walk on that kernel; else the package's choice ("auto": Gluon where
+    # its grid fills the GPU) or what $MEDSEGMAMBA_TRITON_WALK said when this script started
+    walk = next((k for k in ("gluon", "chunked") if variant.endswith("+" + k)), _WALK_FROM_ENV)
+    if walk is None:
+        os.environ.pop("MEDSEGMAMBA_TRITON_WALK", None)
+    else:
+        os.environ["MEDSEGMAMBA_TRITON_WALK"] = walk
+    variant = variant.removesuffix("+gluon").removesuffix("+chunked")
     # inductor picks each graph's memory layout by a heuristic (torch._inductor.graph.decide_layout_opt);
     # "+forcecl" overrides it, process-wide like the route above
     torch._inductor.config.force_layout_optimization = variant.endswith("+forcecl")
@@ -132,7 +142,8 @@ def correctness(cfg, device, scan_impl, patch):
             "fast_vs_authors_layout_max_abs_fp32": (pt - p32).abs().max().item()}
 
 
-VARIANTS_ON_REQUEST = ("ours+fusedGN+gathered", "ours+compile", "ours+compile+gathered", "ours+compile+forcecl")
+VARIANTS_ON_REQUEST = ("ours+fusedGN+gathered", "ours+compile", "ours+compile+gathered", "ours+compile+forcecl",
+                       "ours+fusedGN+gluon", "ours+compile+gluon", "ours+fusedGN+chunked", "ours+compile+chunked")
 
 
 def cases(smoke, batches=None):

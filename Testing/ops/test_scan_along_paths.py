@@ -104,3 +104,78 @@ def test_paths_route_is_checked(monkeypatch):
     monkeypatch.setenv("MEDSEGMAMBA_PATHS", "sideways")
     with pytest.raises(ValueError, match=r"\$MEDSEGMAMBA_PATHS must be one of walked, gathered, got 'sideways'"):
         paths_route()
+
+
+def _has_gluon():
+    try:
+        from triton.experimental.gluon import language  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("n,dim_group,want", [
+    (64, 1024, (16, 4, 2, 4, 4)),   # the paper's SS3D: 64 channels a program, 4 lanes share the states
+    (16, 1024, (16, 1, 1, 4, 4)),   # few states: a thread holds them all, of one channel
+    (12, 40, (16, 1, 1, 4, 2)),     # N padded to 16; few channels, fewer warps
+    (64, 8, (16, 4, 2, 4, 1)),
+])
+def test_gluon_walk_configuration(n, dim_group, want):
+    pytest.importorskip("triton")
+    from medsegmamba.ops.triton.selective_scan import _gluon_walk_config
+
+    got = _gluon_walk_config(dim_group, n)
+    assert got == want
+    spt_n, tpw_n, spt_d, _, warps = got
+    assert spt_n * tpw_n >= n and 32 % tpw_n == 0
+    assert _gluon_walk_config(dim_group, n, (None, None, None, 16, 2))[3:] == (16, 2)
+    with pytest.raises(ValueError, match=r"SPT_N \* TPW_N >= N=64"):
+        _gluon_walk_config(dim_group, 64, (4, 4, None, None, None))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available() or not _has_gluon(), reason="needs a CUDA device and Triton's Gluon")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("seed,batch,groups,dg,n,length,launch", [
+    (0, 2, 3, 40, 12, 131, None),                  # channels and states not multiples of the blocks, L of no chunk
+    (1, 1, 8, 64, 64, 216, None),                  # the paper's N
+    (2, 3, 2, 16, 16, 27, (None, 2, 1, 16, 1)),    # another layout of the same state
+    (3, 1, 1, 8, 5, 1, None),                      # one step
+])
+def test_gluon_walk_matches_the_definition(dtype, seed, batch, groups, dg, n, length, launch):
+    from medsegmamba.ops.triton.selective_scan import selective_scan_paths_triton
+
+    u, delta, A, B, C, paths, D, bias = random_inputs(batch, groups, dg, n, length, seed)
+    bc = torch.cat([B, C], -1).transpose(1, 2).contiguous().transpose(1, 2)  # B, C: views, as SS3D's projections
+    B, C = bc[..., :n], bc[..., n:]
+    # the reference sees the inputs as the kernel gets them, after their rounding to dtype
+    u, delta, B, C = (t.to(dtype) for t in (u, delta, B, C))
+    want = naive(u.float(), delta.float(), A, B.float(), C.float(), paths, D, bias)
+    cuda = lambda t: t.cuda()  # noqa: E731
+    with torch.inference_mode():
+        for kw in (dict(D=D, delta_bias=bias), dict()):
+            got = selective_scan_paths_triton(*map(cuda, (u, delta, A, B, C, paths)),
+                                              **{k: cuda(v) for k, v in kw.items()}, kernel="gluon",
+                                              gluon_launch=launch).cpu().double()
+            ref = want if kw else naive(u.float(), delta.float(), A, B.float(), C.float(), paths,
+                                        torch.zeros_like(D), torch.zeros_like(bias))
+            assert (got - ref).abs().max() < 2e-4 * max(1.0, ref.abs().max().item()), kw
+
+
+def test_auto_walk_takes_gluon_where_its_grid_fills_the_gpu(monkeypatch):
+    pytest.importorskip("triton")
+    from medsegmamba.ops.triton import selective_scan as ts
+
+    monkeypatch.setattr(ts, "_multiprocessors", lambda index: 132)  # an H100
+    monkeypatch.setattr(ts, "interpreting", lambda: False)
+    monkeypatch.setattr(ts, "_gluon_available", lambda: True)
+    cuda = torch.device("cuda", 0)
+    # the paper's SS3D: 8 groups x 1024 channels / 64 a program = 128 programs a batch element
+    assert ts._auto_walk_kernel(1, 8, 1024, 64, cuda) == "chunked"
+    assert ts._auto_walk_kernel(2, 8, 1024, 64, cuda) == "gluon"
+    assert ts._auto_walk_kernel(8, 8, 1024, 64, torch.device("cpu")) == "chunked"
+    monkeypatch.setattr(ts, "_gluon_available", lambda: False)  # Triton without Gluon
+    assert ts._auto_walk_kernel(8, 8, 1024, 64, cuda) == "chunked"
+    monkeypatch.setenv("MEDSEGMAMBA_TRITON_WALK", "sideways")
+    with pytest.raises(ValueError, match="MEDSEGMAMBA_TRITON_WALK"):
+        ts._walk_kernel_name(None)

@@ -47,7 +47,9 @@ Gradients of A and D are accumulated per batch element (and segment), then summe
 
 from __future__ import annotations
 
+import functools
 import os
+from typing import Optional
 
 import torch
 import triton
@@ -65,6 +67,8 @@ BWD_KERNELS = ("seq", "chunked", "parallel", "auto")
 BWD_ENV_VAR = "MEDSEGMAMBA_TRITON_BWD"
 BWD_VARIANTS = ("steps", "scan")
 BWD_VARIANT_ENV_VAR = "MEDSEGMAMBA_TRITON_BWD_VARIANT"
+WALK_KERNELS = ("auto", "chunked", "gluon")
+WALK_ENV_VAR = "MEDSEGMAMBA_TRITON_WALK"
 
 
 def _config(dim_group, n_state, block_d=None, num_warps=None, elems_per_warp=256):
@@ -105,6 +109,41 @@ def _kernel_name(kernel, arg, env_var, choices, default):
 def _fwd_kernel_name(kernel):
     """The forward kernel to run: the argument, else $MEDSEGMAMBA_TRITON_FWD, else "chunked"."""
     return _kernel_name(kernel, "kernel", FWD_ENV_VAR, FWD_KERNELS, "chunked")
+
+
+def _walk_kernel_name(kernel):
+    """The kernel that walks SS3D's paths (`selective_scan_paths_triton`): the argument, else
+    $MEDSEGMAMBA_TRITON_WALK, else "auto" (`_auto_walk_kernel`). "chunked" is
+    `_scan_fwd_chunked_kernel`, "gluon" scan_gluon.scan_paths_fwd_kernel."""
+    return _kernel_name(kernel, "kernel", WALK_ENV_VAR, WALK_KERNELS, "auto")
+
+
+@functools.lru_cache(maxsize=None)
+def _gluon_available() -> bool:
+    try:
+        from . import scan_gluon  # noqa: F401  (Triton without Gluon, before 3.5, fails here)
+    except ImportError:
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=None)
+def _multiprocessors(device_index: int) -> int:
+    return torch.cuda.get_device_properties(device_index).multi_processor_count
+
+
+def _auto_walk_kernel(batch, groups, dim_group, n_state, device):
+    """"gluon" when its grid gives every multiprocessor a program, else "chunked".
+
+    On an H100 at the paper's size (8 x 1024 channels, N 64, 12^3) the Gluon kernel took 2.84
+    against 4.27 ms at batch 8 and 0.89 against 1.12 ms at batch 2, where its grid has 256 programs
+    for 132 multiprocessors; at batch 1 (128 programs) 0.61-0.68 against 0.59 ms
+    (benchmarks/results/2026-12-07-h100-s18/)."""
+    if interpreting() or device.type != "cuda" or not _gluon_available():  # Gluon has no interpreter
+        return "chunked"
+    spt_n, tpw_n, spt_d, _, warps = _gluon_walk_config(dim_group, n_state)
+    programs = batch * groups * triton.cdiv(dim_group, spt_d * (32 // tpw_n) * warps)
+    return "gluon" if programs >= _multiprocessors(device.index if device.index is not None else 0) else "chunked"
 
 
 def _bwd_kernel_name(kernel):
@@ -479,13 +518,16 @@ class _SelectiveScanTriton(torch.autograd.Function):
 
 
 def selective_scan_paths_triton(u, delta, A, B, C, paths, D=None, delta_bias=None, delta_softplus=True, *,
-                                block_d=None, num_warps=None, chunk_t=None):
+                                kernel=None, block_d=None, num_warps=None, chunk_t=None, gluon_launch=None):
     """SS3D's scan straight from its layouts, without autograd (inference): the contract of
     `medsegmamba.ops.selective_scan_paths`, y (Bt, L, G, Dg) float32.
 
-    The chunked forward kernel reads step t of group g from row paths[g, t] of u (Bt, L, Dg),
-    shared by all groups, of delta (Bt, G, L, Dg) and of B, C (Bt, G, L, N), and writes y there, so
-    the (Bt, G*Dg, L) copies that `selective_scan_triton` takes are never made.
+    The kernel reads step t of group g from row paths[g, t] of u (Bt, L, Dg), shared by all
+    groups, of delta (Bt, G, L, Dg) and of B, C (Bt, G, L, N), and writes y there, so the
+    (Bt, G*Dg, L) copies that `selective_scan_triton` takes are never made. kernel (`_walk_kernel_name`):
+    "chunked", the chunked forward kernel (block_d / num_warps / chunk_t override its launch), or
+    "gluon" (`_gluon_walk_config`; gluon_launch = (SPT_N, TPW_N, SPT_D, T, num_warps), each may be None),
+    or "auto" (`_auto_walk_kernel`: Gluon where its grid fills the GPU).
     """
     _check_device(u, delta, A, B, C, D, delta_bias, paths)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (u, delta, A, B, C, D, delta_bias)):
@@ -493,9 +535,14 @@ def selective_scan_paths_triton(u, delta, A, B, C, paths, D=None, delta_bias=Non
                            "under autograd use medsegmamba.ops.selective_scan_paths")
     batch, length, dim_group = u.shape
     groups, n_state = delta.shape[1], A.shape[1]
-    block_d, block_n, chunk_t, num_warps = _chunked_config(dim_group, n_state, block_d, num_warps, chunk_t)
-    y = torch.empty((batch, length, groups, dim_group), device=u.device, dtype=torch.float32)
     paths = paths.to(torch.int32).contiguous()
+    kernel = _walk_kernel_name(kernel)
+    if kernel == "auto":
+        kernel = _auto_walk_kernel(batch, groups, dim_group, n_state, u.device)
+    if kernel == "gluon":
+        return _walk_gluon(u, delta, A, B, C, paths, D, delta_bias, delta_softplus, gluon_launch)
+    y = torch.empty((batch, length, groups, dim_group), device=u.device, dtype=torch.float32)
+    block_d, block_n, chunk_t, num_warps = _chunked_config(dim_group, n_state, block_d, num_warps, chunk_t)
     (s_ub, s_ul, s_ud), (s_tb, s_tg, s_tl, s_td) = u.stride(), delta.stride()
     (s_bb, s_bg, s_bl, s_bn), (s_cb, s_cg, s_cl, s_cn) = B.stride(), C.stride()
     s_yb, s_yl, s_yg, s_yd = y.stride()
@@ -509,6 +556,70 @@ def selective_scan_paths_triton(u, delta, A, B, C, paths, D=None, delta_bias=Non
         CHUNK=CHUNK, BLOCK_D=block_d, BLOCK_N=block_n, T=chunk_t, CKPT_BLOCK_D=block_d, PATHS=True,
         num_warps=num_warps)
     return y
+
+
+def _gluon_walk_config(dim_group, n_state, launch=None):
+    """(SPT_N, TPW_N, SPT_D, T, num_warps) of scan_gluon.scan_paths_fwd_kernel; `launch` overrides
+    any of them that is not None. Default at the paper's N 64: each thread 16 states (4 lanes share a
+    channel's states) of 2 channels, 4 warps (64 channels a program), 4 steps a chunk (as fast as 8 at
+    batch 8, faster at 1 and 2 on an H100, benchmarks/results/2026-12-07-h100-s18/): 128 registers
+    for sm_90, so four programs share a multiprocessor, and 7.5 instructions per element-step, one
+    of them the exponential, against 244 registers and 8.3 instructions for the chunked kernel
+    (`benchmarks/kernel_resources.py --kernels walk-gluon,fwd-paths --as-launched --loops`).
+    At N <= 16 a thread holds all states of one channel. Fewer warps where the group has fewer channels."""
+    spt_n, tpw_n, spt_d, chunk_t, num_warps = launch if launch is not None else (None,) * 5
+    block_n = triton.next_power_of_2(n_state)
+    # up to 16 states a thread; with all of them in one thread, one channel each (96 registers at N 16)
+    tpw_n = tpw_n or max(1, min(4, block_n // 16))
+    spt_n = spt_n or max(1, block_n // tpw_n)
+    spt_d = spt_d or (2 if tpw_n >= 4 else 1)
+    if num_warps is None:
+        num_warps = max(1, min(4, triton.next_power_of_2(dim_group) // (spt_d * (32 // tpw_n))))
+    if spt_n * tpw_n < n_state or 32 % tpw_n:
+        raise ValueError(f"selective_scan_paths_triton: the Gluon walk needs SPT_N * TPW_N >= N={n_state} and TPW_N "
+                         f"dividing 32, got SPT_N={spt_n}, TPW_N={tpw_n}")
+    return spt_n, tpw_n, spt_d, chunk_t or 4, num_warps
+
+
+def _walk_gluon(u, delta, A, B, C, paths, D, delta_bias, delta_softplus, launch):
+    """`selective_scan_paths_triton` on scan_gluon.scan_paths_fwd_kernel, through the custom op
+    `_walk_gluon_op`: torch.compile traces Triton's kernels but not Gluon's, so the launch is an op
+    it keeps whole (no graph break)."""
+    dim_group = u.shape[2]
+    config = _gluon_walk_config(dim_group, A.shape[1], launch)
+    return _walk_gluon_op(u, delta, A, B, C, paths, D, delta_bias, bool(delta_softplus), list(config))
+
+
+@torch.library.custom_op("medsegmamba::walk_gluon", mutates_args=())
+def _walk_gluon_op(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
+                   paths: torch.Tensor, D: Optional[torch.Tensor], delta_bias: Optional[torch.Tensor], delta_softplus: bool,
+                   config: list[int]) -> torch.Tensor:
+    from .scan_gluon import scan_paths_fwd_kernel
+
+    batch, length, dim_group = u.shape
+    groups, n_state = delta.shape[1], A.shape[1]
+    y = torch.empty((batch, length, groups, dim_group), device=u.device, dtype=torch.float32)
+    # the kernel takes channels contiguous (stride 1) in u and delta, as SS3D makes them
+    u = u if u.stride(2) == 1 else u.contiguous()
+    delta = delta if delta.stride(3) == 1 else delta.contiguous()
+    spt_n, tpw_n, spt_d, chunk_t, num_warps = config
+    block_d, block_n = spt_d * (32 // tpw_n) * num_warps, spt_n * tpw_n
+    grid = (batch, groups, triton.cdiv(dim_group, block_d))
+    scan_paths_fwd_kernel[grid](
+        u, delta, A, B, C, D if D is not None else A, delta_bias if delta_bias is not None else A, y, paths,
+        length, dim_group, n_state,
+        u.stride(0), u.stride(1), delta.stride(0), delta.stride(1), delta.stride(2), *A.stride(),
+        *B.stride(), *C.stride(), y.stride(0), y.stride(1), y.stride(2),
+        HAS_D=D is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus,
+        SPT_N=spt_n, TPW_N=tpw_n, SPT_D=spt_d, T=chunk_t, LANES_D=min(32, block_d), LANES_N=min(32, block_n),
+        num_warps=num_warps)
+    return y
+
+
+@_walk_gluon_op.register_fake
+def _walk_gluon_fake(u, delta, A, B, C, paths, D, delta_bias, delta_softplus, config):
+    batch, length, dim_group = u.shape
+    return u.new_empty((batch, length, delta.shape[1], dim_group), dtype=torch.float32)
 
 
 def selective_scan_triton(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True, *,

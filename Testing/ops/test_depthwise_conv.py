@@ -1,0 +1,62 @@
+"""SS3D's depthwise 3x3x3 convolution + SiLU: the fused Triton kernel against PyTorch's (interpreter
+on the CPU, the GPU when there is one) and the routing between them."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from medsegmamba.ops.depthwise_conv import depthwise_conv3d_silu, dwconv_route
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
+def test_fused_kernel_matches_pytorch_through_the_interpreter():
+    script = Path(__file__).with_name("triton_dwconv_check.py")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(res)
+    assert set(res) == {"box", "box_cl", "voxel", "voxel_cl", "no_bias", "no_bias_cl"}
+    assert max(res.values()) < 1e-5
+
+
+def test_route_keeps_pytorch_on_cpu_and_under_autograd(monkeypatch):
+    conv = torch.nn.Conv3d(6, 6, 3, padding=1, groups=6)
+    x = torch.randn(1, 6, 4, 4, 4)
+    calls = []
+    monkeypatch.setattr("medsegmamba.ops.depthwise_conv._triton_kernel", lambda: calls.append(1))
+    with torch.no_grad():
+        assert torch.equal(depthwise_conv3d_silu(x, conv), F.silu(conv(x)))  # CPU: no kernel asked for
+    y = depthwise_conv3d_silu(x, conv)
+    y.sum().backward()  # autograd flows through PyTorch's convolution
+    assert conv.weight.grad is not None and calls == []
+
+
+def test_route_is_checked(monkeypatch):
+    monkeypatch.delenv("MEDSEGMAMBA_DWCONV", raising=False)
+    assert dwconv_route() == "auto"
+    monkeypatch.setenv("MEDSEGMAMBA_DWCONV", "cudnn")
+    with pytest.raises(ValueError, match=r"\$MEDSEGMAMBA_DWCONV must be one of auto, torch, got 'cudnn'"):
+        dwconv_route()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("autocast", [False, True])
+@pytest.mark.parametrize("batch,channels,size", [(2, 70, (5, 4, 3)), (3, 1024, (12, 12, 12)), (1, 8, (1, 1, 1))])
+def test_fused_kernel_matches_pytorch_on_the_gpu(autocast, batch, channels, size):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv3d(channels, channels, 3, padding=1, groups=channels).cuda()
+    x = torch.randn(batch, channels, *size, device="cuda").contiguous(memory_format=torch.channels_last_3d)
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+        got = depthwise_conv3d_silu(x, conv)
+        want = F.silu(conv(x))
+    assert got.dtype == want.dtype and got.shape == want.shape
+    # bf16: both round the output (cuDNN the convolution's too); float32: accumulation order only
+    tol = 2e-2 if autocast else 1e-5
+    assert (got.float() - want.float()).abs().max() <= tol * max(1.0, want.float().abs().max().item())
