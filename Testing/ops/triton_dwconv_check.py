@@ -32,4 +32,16 @@ for name, (batch, channels, size, bias) in {"box": (2, 70, (5, 4, 3), True), "vo
         # channels-last input (SS3D's in-projection gives it so): read without a copy, same result
         res[name + "_cl"] = (dwconv3_silu_triton(x.contiguous(memory_format=torch.channels_last_3d), conv.weight,
                                                  conv.bias) - want).abs().max().item()
+# gradients of x, weight and bias against float64 autograd, relative to the largest of each
+for name, (batch, channels, size, bias) in {"grad_box": (2, 70, (5, 4, 3), True),
+                                            "grad_voxel": (1, 8, (1, 1, 1), False)}.items():
+    conv = torch.nn.Conv3d(channels, channels, 3, padding=1, groups=channels, bias=bias).double()
+    x = (torch.randn(batch, channels, *size, dtype=torch.float64) * 2).requires_grad_()
+    dy = torch.randn(batch, channels, *size, dtype=torch.float64)
+    want = torch.autograd.grad((F.silu(conv(x)) * dy).sum(), [x, *conv.parameters()])
+    xf = x.detach().float().requires_grad_()
+    convf = conv.float()
+    got = torch.autograd.grad((dwconv3_silu_triton(xf, convf.weight, convf.bias) * dy.float()).sum(),
+                              [xf, *convf.parameters()])
+    res[name] = [(a.double() - b).abs().max().item() / max(1.0, b.abs().max().item()) for a, b in zip(got, want)]
 print(json.dumps(res))
