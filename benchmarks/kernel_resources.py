@@ -83,7 +83,8 @@ MAXNREG = {"bwd-steps": 128}
 # arguments that are 1 for contiguous inputs (--as-launched): the strides along L, and A's along N
 UNIT_STRIDES = ("s_ul", "s_tl", "s_yl", "s_bl", "s_cl", "s_an")
 # fwd-paths reads SS3D's layouts, whose channels (and states) are contiguous instead
-UNIT_STRIDES_OF = {"fwd-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an"), "walk-gluon": ("s_bn", "s_cn", "s_an")}
+UNIT_STRIDES_OF = {"fwd-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an"),
+                   "walk-gluon": ("s_bn", "s_cn", "s_an")}
 
 
 def build(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | None = None,

@@ -562,9 +562,10 @@ def _gluon_walk_config(dim_group, n_state, launch=None):
     """(SPT_N, TPW_N, SPT_D, T, num_warps) of scan_gluon.scan_paths_fwd_kernel; `launch` overrides
     any of them that is not None. Default at the paper's N 64: each thread 16 states (4 lanes share a
     channel's states) of 2 channels, 4 warps (64 channels a program), 4 steps a chunk (as fast as 8 at
-    batch 8, faster at 1 and 2 on an H100, benchmarks/results/2026-12-07-h100-s18/): 128 registers
-    for sm_90, so four programs share a multiprocessor, and 7.5 instructions per element-step, one
-    of them the exponential, against 244 registers and 8.3 instructions for the chunked kernel
+    batch 8, faster at 1 and 2 on an H100, benchmarks/results/2026-12-07-h100-s18/): 127-128 registers
+    for sm_90, so four programs share a multiprocessor, and 7.5-7.8 instructions per element-step
+    (Triton 3.6, 3.8), one of them the exponential, against 244 registers and 8.3 instructions for
+    the chunked kernel
     (`benchmarks/kernel_resources.py --kernels walk-gluon,fwd-paths --as-launched --loops`).
     At N <= 16 a thread holds all states of one channel. Fewer warps where the group has fewer channels."""
     spt_n, tpw_n, spt_d, chunk_t, num_warps = launch if launch is not None else (None,) * 5
@@ -592,8 +593,8 @@ def _walk_gluon(u, delta, A, B, C, paths, D, delta_bias, delta_softplus, launch)
 
 @torch.library.custom_op("medsegmamba::walk_gluon", mutates_args=())
 def _walk_gluon_op(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
-                   paths: torch.Tensor, D: Optional[torch.Tensor], delta_bias: Optional[torch.Tensor], delta_softplus: bool,
-                   config: list[int]) -> torch.Tensor:
+                   paths: torch.Tensor, D: Optional[torch.Tensor], delta_bias: Optional[torch.Tensor],
+                   delta_softplus: bool, config: list[int]) -> torch.Tensor:
     from .scan_gluon import scan_paths_fwd_kernel
 
     batch, length, dim_group = u.shape
