@@ -238,3 +238,19 @@ def test_the_gluon_walk_builds_for_sm90_here():
     assert 128 <= ex2 <= 136
     chunked = row("fwd-paths", 16, 8, 2)  # the chunked kernel at its own launch (selective_scan.py's _chunked_config)
     assert per_step < float(chunked.stdout.splitlines()[2].split("|")[1:-1][12])
+
+
+def test_the_gluon_backward_prototype_builds_for_sm90_here():
+    # scan_gluon.scan_bwd_kernel (session 18's prototype, not yet run on a GPU) at its counted
+    # launch (N 64, 4 channels, 1 warp: 4 states x 2 channels a thread): no spills, and in its
+    # longest loop (a tile of 2 steps, backwards) one exponential per element-step (the tile's
+    # recompute, reused as the adjoint's decay) where the chunked backward has two
+    pytest.importorskip("triton.experimental.gluon")
+    cells = lambda proc: proc.stdout.splitlines()[2].split("|")[1:-1]  # noqa: E731
+    args = ("--as-launched", "--loops", "--n", "64", "--t", "2")
+    proto = run("kernel_resources.py", "--kernels", "bwd-gluon", *args, "--block-d", "4", "--warps", "1")
+    chunked = run("kernel_resources.py", "--kernels", "bwd-chunked", *args, "--block-d", "16", "--warps", "4")
+    assert proto.returncode == 0 and chunked.returncode == 0, proto.stderr[-2000:] + chunked.stderr[-2000:]
+    p, c = cells(proto), cells(chunked)
+    assert int(p[7]) == 0 and abs(float(p[13]) - 1.0) < 0.05 and abs(float(c[13]) - 2.0) < 0.05
+    assert float(p[12]) < float(c[12])

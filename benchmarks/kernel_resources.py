@@ -64,6 +64,9 @@ KERNELS = {
     # block_d BLOCK_D; TPW_N lanes share a channel's states as the package sets them (4 at N 64,
     # 1 at N 16), so SPT_N = N / TPW_N and SPT_D = block_d / (32 / TPW_N lanes x warps)
     "walk-gluon": ("scan_paths_fwd_kernel", {"HAS_D": True}),
+    # session 18's prototype of the backward in Gluon (scan_gluon.scan_bwd_kernel; give --t 2, its
+    # tile): N is BLOCK_N, block_d BLOCK_D; 16 lanes share a channel's states (TPW_N, below)
+    "bwd-gluon": ("scan_bwd_kernel", {"HAS_D": True}),
 }
 # the launches the package makes (selective_scan.py's configs): (N, block_d, T, warps)
 LAUNCHES = {
@@ -77,6 +80,7 @@ LAUNCHES = {
     "bwd-local": [(64, 16, 2, 4), (16, 64, 2, 4)],
     "bwd-carry": [(64, 16, 1, 4), (16, 64, 1, 4)],
     "walk-gluon": [(64, 64, 4, 4), (16, 128, 4, 4)],
+    "bwd-gluon": [(64, 4, 2, 1), (64, 8, 2, 1)],
 }
 # register caps the package sets at those launches (selective_scan.py's _STEPS_MAXNREG)
 MAXNREG = {"bwd-steps": 128}
@@ -97,18 +101,20 @@ def build(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | 
     from medsegmamba.ops.triton import scan_kernels
 
     name, extra = KERNELS[kernel]
-    gluon = kernel == "walk-gluon"
+    gluon = kernel in ("walk-gluon", "bwd-gluon")
     if gluon:
         from triton.experimental.gluon._runtime import GluonASTSource as ASTSource  # noqa: F811
 
         from medsegmamba.ops.triton import scan_gluon
         fn = getattr(scan_gluon, name)
-        tpw_n = max(1, min(4, n // 16))  # selective_scan._gluon_walk_config's rule
+        # selective_scan._gluon_walk_config's rule; the backward's prototype: 16 lanes over the states
+        tpw_n = max(1, min(4, n // 16)) if kernel == "walk-gluon" else min(16, n)
         lanes_d = 32 // tpw_n * warps
         if n % tpw_n or block_d % lanes_d:
             raise ValueError(f"walk-gluon: N={n} must be a multiple of {tpw_n} and block_d={block_d} of {lanes_d}")
-        extra = extra | {"SPT_N": n // tpw_n, "TPW_N": tpw_n, "SPT_D": block_d // lanes_d,
-                         "LANES_D": min(32, block_d), "LANES_N": min(32, n)}
+        extra = extra | {"SPT_N": n // tpw_n, "TPW_N": tpw_n, "SPT_D": block_d // lanes_d}
+        if kernel == "walk-gluon":
+            extra |= {"LANES_D": min(32, block_d), "LANES_N": min(32, n)}
     else:
         fn = getattr(scan_kernels, name)
     wanted = {"HAS_BIAS": True, "SOFTPLUS": True, "CHUNK": 64, "BLOCK_D": block_d, "BLOCK_N": n, "T": t,
@@ -120,7 +126,7 @@ def build(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | 
     constexprs = {k: v for k, v in wanted.items() if k in fn.arg_names}
     # the walk reads SS3D's bf16 activations; everything else is built on float32 pointers
     pointer = lambda a: "*i32" if a == "path_ptr" else (  # noqa: E731
-        "*bf16" if gluon and a in ("u_ptr", "dt_ptr", "B_ptr", "C_ptr") else "*fp32")
+        "*bf16" if kernel == "walk-gluon" and a in ("u_ptr", "dt_ptr", "B_ptr", "C_ptr") else "*fp32")
     signature = {a: "constexpr" if a in constexprs else (pointer(a) if a.endswith("_ptr") else "i32")
                  for a in fn.arg_names}
     # pointers and the other strides (multiples of L or N) are 16-divisible at such a launch

@@ -172,3 +172,134 @@ def scan_paths_fwd_kernel(
             y = gl.sum(h * C_k[:, None], axis=0) + Du_r.index(k).load(LD)
             gl.store(y_base + row * s_yl + d_s, y, mask=d_ok_s & (t < length))
         _barrier()
+
+
+@gluon.jit
+def _bwd_step(g, a_next, h_s, ah_s, dl_s, dlu_s, u_s, B_s, C_s, dy_s, A, Dskip, dA_acc, dD_acc,
+              du_ptr, ddl_ptr, dB_ptr, dC_ptr, out_row, bc_row, t, length, d_ok, n_ok, HAS_D: gl.constexpr):
+    """One step of the adjoint, last step first: g_t = exp(dl_{t+1} A) g_{t+1} + C_t dy_t, and the
+    step's gradients. h_s is the state after the step, ah_s = exp(dl_t A) h_{t-1} (the state
+    before it, decayed). Stores du, ddl (its channels) and dB, dC (sums over its channels) at t."""
+    live = t < length
+    g = a_next * g + C_s[:, None] * dy_s[None, :]
+    gl.store(dB_ptr + bc_row + t, gl.sum(g * dlu_s[None, :], axis=1), mask=n_ok & live)
+    gl.store(dC_ptr + bc_row + t, gl.sum(h_s * dy_s[None, :], axis=1), mask=n_ok & live)
+    gah = g * ah_s
+    dA_acc += gah * dl_s[None, :]
+    gB = gl.sum(g * B_s[:, None], axis=0)
+    ddl = gl.sum(gah * A, axis=0) + gB * u_s
+    du = gB * dl_s
+    if HAS_D:
+        du += Dskip * dy_s
+        dD_acc += dy_s * u_s
+    gl.store(du_ptr + out_row + t, du, mask=d_ok & live)
+    gl.store(ddl_ptr + out_row + t, ddl, mask=d_ok & live)
+    return g, dA_acc, dD_acc
+
+
+@gluon.jit
+def _step_inputs(u_row, dl_row, B_row, C_row, dy_row, t, length, s_ul, s_tl, s_bl, s_cl, s_yl, d_ok, n_ok):
+    """u, dl, dy (channels) and B, C (states) of step t in float32; 0 past the end (dl 0: the identity step)."""
+    live = t < length
+    u = gl.load(u_row + t * s_ul, mask=d_ok & live, other=0.0).to(gl.float32)
+    dl = gl.load(dl_row + t * s_tl, mask=d_ok & live, other=0.0).to(gl.float32)
+    dy = gl.load(dy_row + t * s_yl, mask=d_ok & live, other=0.0).to(gl.float32)
+    B = gl.load(B_row + t * s_bl, mask=n_ok & live, other=0.0).to(gl.float32)
+    C = gl.load(C_row + t * s_cl, mask=n_ok & live, other=0.0).to(gl.float32)
+    return u, dl, dy, B, C
+
+
+@gluon.jit
+def scan_bwd_kernel(
+    u_ptr, dl_ptr, A_ptr, B_ptr, C_ptr, Dskip_ptr, dy_ptr, ckpt_ptr, ws_ptr,
+    du_ptr, ddl_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr,
+    length, n_chunks, groups, dim, dim_group, n_state, part_stride,
+    s_ub, s_ud, s_ul, s_tb, s_td, s_tl, s_ad, s_an,
+    s_bb, s_bg, s_bn, s_bl, s_cb, s_cg, s_cn, s_cl, s_yb, s_yd, s_yl,
+    HAS_D: gl.constexpr, CHUNK: gl.constexpr, SPT_N: gl.constexpr, TPW_N: gl.constexpr, SPT_D: gl.constexpr,
+):
+    # PROTOTYPE (issue #2, session 18): built for sm_90 and counted on the CPU machine
+    # (benchmarks/kernel_resources.py --kernels bwd-gluon), not yet run on a GPU nor wired into
+    # selective_scan.py. The backward of one scan in _scan_bwd_chunked_kernel's contract (delta's
+    # bias and softplus applied outside; dl given), its tiles of 2 steps walked one step at a
+    # time in the forward kernel's explicit layout: each thread owns SPT_N states of SPT_D
+    # channels. Per element-step: 2 exponentials (the chunk's recompute into tile starts, the
+    # tile's recompute, whose exp(dl A) is also the adjoint's decay), against the chunked kernel's 3.
+    # du, ddl (B, D, L), dB, dC: a (B, G, N, L) slice per channel block (`part_stride` apart),
+    # dA (B, D, N) and dD (B, D) a row per batch element, as the chunked kernel's PARTIAL launch.
+    W: gl.constexpr = gl.num_warps()
+    TPW_D: gl.constexpr = 32 // TPW_N
+    BLOCK_N: gl.constexpr = SPT_N * TPW_N
+    BLOCK_D: gl.constexpr = SPT_D * TPW_D * W
+    LS: gl.constexpr = gl.BlockedLayout([SPT_N, SPT_D], [TPW_N, TPW_D], [1, W], [0, 1])
+    LD: gl.constexpr = gl.SliceLayout(0, LS)
+    LN: gl.constexpr = gl.SliceLayout(1, LS)
+
+    pid_b, pid_g, pid_c = gl.program_id(0), gl.program_id(1), gl.program_id(2)
+    b64 = pid_b.to(gl.int64)
+    d_blk = gl.arange(0, BLOCK_D, layout=LD)
+    d_loc = pid_c * BLOCK_D + d_blk
+    d_ok = d_loc < dim_group
+    d = pid_g * dim_group + d_loc
+    n = gl.arange(0, BLOCK_N, layout=LN)
+    n_ok = n < n_state
+    nd_ok = n_ok[:, None] & d_ok[None, :]
+    A = gl.load(A_ptr + d[None, :] * s_ad + n[:, None] * s_an, mask=nd_ok, other=0.0).to(gl.float32)
+    A2 = A * 1.4426950408889634
+    Dskip = gl.zeros([BLOCK_D], gl.float32, layout=LD)
+    if HAS_D:
+        Dskip = gl.load(Dskip_ptr + d, mask=d_ok, other=0.0).to(gl.float32)
+    u_row = u_ptr + b64 * s_ub + d * s_ud
+    dl_row = dl_ptr + b64 * s_tb + d * s_td
+    dy_row = dy_ptr + b64 * s_yb + d * s_yd
+    B_row = B_ptr + b64 * s_bb + pid_g * s_bg + n * s_bn
+    C_row = C_ptr + b64 * s_cb + pid_g * s_cg + n * s_cn
+    out_row = b64 * dim * length + d.to(gl.int64) * length
+    bc_row = pid_c.to(gl.int64) * part_stride + ((b64 * groups + pid_g) * n_state + n) * length
+    prog = ((pid_b * groups + pid_g) * gl.num_programs(2) + pid_c).to(gl.int64)
+    # the forward's checkpoints: a (BLOCK_D, BLOCK_N) block per program and chunk; the workspace:
+    # the state at the start of each tile of a chunk, each thread its own elements (no barrier).
+    # Scalar bases and one int32 offset tile each: (N, D) tiles of 64-bit pointers would hold
+    # two registers per element
+    ck_base = ckpt_ptr + prog * (n_chunks * BLOCK_D * BLOCK_N)
+    ck_off = d_blk[None, :] * BLOCK_N + n[:, None]
+    ws_base = ws_ptr + prog * ((CHUNK // 2) * BLOCK_N * BLOCK_D)
+    ws_off = n[:, None] * BLOCK_D + d_blk[None, :]
+
+    g = gl.zeros([BLOCK_N, BLOCK_D], gl.float32, layout=LS)
+    a_next = gl.zeros([BLOCK_N, BLOCK_D], gl.float32, layout=LS)
+    dA_acc = gl.zeros([BLOCK_N, BLOCK_D], gl.float32, layout=LS)
+    dD_acc = gl.zeros([BLOCK_D], gl.float32, layout=LD)
+    for i in range(0, n_chunks):
+        c0 = (n_chunks - 1 - i) * CHUNK
+        n_tiles = gl.cdiv(gl.minimum(length - c0, CHUNK), 2)
+        h = gl.load(ck_base + (c0 // CHUNK) * (BLOCK_D * BLOCK_N) + ck_off)
+        for k in range(0, n_tiles):
+            gl.store(ws_base + k * (BLOCK_N * BLOCK_D) + ws_off, h)
+            for s in gl.static_range(2):
+                u, dl, dy, Bt, Ct = _step_inputs(u_row, dl_row, B_row, C_row, dy_row, c0 + 2 * k + s, length,
+                                                 s_ul, s_tl, s_bl, s_cl, s_yl, d_ok, n_ok)
+                h = gl.exp2(dl[None, :] * A2) * h + (dl * u)[None, :] * Bt[:, None]
+        for j in range(0, n_tiles):
+            k = n_tiles - 1 - j
+            t0 = c0 + 2 * k
+            h_start = gl.load(ws_base + k * (BLOCK_N * BLOCK_D) + ws_off)
+            u0, dl0, dy0, B0, C0 = _step_inputs(u_row, dl_row, B_row, C_row, dy_row, t0, length,
+                                                s_ul, s_tl, s_bl, s_cl, s_yl, d_ok, n_ok)
+            u1, dl1, dy1, B1, C1 = _step_inputs(u_row, dl_row, B_row, C_row, dy_row, t0 + 1, length,
+                                                s_ul, s_tl, s_bl, s_cl, s_yl, d_ok, n_ok)
+            dA0 = gl.exp2(dl0[None, :] * A2)
+            dA1 = gl.exp2(dl1[None, :] * A2)
+            ah0 = dA0 * h_start
+            h0 = ah0 + (dl0 * u0)[None, :] * B0[:, None]
+            ah1 = dA1 * h0
+            h1 = ah1 + (dl1 * u1)[None, :] * B1[:, None]
+            g, dA_acc, dD_acc = _bwd_step(g, a_next, h1, ah1, dl1, dl1 * u1, u1, B1, C1, dy1, A, Dskip, dA_acc,
+                                          dD_acc, du_ptr, ddl_ptr, dB_ptr, dC_ptr, out_row, bc_row, t0 + 1, length,
+                                          d_ok, n_ok, HAS_D)
+            g, dA_acc, dD_acc = _bwd_step(g, dA1, h0, ah0, dl0, dl0 * u0, u0, B0, C0, dy0, A, Dskip, dA_acc,
+                                          dD_acc, du_ptr, ddl_ptr, dB_ptr, dC_ptr, out_row, bc_row, t0, length,
+                                          d_ok, n_ok, HAS_D)
+            a_next = dA0
+    gl.store(dA_ptr + (b64 * dim + d)[None, :] * n_state + n[:, None], dA_acc, mask=nd_ok)
+    gl.store(dD_ptr + b64 * dim + d, dD_acc, mask=d_ok)
