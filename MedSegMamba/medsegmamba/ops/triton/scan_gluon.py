@@ -218,10 +218,15 @@ def scan_bwd_kernel(
     s_bb, s_bg, s_bn, s_bl, s_cb, s_cg, s_cn, s_cl, s_yb, s_yd, s_yl,
     HAS_D: gl.constexpr, CHUNK: gl.constexpr, SPT_N: gl.constexpr, TPW_N: gl.constexpr, SPT_D: gl.constexpr,
 ):
-    # PROTOTYPE (issue #2, session 18): built for sm_90 and counted on the CPU machine
-    # (benchmarks/kernel_resources.py --kernels bwd-gluon), not yet run on a GPU nor wired into
-    # selective_scan.py. The backward of one scan in _scan_bwd_chunked_kernel's contract (delta's
-    # bias and softplus applied outside; dl given), its tiles of 2 steps walked one step at a
+    # PROTOTYPE (issue #2, session 18), opt-in through $MEDSEGMAMBA_TRITON_BWD=gluon
+    # (selective_scan._launch_bwd_gluon): exact against float64 on an H100, with fewer instructions
+    # than the chunked kernel (benchmarks/kernel_resources.py --kernels bwd-gluon), but 2.2 times
+    # slower, not yet profiled. Suspects: its per-step loads below (one float per channel, channels
+    # a row of L apart) and its narrow channel blocks, which multiply the dB/dC slices. To try:
+    # stage each tile through shared memory, as the forward above does, with wider channel
+    # blocks. The backward of one scan
+    # in _scan_bwd_chunked_kernel's contract (delta's bias and softplus applied outside; dl
+    # given), its tiles of 2 steps walked one step at a
     # time in the forward kernel's explicit layout: each thread owns SPT_N states of SPT_D
     # channels. Per element-step: 2 exponentials (the chunk's recompute into tile starts, the
     # tile's recompute, whose exp(dl A) is also the adjoint's decay), against the chunked kernel's 3.

@@ -63,7 +63,7 @@ from .scan_kernels import (_scan_bwd_carry_kernel, _scan_bwd_chunked_kernel, _sc
 CHUNK = 64
 FWD_KERNELS = ("seq", "chunked")
 FWD_ENV_VAR = "MEDSEGMAMBA_TRITON_FWD"
-BWD_KERNELS = ("seq", "chunked", "parallel", "auto")
+BWD_KERNELS = ("seq", "chunked", "parallel", "auto", "gluon")
 BWD_ENV_VAR = "MEDSEGMAMBA_TRITON_BWD"
 BWD_VARIANTS = ("steps", "scan")
 BWD_VARIANT_ENV_VAR = "MEDSEGMAMBA_TRITON_BWD_VARIANT"
@@ -323,6 +323,8 @@ def _launch_bwd(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt, block_d, n
 
     Returns fp32 (du, ddelta, dA, dB, dC, dD, dbias)-ready tensors.
     """
+    if kernel == "gluon":
+        return _launch_bwd_gluon(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt)
     batch, dim, length = u.shape
     groups, n_state = B.shape[1], A.shape[1]
     if kernel == "auto":
@@ -393,6 +395,52 @@ def _launch_bwd(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt, block_d, n
     if partial:
         dB, dC = dB.sum(0), dC.sum(0)
     return du.to(u.dtype), ddelta.to(delta.dtype), dA.sum(0), dB, dC, dD.sum(0), dbias.sum(0)
+
+
+def _gluon_bwd_config(n_state):
+    """(SPT_N, TPW_N, SPT_D, num_warps, block_d, block_n) of scan_gluon.scan_bwd_kernel: 16 lanes
+    over the states (fewer where N is smaller), 2 channels a thread, one warp: at the paper's N 64,
+    4 states x 2 channels a thread and 4 channels a program, the launch counted without spills
+    (benchmarks/results/2026-12-07-h100-s18/, section 5)."""
+    block_n = triton.next_power_of_2(n_state)
+    tpw_n = min(16, block_n)
+    spt_n, spt_d, warps = block_n // tpw_n, 2, 1
+    return spt_n, tpw_n, spt_d, warps, spt_d * (32 // tpw_n) * warps, block_n
+
+
+def _launch_bwd_gluon(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt):
+    """`_launch_bwd` on scan_gluon.scan_bwd_kernel ($MEDSEGMAMBA_TRITON_BWD=gluon; opt-in, session
+    18's prototype: exact against float64 on an H100, but 2.2 times slower than the chunked backward,
+    15.9 against 7.1 ms a paper-size scan, benchmarks/results/2026-12-07-h100-s18/ section 5)."""
+    if interpreting():
+        raise RuntimeError("selective_scan_triton: bwd_kernel='gluon' needs a GPU (Gluon has no interpreter)")
+    if delta_bias is not None or softplus:
+        raise ValueError("selective_scan_triton: the Gluon backward takes delta without bias or softplus "
+                         "(_scan_bwd applies them outside the kernel)")
+    from .scan_gluon import scan_bwd_kernel
+
+    batch, dim, length = u.shape
+    groups, n_state = B.shape[1], A.shape[1]
+    spt_n, tpw_n, spt_d, warps, block_d, block_n = _gluon_bwd_config(n_state)
+    grid = (batch, groups, triton.cdiv(dim // groups, block_d))
+    n_chunks = triton.cdiv(length, CHUNK)
+    if ckpt.shape != (grid[0] * grid[1] * grid[2], n_chunks, block_d, block_n):
+        raise RuntimeError(f"selective_scan_triton: checkpoint shape {tuple(ckpt.shape)} does not fit the Gluon "
+                           f"backward's grid (block_d {block_d}, N block {block_n})")
+    dev, f32 = u.device, torch.float32
+    ws = torch.empty((ckpt.shape[0], CHUNK // 2, block_n, block_d), device=dev, dtype=f32)
+    du = torch.empty((batch, dim, length), device=dev, dtype=f32)
+    ddelta = torch.empty((batch, dim, length), device=dev, dtype=f32)
+    dA = torch.empty((batch, dim, n_state), device=dev, dtype=f32)
+    dB = torch.empty((grid[2], batch, groups, n_state, length), device=dev, dtype=f32)
+    dC = torch.empty((grid[2], batch, groups, n_state, length), device=dev, dtype=f32)
+    dD = torch.empty((batch, dim), device=dev, dtype=f32)
+    scan_bwd_kernel[grid](u, delta, A, B, C, D if D is not None else u, dy, ckpt, ws, du, ddelta, dA, dB, dC, dD,
+                          length, n_chunks, groups, dim, dim // groups, n_state, batch * groups * n_state * length,
+                          *u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *dy.stride(),
+                          HAS_D=D is not None, CHUNK=CHUNK, SPT_N=spt_n, TPW_N=tpw_n, SPT_D=spt_d, num_warps=warps)
+    return (du.to(u.dtype), ddelta.to(delta.dtype), dA.sum(0), dB.sum(0), dC.sum(0), dD.sum(0),
+            torch.zeros(dim, device=dev, dtype=f32))
 
 
 SPLIT_ENV_VAR = "MEDSEGMAMBA_TRITON_BWD_SPLIT"
@@ -494,6 +542,8 @@ class _SelectiveScanTriton(torch.autograd.Function):
                 bwd_launch, bwd_segments):
         needs_grad = any(t is not None and t.requires_grad for t in (u, delta, A, B, C, D, delta_bias))
         bwd_block_d, bwd_chunk_t, bwd_warps = bwd_launch or (None, None, None)
+        if bwd_kernel == "gluon" and bwd_block_d is None:  # the checkpoints in its channel block
+            bwd_block_d = _gluon_bwd_config(A.shape[1])[4]
         y, ckpt, bwd_cfg = _scan_fwd(u, delta, A, B, C, D, delta_bias, softplus, needs_grad, block_d, num_warps,
                                      kernel, chunk_t, bwd_block_d)
         if needs_grad:
