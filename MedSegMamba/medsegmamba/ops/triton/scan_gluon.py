@@ -26,17 +26,11 @@ against a float64 loop and benchmarks/scan_walk_gpu.py times it against the chun
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 
+# Gluon kernels call @triton.jit helpers on their tensors as they are
+from .scan_kernels import _softplus
+
 # a barrier over the program's threads: gl.thread_barrier in Triton 3.6 (the device's), gl.barrier since
 _barrier = gl.thread_barrier if hasattr(gl, "thread_barrier") else gl.barrier
-
-
-@gluon.jit
-def _softplus(x):
-    # scan_kernels._softplus in Gluon: torch's softplus (threshold 20), log1p(exp(x)) accurate for very negative x
-    z = gl.exp(gl.minimum(x, 20.0))
-    w = 1.0 + z
-    lp = gl.where(w == 1.0, z, gl.log(w) * (z / (w - 1.0)))
-    return gl.where(x > 20.0, x, lp)
 
 
 @gluon.jit

@@ -132,6 +132,12 @@ def _multiprocessors(device_index: int) -> int:
     return torch.cuda.get_device_properties(device_index).multi_processor_count
 
 
+def _device_multiprocessors(device) -> int:
+    """The multiprocessors of a CUDA device (its index, else the current one's), read once."""
+    device = torch.device(device)
+    return _multiprocessors(device.index if device.index is not None else torch.cuda.current_device())
+
+
 def _auto_walk_kernel(batch, groups, dim_group, n_state, device):
     """"gluon" when its grid gives every multiprocessor a program, else "chunked".
 
@@ -143,7 +149,7 @@ def _auto_walk_kernel(batch, groups, dim_group, n_state, device):
         return "chunked"
     spt_n, tpw_n, spt_d, _, warps = _gluon_walk_config(dim_group, n_state)
     programs = batch * groups * triton.cdiv(dim_group, spt_d * (32 // tpw_n) * warps)
-    return "gluon" if programs >= _multiprocessors(device.index if device.index is not None else 0) else "chunked"
+    return "gluon" if programs >= _device_multiprocessors(device) else "chunked"
 
 
 def _bwd_kernel_name(kernel):
@@ -171,7 +177,7 @@ def _auto_bwd_kernel(programs: int, device) -> str:
     4.51 against 4.75 ms and the paper's at batch 1 (512) 9.13 against 9.92 ms, where the chunked
     one stays."""
     if torch.device(device).type == "cuda":
-        sms = torch.cuda.get_device_properties(device).multi_processor_count
+        sms = _device_multiprocessors(device)
     else:
         sms = _INTERPRETER_SMS
     return "parallel" if programs <= sms else "chunked"
