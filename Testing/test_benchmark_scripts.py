@@ -240,17 +240,19 @@ def test_the_gluon_walk_builds_for_sm90_here():
     assert per_step < float(chunked.stdout.splitlines()[2].split("|")[1:-1][12])
 
 
-def test_the_gluon_backward_prototype_builds_for_sm90_here():
-    # scan_gluon.scan_bwd_kernel (session 18's prototype, not yet run on a GPU) at its counted
-    # launch (N 64, 4 channels, 1 warp: 4 states x 2 channels a thread): no spills, and in its
-    # longest loop (a tile of 2 steps, backwards) one exponential per element-step (the tile's
-    # recompute, reused as the adjoint's decay) where the chunked backward has two
+def test_the_gluon_backward_builds_for_sm90_here():
+    # scan_gluon.scan_bwd_kernel at the package's launch for N 64 (16 channels, 4 warps, sub-chunks
+    # of 8 steps, 128 registers): four programs a multiprocessor, no spills in its longest loop (a
+    # pair of steps, backwards) and there one exponential per element-step (the pair's recompute,
+    # reused as the adjoint's decay) where the chunked backward has two, in fewer instructions per
+    # element-step
     pytest.importorskip("triton.experimental.gluon")
     cells = lambda proc: proc.stdout.splitlines()[2].split("|")[1:-1]  # noqa: E731
-    args = ("--as-launched", "--loops", "--n", "64", "--t", "2")
-    proto = run("kernel_resources.py", "--kernels", "bwd-gluon", *args, "--block-d", "4", "--warps", "1")
-    chunked = run("kernel_resources.py", "--kernels", "bwd-chunked", *args, "--block-d", "16", "--warps", "4")
-    assert proto.returncode == 0 and chunked.returncode == 0, proto.stderr[-2000:] + chunked.stderr[-2000:]
-    p, c = cells(proto), cells(chunked)
-    assert int(p[7]) == 0 and abs(float(p[13]) - 1.0) < 0.05 and abs(float(c[13]) - 2.0) < 0.05
-    assert float(p[12]) < float(c[12])
+    args = ("--as-launched", "--loops", "--n", "64", "--block-d", "16", "--warps", "4")
+    gluon = run("kernel_resources.py", "--kernels", "bwd-gluon", *args, "--t", "8")
+    chunked = run("kernel_resources.py", "--kernels", "bwd-chunked", *args, "--t", "2")
+    assert gluon.returncode == 0 and chunked.returncode == 0, gluon.stderr[-2000:] + chunked.stderr[-2000:]
+    g, c = cells(gluon), cells(chunked)
+    assert int(g[5]) == 128 and int(g[9]) == 4 and int(g[14]) == 0
+    assert abs(float(g[13]) - 1.0) < 0.05 and abs(float(c[13]) - 2.0) < 0.05
+    assert float(g[12]) < float(c[12])

@@ -20,7 +20,8 @@ paper's and the default model's shapes): the strides along L and A's along N are
 counts differ between the two builds (the scanned backward spills only in the plain one).
 
 --loops adds what `cuobjdump -sass` shows of the kernel's longest loop (its body, from a backward
-branch's target to the branch): its instructions, its MUFU.EX2 (the exponentials, 16 a clock per
+branch's target to the branch): its instructions, its local loads and stores (spills, where a
+register cap leaves some outside the loop only), its MUFU.EX2 (the exponentials, 16 a clock per
 multiprocessor on an H100), and both per element-step, i.e. per (step, state, channel) that one
 thread handles in one pass of the loop (T * N * block_d / threads). Static counts of what runs, not
 timings; they set floors (issue #2's results say which).
@@ -64,8 +65,8 @@ KERNELS = {
     # block_d BLOCK_D; TPW_N lanes share a channel's states as the package sets them (4 at N 64,
     # 1 at N 16), so SPT_N = N / TPW_N and SPT_D = block_d / (32 / TPW_N lanes x warps)
     "walk-gluon": ("scan_paths_fwd_kernel", {"HAS_D": True}),
-    # session 18's prototype of the backward in Gluon (scan_gluon.scan_bwd_kernel; give --t 2, its
-    # tile): N is BLOCK_N, block_d BLOCK_D; 16 lanes share a channel's states (TPW_N, below)
+    # the backward in Gluon (scan_gluon.scan_bwd_kernel, $MEDSEGMAMBA_TRITON_BWD=gluon): N is BLOCK_N,
+    # block_d BLOCK_D, T the steps a sub-chunk stages (SUB); warps split the states (build, below)
     "bwd-gluon": ("scan_bwd_kernel", {"HAS_D": True}),
 }
 # the launches the package makes (selective_scan.py's configs): (N, block_d, T, warps)
@@ -80,10 +81,10 @@ LAUNCHES = {
     "bwd-local": [(64, 16, 2, 4), (16, 64, 2, 4)],
     "bwd-carry": [(64, 16, 1, 4), (16, 64, 1, 4)],
     "walk-gluon": [(64, 64, 4, 4), (16, 128, 4, 4)],
-    "bwd-gluon": [(64, 4, 2, 1), (64, 8, 2, 1)],
+    "bwd-gluon": [(64, 16, 8, 4), (16, 16, 8, 1)],
 }
-# register caps the package sets at those launches (selective_scan.py's _STEPS_MAXNREG)
-MAXNREG = {"bwd-steps": 128}
+# register caps the package sets at those launches (selective_scan.py's _STEPS_MAXNREG, _GLUON_MAXNREG)
+MAXNREG = {"bwd-steps": 128, "bwd-gluon": 128}
 # arguments that are 1 for contiguous inputs (--as-launched): the strides along L, and A's along N
 UNIT_STRIDES = ("s_ul", "s_tl", "s_yl", "s_bl", "s_cl", "s_an")
 # fwd-paths reads SS3D's layouts, whose channels (and states) are contiguous instead
@@ -107,14 +108,20 @@ def build(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | 
 
         from medsegmamba.ops.triton import scan_gluon
         fn = getattr(scan_gluon, name)
-        # selective_scan._gluon_walk_config's rule; the backward's prototype: 16 lanes over the states
-        tpw_n = max(1, min(4, n // 16)) if kernel == "walk-gluon" else min(16, n)
-        lanes_d = 32 // tpw_n * warps
-        if n % tpw_n or block_d % lanes_d:
-            raise ValueError(f"walk-gluon: N={n} must be a multiple of {tpw_n} and block_d={block_d} of {lanes_d}")
-        extra = extra | {"SPT_N": n // tpw_n, "TPW_N": tpw_n, "SPT_D": block_d // lanes_d}
-        if kernel == "walk-gluon":
-            extra |= {"LANES_D": min(32, block_d), "LANES_N": min(32, n)}
+        if kernel == "walk-gluon":  # selective_scan._gluon_walk_config's rule
+            tpw_n = max(1, min(4, n // 16))
+            lanes_d = 32 // tpw_n * warps
+            if n % tpw_n or block_d % lanes_d:
+                raise ValueError(f"walk-gluon: N={n} must be a multiple of {tpw_n} and block_d={block_d} of {lanes_d}")
+            extra = extra | {"SPT_N": n // tpw_n, "TPW_N": tpw_n, "SPT_D": block_d // lanes_d,
+                             "LANES_D": min(32, block_d), "LANES_N": min(32, n)}
+        else:  # the backward: warps split the states, 4 lanes over a warp's (_gluon_bwd_config), T its SUB
+            tpw_n = min(4, n // warps)
+            lanes_d = 32 // tpw_n
+            if n % (tpw_n * warps) or block_d % lanes_d:
+                raise ValueError(f"bwd-gluon: N={n} must be a multiple of {tpw_n * warps} and block_d={block_d} "
+                                 f"of {lanes_d}")
+            extra = extra | {"SPT_N": n // warps // tpw_n, "TPW_N": tpw_n, "SPT_D": block_d // lanes_d, "SUB": t}
     else:
         fn = getattr(scan_kernels, name)
     wanted = {"HAS_BIAS": True, "SOFTPLUS": True, "CHUNK": 64, "BLOCK_D": block_d, "BLOCK_N": n, "T": t,
@@ -195,10 +202,13 @@ def loop_row(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int
              softplus_in_kernel: bool = False) -> dict:
     compiled = build(kernel, n, block_d, t, warps, maxnreg, as_launched, softplus_in_kernel)
     loop = longest_loop(cuobjdump(compiled, "-sass"))
-    per_step = t * n * block_d / (32 * warps)  # element-steps of one thread in one pass of the loop
+    # element-steps of one thread in one pass of the loop: T steps, but the Gluon backward's longest
+    # loop walks a pair of steps (its sub-chunk, T, holds T / 2 pairs)
+    per_step = (2 if kernel == "bwd-gluon" else t) * n * block_d / (32 * warps)
     exps = loop["opcodes"]["MUFU.EX2"]
+    local = sum(v for op, v in loop["opcodes"].items() if op.startswith(("LDL", "STL")))  # spills in the loop
     return {"instructions": loop["instructions"], "ex2": exps, "per_step": loop["instructions"] / per_step,
-            "ex2_per_step": exps / per_step}
+            "ex2_per_step": exps / per_step, "local": local}
 
 
 def main(argv=None) -> int:
@@ -228,10 +238,10 @@ def main(argv=None) -> int:
         launches = {k: LAUNCHES[k] for k in kernels}
     os.environ.setdefault("TRITON_CACHE_DIR", tempfile.mkdtemp(prefix="triton-sm90-"))
     loops = ("| loop instructions | of them MUFU.EX2 | instructions per element-step | EX2 per element-step "
-             if args.loops else "")
+             "| of them local loads and stores (spills) " if args.loops else "")
     print("| kernel | N | block_d | T | warps | register cap | registers | stack (spills), bytes | shared, bytes | "
           f"programs / SM (by registers and shared memory) {loops}|")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" * 4 if args.loops else ""))
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" * 5 if args.loops else ""))
     for kernel, grid in launches.items():
         cap = args.maxnreg or MAXNREG.get(kernel)
         for n, block_d, t, warps in grid:
@@ -239,7 +249,8 @@ def main(argv=None) -> int:
             extra = ""
             if args.loops:
                 lp = loop_row(kernel, n, block_d, t, warps, cap, args.as_launched, args.softplus_in_kernel)
-                extra = f" {lp['instructions']} | {lp['ex2']} | {lp['per_step']:.1f} | {lp['ex2_per_step']:.2f} |"
+                extra = (f" {lp['instructions']} | {lp['ex2']} | {lp['per_step']:.1f} | {lp['ex2_per_step']:.2f} | "
+                         f"{lp['local']} |")
             print(f"| {kernel} | {n} | {block_d} | {t} | {warps} | {cap or '-'} | {r['regs']} | {r['stack']} | "
                   f"{r['shared']} | {r['programs_per_sm']} |{extra}", flush=True)
     return 0

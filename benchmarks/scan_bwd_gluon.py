@@ -1,11 +1,15 @@
-"""The Gluon backward prototype ($MEDSEGMAMBA_TRITON_BWD=gluon) against the chunked one, on the GPU (issue #2).
+"""The Gluon backward ($MEDSEGMAMBA_TRITON_BWD=gluon) against the chunked one, on the GPU (issue #2).
 
     python3 benchmarks/scan_bwd_gluon.py --out "$OUT"     # CUDA, < 1 min
+    python3 benchmarks/scan_bwd_gluon.py --out "$OUT" --launches 4,4,2,4 4,4,1,4
+    ncu ... python3 benchmarks/scan_bwd_gluon.py --out "$OUT" --once --batches 1   # each backward once
 
 One scan's forward + backward at the paper's size (8 x 1024 channels, N 64, L 1728), fp32, batch
 1 and 2: each backward's median time (triton.testing.do_bench, through scan_gpu.bench) and the
-largest relative difference of the Gluon backward's gradients from the chunked one's. Writes
-results.json and results.md.
+largest relative difference of the Gluon backward's gradients from the chunked one's. --launches
+times the Gluon kernel at each "SPT_N,TPW_N,SPT_D,warps" ($MEDSEGMAMBA_TRITON_BWD_GLUON; "default"
+is the package's). --once runs each backward once, untimed (for a profiler). Writes results.json
+and results.md.
 """
 
 from __future__ import annotations
@@ -24,7 +28,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--batches", default="1,2")
+    ap.add_argument("--launches", nargs="+", default=["default"])
+    ap.add_argument("--once", action="store_true", help="each backward once, untimed (for ncu)")
+    ap.add_argument("--default-model", action="store_true",
+                    help="the shipped default model's size (8 x 128 channels, N 16), against the package's auto choice")
     args = ap.parse_args(argv)
+    import os
+
     import torch
 
     from medsegmamba.ops.triton.selective_scan import selective_scan_triton
@@ -35,21 +45,32 @@ def main(argv=None) -> int:
     device = torch.device("cuda")
     rows = []
     for batch in (int(b) for b in args.batches.split(",")):
-        ins = make_inputs(batch, 8192, 8, 64, 1728, device, torch.float32)
+        dim, n_state = (1024, 16) if args.default_model else (8192, 64)
+        ins = make_inputs(batch, dim, 8, n_state, 1728, device, torch.float32)
         leaves = {k: v.detach().clone().requires_grad_() for k, v in ins.items()}
         dy = torch.randn_like(ins["u"])
         grads, row = {}, {"batch": batch}
-        for bwd in ("chunked", "gluon"):
+        runs = [("chunked", None)] + [("auto", None)] * args.default_model
+        runs += [("gluon", launch) for launch in args.launches]
+        for bwd, launch in runs:
+            name = bwd if launch in (None, "default") else f"gluon[{launch}]"
+            os.environ.pop("MEDSEGMAMBA_TRITON_BWD_GLUON", None)
+            if launch not in (None, "default"):
+                os.environ["MEDSEGMAMBA_TRITON_BWD_GLUON"] = launch
             run = lambda: selective_scan_triton(**leaves, bwd_kernel=bwd)  # noqa: E731
             try:
-                grads[bwd] = torch.autograd.grad((run() * dy).sum(), list(leaves.values()))
-                row[f"{bwd}_ms"] = bench(lambda: torch.autograd.grad((run() * dy).sum(), list(leaves.values())),
-                                         device)
+                grads[name] = torch.autograd.grad((run() * dy).sum(), list(leaves.values()))
+                if not args.once:
+                    row[f"{name}_ms"] = bench(lambda: torch.autograd.grad((run() * dy).sum(), list(leaves.values())),
+                                              device)
             except Exception as exc:  # a failing backward is a result, not a crash
-                row[f"{bwd}_error"] = repr(exc)[:300]
-        if len(grads) == 2:
-            row["max_rel_diff"] = {name: ((a - b).norm() / b.norm().clamp_min(1e-12)).item()
-                                   for name, a, b in zip(leaves, grads["gluon"], grads["chunked"])}
+                row[f"{name}_error"] = repr(exc)[:300]
+        os.environ.pop("MEDSEGMAMBA_TRITON_BWD_GLUON", None)
+        for name in grads:
+            if name != "chunked" and "chunked" in grads:
+                row[f"{name}_max_rel_diff"] = max(
+                    ((a - b).norm() / b.norm().clamp_min(1e-12)).item()
+                    for a, b in zip(grads[name], grads["chunked"]))
         rows.append(row)
         print(row, flush=True)
     meta = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
@@ -57,9 +78,10 @@ def main(argv=None) -> int:
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-    lines = [f"# Gluon backward prototype vs chunked: {meta['device']}, torch {meta['torch']}, "
+    lines = [f"# Gluon backward vs chunked: {meta['device']}, torch {meta['torch']}, "
              f"triton {meta['triton']}, {meta['date']}", "",
-             "paper size (8 x 1024 channels, N 64, L 1728), fp32, one scan's forward + backward", ""]
+             ("default model's size (8 x 128 channels, N 16" if args.default_model else
+              "paper size (8 x 1024 channels, N 64") + ", L 1728), fp32, one scan's forward + backward", ""]
     lines += [f"- {json.dumps(r)}" for r in rows]
     (args.out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -248,13 +248,52 @@ def test_backward_state_split_choice(monkeypatch):
         tscan._bwd_split()
 
 
-@pytest.mark.parametrize("n,want", [(64, (4, 16, 2, 1, 4, 64)), (12, (1, 16, 2, 1, 4, 16)), (4, (1, 4, 2, 1, 16, 4))])
+@pytest.mark.parametrize("n,want", [(64, (4, 4, 2, 4, 16, 64, 128, 8)), (12, (4, 4, 2, 1, 16, 16, 128, 8)),
+                                    (4, (1, 4, 2, 1, 16, 4, 128, 8))])
 def test_gluon_backward_configuration(n, want):
     from medsegmamba.ops.triton import selective_scan as tscan
 
-    spt_n, tpw_n, spt_d, warps, block_d, block_n = got = tscan._gluon_bwd_config(n)
+    spt_n, tpw_n, spt_d, warps, block_d, block_n, _, _ = got = tscan._gluon_bwd_config(n)
     assert got == want
-    assert spt_n * tpw_n == block_n >= n and block_d == spt_d * (32 // tpw_n) * warps
+    assert spt_n * tpw_n * warps == block_n >= n and block_d == spt_d * (32 // tpw_n)
+
+
+@pytest.mark.parametrize("value", ["4,4,2", "4,4,2,2", "3,4,2,4", "4,4,0,4", "a,b,c,d", "4,4,2,4,100", "4,4,2,4,8,3",
+                                   "4,4,2,4,8,8,8"])
+def test_gluon_backward_launch_override_is_checked(monkeypatch, value):
+    from medsegmamba.ops.triton import selective_scan as tscan
+
+    monkeypatch.setenv(tscan.GLUON_BWD_ENV_VAR, value)
+    with pytest.raises(ValueError, match=r"_BWD_GLUON must be 'SPT_N,TPW_N,SPT_D,warps\[,maxnreg\[,sub\]\]'"):
+        tscan._gluon_bwd_config(64)
+    monkeypatch.setenv(tscan.GLUON_BWD_ENV_VAR, "2,8,1,4")
+    assert tscan._gluon_bwd_config(64) == (2, 8, 1, 4, 4, 64, 128, 8)
+    monkeypatch.setenv(tscan.GLUON_BWD_ENV_VAR, "2,8,1,4,0")
+    assert tscan._gluon_bwd_config(64) == (2, 8, 1, 4, 4, 64, 0, 8)
+    monkeypatch.setenv(tscan.GLUON_BWD_ENV_VAR, "2,8,1,4,168,8")
+    assert tscan._gluon_bwd_config(64) == (2, 8, 1, 4, 4, 64, 168, 8)
+
+
+def test_auto_backward_takes_gluon_where_its_grid_fills_the_gpu(monkeypatch):
+    import torch
+
+    from medsegmamba.ops.triton import selective_scan as tscan
+
+    monkeypatch.setattr(tscan, "_multiprocessors", lambda index: 132)  # an H100
+    monkeypatch.setattr(tscan, "interpreting", lambda: False)
+    monkeypatch.setattr(tscan, "_gluon_available", lambda: True)
+    cuda = torch.device("cuda", 0)
+    # the paper's scan at batch 1: 8 groups x 64 channel blocks x 4 warps = 2048 warps
+    assert tscan._auto_gluon_bwd(1, 8, 1024, 64, cuda)
+    # the default model's (8 groups x 128 channels, N 16: 1 warp a program): 256 warps at batch 4, 1024 at 16
+    assert not tscan._auto_gluon_bwd(4, 8, 128, 16, cuda)
+    assert tscan._auto_gluon_bwd(16, 8, 128, 16, cuda)
+    assert not tscan._auto_gluon_bwd(16, 8, 1024, 64, torch.device("cpu"))
+    monkeypatch.setattr(tscan, "_gluon_available", lambda: False)  # Triton without Gluon
+    assert not tscan._auto_gluon_bwd(16, 8, 1024, 64, cuda)
+    monkeypatch.setattr(tscan, "_gluon_available", lambda: True)
+    monkeypatch.setattr(tscan, "interpreting", lambda: True)  # Gluon has no interpreter
+    assert not tscan._auto_gluon_bwd(16, 8, 1024, 64, cuda)
 
 
 def test_gluon_backward_refuses_the_interpreter(monkeypatch):
@@ -274,10 +313,11 @@ def test_gluon_backward_refuses_the_interpreter(monkeypatch):
     (2, 24, 3, 12, 131, "float32"),    # channels and states not multiples of the blocks, L of no chunk
     (1, 64, 2, 64, 200, "float32"),    # the paper's N
     (2, 32, 2, 16, 70, "bfloat16"),
+    (1, 48, 1, 64, 300, "float32"),    # 3 channel blocks, 5 chunks, the last of 2 whole sub-chunks and a part
 ])
 def test_gluon_backward_matches_the_reference_on_the_gpu(batch, dim, groups, n, length, dtype):
-    """Session 18's prototype ($MEDSEGMAMBA_TRITON_BWD=gluon): every gradient against the float64
-    reference's, as the chunked backward is checked under the interpreter (3 of 3 passed on an H100)."""
+    """The Gluon backward ($MEDSEGMAMBA_TRITON_BWD=gluon): every gradient against the float64
+    reference's, as the chunked backward is checked under the interpreter."""
     import torch
 
     if not torch.cuda.is_available():

@@ -169,38 +169,32 @@ def scan_paths_fwd_kernel(
 
 
 @gluon.jit
-def _bwd_step(g, a_next, h_s, ah_s, dl_s, dlu_s, u_s, B_s, C_s, dy_s, A, Dskip, dA_acc, dD_acc,
-              du_ptr, ddl_ptr, dB_ptr, dC_ptr, out_row, bc_row, t, length, d_ok, n_ok, HAS_D: gl.constexpr):
-    """One step of the adjoint, last step first: g_t = exp(dl_{t+1} A) g_{t+1} + C_t dy_t, and the
-    step's gradients. h_s is the state after the step, ah_s = exp(dl_t A) h_{t-1} (the state
-    before it, decayed). Stores du, ddl (its channels) and dB, dC (sums over its channels) at t."""
-    live = t < length
-    g = a_next * g + C_s[:, None] * dy_s[None, :]
-    gl.store(dB_ptr + bc_row + t, gl.sum(g * dlu_s[None, :], axis=1), mask=n_ok & live)
-    gl.store(dC_ptr + bc_row + t, gl.sum(h_s * dy_s[None, :], axis=1), mask=n_ok & live)
-    gah = g * ah_s
-    dA_acc += gah * dl_s[None, :]
-    gB = gl.sum(g * B_s[:, None], axis=0)
-    ddl = gl.sum(gah * A, axis=0) + gB * u_s
-    du = gB * dl_s
-    if HAS_D:
-        du += Dskip * dy_s
-        dD_acc += dy_s * u_s
-    gl.store(du_ptr + out_row + t, du, mask=d_ok & live)
-    gl.store(ddl_ptr + out_row + t, ddl, mask=d_ok & live)
-    return g, dA_acc, dD_acc
+def _tile(base, s_row, s_t, rows, rows_ok, t0, length, SUB: gl.constexpr, LAY: gl.constexpr):
+    """The (SUB, rows) float32 tile of steps t0 .. t0+SUB-1 of a tensor whose rows (channels or
+    states) are `s_row` apart and steps `s_t`; 0 past the end. LAY puts lanes along the steps,
+    so a warp reads runs of consecutive steps (L is contiguous in the backward's layouts)."""
+    t = t0 + gl.arange(0, SUB, layout=gl.SliceLayout(1, LAY))
+    ok = (t < length)[:, None] & rows_ok[None, :]
+    return gl.load(base + t[:, None] * s_t + rows[None, :] * s_row, mask=ok, other=0.0).to(gl.float32)
 
 
 @gluon.jit
-def _step_inputs(u_row, dl_row, B_row, C_row, dy_row, t, length, s_ul, s_tl, s_bl, s_cl, s_yl, d_ok, n_ok):
-    """u, dl, dy (channels) and B, C (states) of step t in float32; 0 past the end (dl 0: the identity step)."""
-    live = t < length
-    u = gl.load(u_row + t * s_ul, mask=d_ok & live, other=0.0).to(gl.float32)
-    dl = gl.load(dl_row + t * s_tl, mask=d_ok & live, other=0.0).to(gl.float32)
-    dy = gl.load(dy_row + t * s_yl, mask=d_ok & live, other=0.0).to(gl.float32)
-    B = gl.load(B_row + t * s_bl, mask=n_ok & live, other=0.0).to(gl.float32)
-    C = gl.load(C_row + t * s_cl, mask=n_ok & live, other=0.0).to(gl.float32)
-    return u, dl, dy, B, C
+def _bwd_step(g, a_next, h, ah, dl, dlu, dy, Bk, Ck, A, dA_acc, dB_r, dC_r, sA_r, gB_r, k):
+    """One step of the adjoint, last step first: g_t = exp(dl_{t+1} A) g_{t+1} + C_t dy_t, with h
+    the state after step t and ah = exp(dl_t A) h_{t-1}. Its sums go to shared memory row k: over
+    the program's channels dB_t = sum g dl u and dC_t = sum h dy (whole, since a warp holds every
+    channel of its states); over the warp's states sum g A ah and sum g B (a row per warp, added
+    over warps once per sub-chunk). dA sums over steps in registers."""
+    dl3 = dl[None, None, :]
+    dy3 = dy[None, None, :]
+    g = a_next * g + Ck[:, :, None] * dy3
+    dB_r.index(k).store(gl.sum(g * dlu[None, None, :], axis=2))
+    dC_r.index(k).store(gl.sum(h * dy3, axis=2))
+    gah = g * ah
+    dA_acc += gah * dl3
+    sA_r.index(k).store(gl.sum(gah * A, axis=1))
+    gB_r.index(k).store(gl.sum(g * Bk[:, :, None], axis=1))
+    return g, dA_acc
 
 
 @gluon.jit
@@ -211,94 +205,217 @@ def scan_bwd_kernel(
     s_ub, s_ud, s_ul, s_tb, s_td, s_tl, s_ad, s_an,
     s_bb, s_bg, s_bn, s_bl, s_cb, s_cg, s_cn, s_cl, s_yb, s_yd, s_yl,
     HAS_D: gl.constexpr, CHUNK: gl.constexpr, SPT_N: gl.constexpr, TPW_N: gl.constexpr, SPT_D: gl.constexpr,
+    SUB: gl.constexpr,
 ):
-    # PROTOTYPE (issue #2, session 18), opt-in through $MEDSEGMAMBA_TRITON_BWD=gluon
-    # (selective_scan._launch_bwd_gluon): exact against float64 on an H100, with fewer instructions
-    # than the chunked kernel (benchmarks/kernel_resources.py --kernels bwd-gluon), but 2.2 times
-    # slower, not yet profiled. Suspects: its per-step loads below (one float per channel, channels
-    # a row of L apart) and its narrow channel blocks, which multiply the dB/dC slices. To try:
-    # stage each tile through shared memory, as the forward above does, with wider channel
-    # blocks. The backward of one scan
-    # in _scan_bwd_chunked_kernel's contract (delta's bias and softplus applied outside; dl
-    # given), its tiles of 2 steps walked one step at a
-    # time in the forward kernel's explicit layout: each thread owns SPT_N states of SPT_D
-    # channels. Per element-step: 2 exponentials (the chunk's recompute into tile starts, the
-    # tile's recompute, whose exp(dl A) is also the adjoint's decay), against the chunked kernel's 3.
-    # du, ddl (B, D, L), dB, dC: a (B, G, N, L) slice per channel block (`part_stride` apart),
-    # dA (B, D, N) and dD (B, D) a row per batch element, as the chunked kernel's PARTIAL launch.
+    # The backward of one scan in _scan_bwd_chunked_kernel's contract (delta's bias and softplus
+    # applied outside: dl given; u, dl, dy (B, D, L), B and C (B, G, N, L); the forward's
+    # checkpoints every CHUNK steps), opt-in through $MEDSEGMAMBA_TRITON_BWD=gluon.
+    # One program: BLOCK_D channels of one group of one batch element, all BLOCK_N states. Its
+    # state (W, NW, BLOCK_D): warp w owns states w*NW .. w*NW+NW-1 of every channel, each thread
+    # SPT_N states of SPT_D channels, and walks the steps one at a time. So the sums over channels
+    # (dB, dC) stay in a warp, and those over states (for du, ddelta) are summed over warps once
+    # per sub-chunk through shared memory, not per step.
+    # Per checkpoint chunk (last first): pass A runs the forward from the chunk's checkpoint and
+    # keeps the state at the start of each sub-chunk of SUB steps (the workspace: global, a few
+    # MB, each thread its own elements). Pass B takes the sub-chunks last first: it runs the
+    # sub-chunk's forward again from its starting state, keeping the state at the start of each
+    # pair of steps in shared memory, then walks the sub-chunk backwards a pair at a time,
+    # recomputing the pair's two steps, whose exp(dl A) doubles as the adjoint's decay: three
+    # exponentials per element-step, and no global traffic for the pairs' states (session 19's
+    # first version kept them in a global workspace too big for L2: 5.2 GB of DRAM traffic a
+    # paper-size call). Inputs are read a sub-chunk at a time by coalesced loads (steps
+    # contiguous) into shared memory; pass B stages its per-step sums there too and writes du,
+    # ddelta, dB, dC a sub-chunk at a time, steps contiguous.
+    # Shared rows are written and read with lanes along the row (channels or states), free of
+    # bank conflicts; convert_layout turns tiles between those lanes and the global memory's
+    # (steps) through Triton's conflict-free scratch.
+    # dB, dC: a (B, G, N, L) slice per channel block (`part_stride` apart), summed by the launcher;
+    # dA (B, D, N), dD (B, D).
     W: gl.constexpr = gl.num_warps()
     TPW_D: gl.constexpr = 32 // TPW_N
-    BLOCK_N: gl.constexpr = SPT_N * TPW_N
-    BLOCK_D: gl.constexpr = SPT_D * TPW_D * W
-    LS: gl.constexpr = gl.BlockedLayout([SPT_N, SPT_D], [TPW_N, TPW_D], [1, W], [0, 1])
-    LD: gl.constexpr = gl.SliceLayout(0, LS)
-    LN: gl.constexpr = gl.SliceLayout(1, LS)
+    NW: gl.constexpr = SPT_N * TPW_N
+    BLOCK_N: gl.constexpr = NW * W
+    BLOCK_D: gl.constexpr = SPT_D * TPW_D
+    HALF: gl.constexpr = SUB // 2
+    LOG2E: gl.constexpr = 1.4426950408889634
+    L3: gl.constexpr = gl.BlockedLayout([1, SPT_N, SPT_D], [1, TPW_N, TPW_D], [W, 1, 1], [1, 2, 0])
+    LWN: gl.constexpr = gl.SliceLayout(2, L3)                    # (W, NW): a step's B, C, dB, dC
+    LWD: gl.constexpr = gl.SliceLayout(1, L3)                    # (W, BLOCK_D): a warp's sums over its states
+    LD: gl.constexpr = gl.SliceLayout(0, LWD)                    # (BLOCK_D,): a step's dl, dl u, dy
+    # sub-chunk tiles as global memory holds them, lanes along the steps: (SUB, BLOCK_D), (SUB, BLOCK_N)
+    TS: gl.constexpr = SUB if SUB < 32 else 32
+    LSD: gl.constexpr = gl.BlockedLayout([1, 1], [TS, 32 // TS], [1, W], [0, 1])
+    LSN: gl.constexpr = gl.BlockedLayout([1, 1], [TS, 32 // TS], [1, W], [0, 1])
+    # and as shared memory holds them, lanes along the rows: (SUB, W, BLOCK_D) with the warps'
+    # rows in each thread (summed there), its (SUB, BLOCK_D) slice, and (SUB, BLOCK_N)
+    RD: gl.constexpr = BLOCK_D if BLOCK_D < 32 else 32
+    RN: gl.constexpr = BLOCK_N if BLOCK_N < 32 else 32
+    LRWD: gl.constexpr = gl.BlockedLayout([1, W, 1], [32 // RD, 1, RD], [W, 1, 1], [2, 1, 0])
+    LRD: gl.constexpr = gl.SliceLayout(1, LRWD)
+    LRN: gl.constexpr = gl.BlockedLayout([1, 1], [32 // RN, RN], [W, 1], [1, 0])
+    # shared buffers, row-major and unswizzled, written whole and read a step's row at a time
+    # through the same bytes seen with a layout of one rank less (indexing the leading axis)
+    SH2: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [1, 0])
+    SH3: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [2, 1, 0])
+    ROW1: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [0])
 
     pid_b, pid_g, pid_c = gl.program_id(0), gl.program_id(1), gl.program_id(2)
     b64 = pid_b.to(gl.int64)
-    d_blk = gl.arange(0, BLOCK_D, layout=LD)
-    d_loc = pid_c * BLOCK_D + d_blk
-    d_ok = d_loc < dim_group
-    d = pid_g * dim_group + d_loc
-    n = gl.arange(0, BLOCK_N, layout=LN)
-    n_ok = n < n_state
-    nd_ok = n_ok[:, None] & d_ok[None, :]
-    A = gl.load(A_ptr + d[None, :] * s_ad + n[:, None] * s_an, mask=nd_ok, other=0.0).to(gl.float32)
-    A2 = A * 1.4426950408889634
-    Dskip = gl.zeros([BLOCK_D], gl.float32, layout=LD)
+    # the state's indices (W, NW, BLOCK_D)
+    w_i = gl.arange(0, W, layout=gl.SliceLayout(1, LWN))
+    nw_i = gl.arange(0, NW, layout=gl.SliceLayout(0, LWN))
+    n_wn = w_i[:, None] * NW + nw_i[None, :]                     # (W, NW)
+    d_i = gl.arange(0, BLOCK_D, layout=LD)
+    n3 = n_wn[:, :, None]
+    d3 = d_i[None, None, :]
+    d_loc3 = pid_c * BLOCK_D + d3
+    nd_ok = (n3 < n_state) & (d_loc3 < dim_group)
+    dg3 = pid_g * dim_group + d_loc3
+    # exp(dl A) = 2^(dl log2(e) A): dl is scaled per step, A stays as it is (the gradients need it)
+    A = gl.load(A_ptr + dg3 * s_ad + n3 * s_an, mask=nd_ok, other=0.0).to(gl.float32)
+    # the sub-chunk tiles' indices, in global memory's lanes and in shared memory's
+    d_t = pid_c * BLOCK_D + gl.arange(0, BLOCK_D, layout=gl.SliceLayout(0, LSD))
+    d_t_ok = d_t < dim_group
+    dg_t = pid_g * dim_group + d_t
+    n_t = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, LSN))
+    n_t_ok = n_t < n_state
+    d_r = pid_c * BLOCK_D + gl.arange(0, BLOCK_D, layout=gl.SliceLayout(0, LRD))
+    d_r_ok = d_r < dim_group
+    Dskip = gl.zeros([BLOCK_D], gl.float32, layout=gl.SliceLayout(0, LRD))
     if HAS_D:
-        Dskip = gl.load(Dskip_ptr + d, mask=d_ok, other=0.0).to(gl.float32)
-    u_row = u_ptr + b64 * s_ub + d * s_ud
-    dl_row = dl_ptr + b64 * s_tb + d * s_td
-    dy_row = dy_ptr + b64 * s_yb + d * s_yd
-    B_row = B_ptr + b64 * s_bb + pid_g * s_bg + n * s_bn
-    C_row = C_ptr + b64 * s_cb + pid_g * s_cg + n * s_cn
-    out_row = b64 * dim * length + d.to(gl.int64) * length
-    bc_row = pid_c.to(gl.int64) * part_stride + ((b64 * groups + pid_g) * n_state + n) * length
-    prog = ((pid_b * groups + pid_g) * gl.num_programs(2) + pid_c).to(gl.int64)
-    # the forward's checkpoints: a (BLOCK_D, BLOCK_N) block per program and chunk; the workspace:
-    # the state at the start of each tile of a chunk, each thread its own elements (no barrier).
-    # Scalar bases and one int32 offset tile each: (N, D) tiles of 64-bit pointers would hold
-    # two registers per element
-    ck_base = ckpt_ptr + prog * (n_chunks * BLOCK_D * BLOCK_N)
-    ck_off = d_blk[None, :] * BLOCK_N + n[:, None]
-    ws_base = ws_ptr + prog * ((CHUNK // 2) * BLOCK_N * BLOCK_D)
-    ws_off = n[:, None] * BLOCK_D + d_blk[None, :]
+        Dskip = gl.load(Dskip_ptr + pid_g * dim_group + d_r, mask=d_r_ok, other=0.0).to(gl.float32)
 
-    g = gl.zeros([BLOCK_N, BLOCK_D], gl.float32, layout=LS)
-    a_next = gl.zeros([BLOCK_N, BLOCK_D], gl.float32, layout=LS)
-    dA_acc = gl.zeros([BLOCK_N, BLOCK_D], gl.float32, layout=LS)
-    dD_acc = gl.zeros([BLOCK_D], gl.float32, layout=LD)
+    u_base = u_ptr + b64 * s_ub
+    dl_base = dl_ptr + b64 * s_tb
+    dy_base = dy_ptr + b64 * s_yb
+    B_base = B_ptr + b64 * s_bb + pid_g * s_bg
+    C_base = C_ptr + b64 * s_cb + pid_g * s_cg
+    out_base = b64 * dim * length
+    bc_base = pid_c.to(gl.int64) * part_stride + (b64 * groups + pid_g) * n_state * length
+    prog = ((pid_b * groups + pid_g) * gl.num_programs(2) + pid_c).to(gl.int64)
+    # checkpoints: a (BLOCK_D, BLOCK_N) block per program and chunk, states contiguous; the workspace
+    # the same per sub-chunk of a chunk. Each thread's SPT_N states are contiguous in both.
+    ck_base = ckpt_ptr + prog * (n_chunks * BLOCK_D * BLOCK_N)
+    nd_off = d3 * BLOCK_N + n3
+    ws_base = ws_ptr + prog * ((CHUNK // SUB) * BLOCK_N * BLOCK_D)
+
+    dl_s = gl.allocate_shared_memory(gl.float32, [SUB, BLOCK_D], SH2)
+    dlu_s = gl.allocate_shared_memory(gl.float32, [SUB, BLOCK_D], SH2)
+    u_s = gl.allocate_shared_memory(gl.float32, [SUB, BLOCK_D], SH2)
+    dy_s = gl.allocate_shared_memory(gl.float32, [SUB, BLOCK_D], SH2)
+    B_s = gl.allocate_shared_memory(gl.float32, [SUB, BLOCK_N], SH2)
+    C_s = gl.allocate_shared_memory(gl.float32, [SUB, BLOCK_N], SH2)
+    dB_s = gl.allocate_shared_memory(gl.float32, [SUB, BLOCK_N], SH2)
+    dC_s = gl.allocate_shared_memory(gl.float32, [SUB, BLOCK_N], SH2)
+    sA_s = gl.allocate_shared_memory(gl.float32, [SUB, W, BLOCK_D], SH3)
+    gB_s = gl.allocate_shared_memory(gl.float32, [SUB, W, BLOCK_D], SH3)
+    pair_s = gl.allocate_shared_memory(gl.float32, [HALF, BLOCK_N * BLOCK_D], SH2)
+    dl_r = dl_s._reinterpret(gl.float32, [SUB, BLOCK_D], ROW1)
+    dlu_r = dlu_s._reinterpret(gl.float32, [SUB, BLOCK_D], ROW1)
+    dy_r = dy_s._reinterpret(gl.float32, [SUB, BLOCK_D], ROW1)
+    B_r = B_s._reinterpret(gl.float32, [SUB, W, NW], SH2)
+    C_r = C_s._reinterpret(gl.float32, [SUB, W, NW], SH2)
+    dB_r = dB_s._reinterpret(gl.float32, [SUB, W, NW], SH2)
+    dC_r = dC_s._reinterpret(gl.float32, [SUB, W, NW], SH2)
+    sA_r = sA_s._reinterpret(gl.float32, [SUB, W, BLOCK_D], SH2)
+    gB_r = gB_s._reinterpret(gl.float32, [SUB, W, BLOCK_D], SH2)
+    # a pair's starting state (W, NW, BLOCK_D) as the workspace holds it: states, channels, warps
+    pair_r = pair_s._reinterpret(gl.float32, [HALF, W, NW, BLOCK_D], gl.SwizzledSharedLayout(1, 1, 1, [1, 2, 0]))
+
+    g = gl.zeros([W, NW, BLOCK_D], gl.float32, layout=L3)
+    a_next = gl.zeros([W, NW, BLOCK_D], gl.float32, layout=L3)
+    dA_acc = gl.zeros([W, NW, BLOCK_D], gl.float32, layout=L3)
+    dD_acc = gl.zeros([BLOCK_D], gl.float32, layout=gl.SliceLayout(0, LRD))
     for i in range(0, n_chunks):
-        c0 = (n_chunks - 1 - i) * CHUNK
-        n_tiles = gl.cdiv(gl.minimum(length - c0, CHUNK), 2)
-        h = gl.load(ck_base + (c0 // CHUNK) * (BLOCK_D * BLOCK_N) + ck_off)
-        for k in range(0, n_tiles):
-            gl.store(ws_base + k * (BLOCK_N * BLOCK_D) + ws_off, h)
-            for s in gl.static_range(2):
-                u, dl, dy, Bt, Ct = _step_inputs(u_row, dl_row, B_row, C_row, dy_row, c0 + 2 * k + s, length,
-                                                 s_ul, s_tl, s_bl, s_cl, s_yl, d_ok, n_ok)
-                h = gl.exp2(dl[None, :] * A2) * h + (dl * u)[None, :] * Bt[:, None]
-        for j in range(0, n_tiles):
-            k = n_tiles - 1 - j
-            t0 = c0 + 2 * k
-            h_start = gl.load(ws_base + k * (BLOCK_N * BLOCK_D) + ws_off)
-            u0, dl0, dy0, B0, C0 = _step_inputs(u_row, dl_row, B_row, C_row, dy_row, t0, length,
-                                                s_ul, s_tl, s_bl, s_cl, s_yl, d_ok, n_ok)
-            u1, dl1, dy1, B1, C1 = _step_inputs(u_row, dl_row, B_row, C_row, dy_row, t0 + 1, length,
-                                                s_ul, s_tl, s_bl, s_cl, s_yl, d_ok, n_ok)
-            dA0 = gl.exp2(dl0[None, :] * A2)
-            dA1 = gl.exp2(dl1[None, :] * A2)
-            ah0 = dA0 * h_start
-            h0 = ah0 + (dl0 * u0)[None, :] * B0[:, None]
-            ah1 = dA1 * h0
-            h1 = ah1 + (dl1 * u1)[None, :] * B1[:, None]
-            g, dA_acc, dD_acc = _bwd_step(g, a_next, h1, ah1, dl1, dl1 * u1, u1, B1, C1, dy1, A, Dskip, dA_acc,
-                                          dD_acc, du_ptr, ddl_ptr, dB_ptr, dC_ptr, out_row, bc_row, t0 + 1, length,
-                                          d_ok, n_ok, HAS_D)
-            g, dA_acc, dD_acc = _bwd_step(g, dA1, h0, ah0, dl0, dl0 * u0, u0, B0, C0, dy0, A, Dskip, dA_acc,
-                                          dD_acc, du_ptr, ddl_ptr, dB_ptr, dC_ptr, out_row, bc_row, t0, length,
-                                          d_ok, n_ok, HAS_D)
-            a_next = dA0
-    gl.store(dA_ptr + (b64 * dim + d)[None, :] * n_state + n[:, None], dA_acc, mask=nd_ok)
-    gl.store(dD_ptr + b64 * dim + d, dD_acc, mask=d_ok)
+        c = n_chunks - 1 - i
+        c0 = c * CHUNK
+        n_sub = gl.cdiv(gl.minimum(length - c0, CHUNK), SUB)
+        # pass A: the forward from the checkpoint, keeping each sub-chunk's starting state
+        h = gl.load(ck_base + c * (BLOCK_D * BLOCK_N) + nd_off)
+        for s in range(0, n_sub):
+            t0 = c0 + s * SUB
+            dl = _tile(dl_base, s_td, s_tl, dg_t, d_t_ok, t0, length, SUB, LSD)
+            u = _tile(u_base, s_ud, s_ul, dg_t, d_t_ok, t0, length, SUB, LSD)
+            dl_s.store(gl.convert_layout(dl, LRD))
+            dlu_s.store(gl.convert_layout(dl * u, LRD))
+            B_s.store(gl.convert_layout(_tile(B_base, s_bn, s_bl, n_t, n_t_ok, t0, length, SUB, LSN), LRN))
+            gl.store(ws_base + s * (BLOCK_N * BLOCK_D) + nd_off, h)
+            _barrier()
+            for k in range(0, SUB):
+                dlk = dl_r.index(k).load(LD) * LOG2E
+                dluk = dlu_r.index(k).load(LD)
+                h = _exp2_ftz(dlk[None, None, :] * A) * h + dluk[None, None, :] * B_r.index(k).load(LWN)[:, :, None]
+            _barrier()
+        # pass B: backwards, a sub-chunk at a time (its starting state loaded a sub-chunk ahead)
+        h_sub = gl.load(ws_base + (n_sub - 1) * (BLOCK_N * BLOCK_D) + nd_off)
+        for si in range(0, n_sub):
+            s = n_sub - 1 - si
+            t0 = c0 + s * SUB
+            dl = _tile(dl_base, s_td, s_tl, dg_t, d_t_ok, t0, length, SUB, LSD)
+            u = _tile(u_base, s_ud, s_ul, dg_t, d_t_ok, t0, length, SUB, LSD)
+            dl_s.store(gl.convert_layout(dl, LRD))
+            dlu_s.store(gl.convert_layout(dl * u, LRD))
+            u_s.store(gl.convert_layout(u, LRD))
+            dy_s.store(gl.convert_layout(_tile(dy_base, s_yd, s_yl, dg_t, d_t_ok, t0, length, SUB, LSD), LRD))
+            B_s.store(gl.convert_layout(_tile(B_base, s_bn, s_bl, n_t, n_t_ok, t0, length, SUB, LSN), LRN))
+            C_s.store(gl.convert_layout(_tile(C_base, s_cn, s_cl, n_t, n_t_ok, t0, length, SUB, LSN), LRN))
+            h = h_sub
+            h_sub = gl.load(ws_base + gl.maximum(s - 1, 0) * (BLOCK_N * BLOCK_D) + nd_off)
+            _barrier()
+            # the sub-chunk's forward again, keeping each pair's starting state in shared memory
+            # (each thread its own elements)
+            for kk in range(0, HALF):
+                pair_r.index(kk).store(h)
+                for j in gl.static_range(2):
+                    k = 2 * kk + j
+                    dlk = dl_r.index(k).load(LD) * LOG2E
+                    dluk = dlu_r.index(k).load(LD)
+                    h = _exp2_ftz(dlk[None, None, :] * A) * h + dluk[None, None, :] * B_r.index(k).load(LWN)[:, :, None]
+            for kr in range(0, HALF):
+                kk = HALF - 1 - kr
+                k0 = 2 * kk
+                k1 = 2 * kk + 1
+                h_start = pair_r.index(kk).load(L3)
+                dl0 = dl_r.index(k0).load(LD)
+                dl1 = dl_r.index(k1).load(LD)
+                dlu0 = dlu_r.index(k0).load(LD)
+                dlu1 = dlu_r.index(k1).load(LD)
+                B0 = B_r.index(k0).load(LWN)
+                B1 = B_r.index(k1).load(LWN)
+                a0 = _exp2_ftz((dl0 * LOG2E)[None, None, :] * A)
+                ah0 = a0 * h_start
+                h0 = ah0 + dlu0[None, None, :] * B0[:, :, None]
+                a1 = _exp2_ftz((dl1 * LOG2E)[None, None, :] * A)
+                ah1 = a1 * h0
+                h1 = ah1 + dlu1[None, None, :] * B1[:, :, None]
+                g, dA_acc = _bwd_step(g, a_next, h1, ah1, dl1, dlu1, dy_r.index(k1).load(LD), B1,
+                                      C_r.index(k1).load(LWN), A, dA_acc, dB_r, dC_r, sA_r, gB_r, k1)
+                g, dA_acc = _bwd_step(g, a1, h0, ah0, dl0, dlu0, dy_r.index(k0).load(LD), B0,
+                                      C_r.index(k0).load(LWN), A, dA_acc, dB_r, dC_r, sA_r, gB_r, k0)
+                a_next = a0
+            _barrier()
+            # the sub-chunk's outputs: du = dl sum g B + D dy, ddelta = sum g A ah + u sum g B,
+            # dB and dC, computed with lanes along the rows and stored with lanes along the steps
+            gB = gl.sum(gB_s.load(LRWD), axis=1)
+            sA = gl.sum(sA_s.load(LRWD), axis=1)
+            dl = dl_s.load(LRD)
+            u = u_s.load(LRD)
+            du = gB * dl
+            if HAS_D:
+                dy = dy_s.load(LRD)
+                du += Dskip[None, :] * dy
+                dD_acc += gl.sum(dy * u, axis=0)
+            t = t0 + gl.arange(0, SUB, layout=gl.SliceLayout(1, LSD))
+            ok = (t < length)[:, None] & d_t_ok[None, :]
+            out = out_base + dg_t[None, :].to(gl.int64) * length + t[:, None]
+            gl.store(du_ptr + out, gl.convert_layout(du, LSD), mask=ok)
+            gl.store(ddl_ptr + out, gl.convert_layout(sA + gB * u, LSD), mask=ok)
+            t_n = t0 + gl.arange(0, SUB, layout=gl.SliceLayout(1, LSN))
+            ok_n = (t_n < length)[:, None] & n_t_ok[None, :]
+            bc = bc_base + n_t[None, :] * length + t_n[:, None]
+            gl.store(dB_ptr + bc, gl.convert_layout(dB_s.load(LRN), LSN), mask=ok_n)
+            gl.store(dC_ptr + bc, gl.convert_layout(dC_s.load(LRN), LSN), mask=ok_n)
+            _barrier()
+    gl.store(dA_ptr + (b64 * dim + dg3) * n_state + n3, dA_acc, mask=nd_ok)
+    if HAS_D:
+        gl.store(dD_ptr + b64 * dim + pid_g * dim_group + d_r, dD_acc, mask=d_r_ok)

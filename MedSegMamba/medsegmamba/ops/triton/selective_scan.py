@@ -16,10 +16,9 @@ Two forward kernels, chosen by `kernel=` or $MEDSEGMAMBA_TRITON_FWD (default "ch
 Both leave the same checkpoints, which both backward kernels read.
 
 Backward memory: the forward pass, when a gradient is needed, stores the state at every CHUNK-th
-step (Bt * D * N * ceil(L / CHUNK) float32, 56 MB for Bt=1, D=8192, N=64, L=1728). Two backward
-kernels, chosen by `bwd_kernel=` or $MEDSEGMAMBA_TRITON_BWD (default "chunked": as accurate and
-faster on an H100, benchmarks/results/2026-11-23-h100-s3/), both walk the chunks last to first and run the adjoint recurrence
-g_t = C_t dy_t + exp(dl_{t+1} A) g_{t+1}:
+step (Bt * D * N * ceil(L / CHUNK) float32, 56 MB for Bt=1, D=8192, N=64, L=1728). The backward
+kernels, chosen by `bwd_kernel=` or $MEDSEGMAMBA_TRITON_BWD (default "auto", below), all walk the
+chunks last to first and run the adjoint recurrence g_t = C_t dy_t + exp(dl_{t+1} A) g_{t+1}:
 - "seq" recomputes the chunk's states from its checkpoint into a workspace (Bt * D * N * CHUNK
   float32, freed after the call), then walks the chunk back one step at a time, with float32
   atomics for the gradients of B and C (sums over a group's channels) at every step.
@@ -37,8 +36,13 @@ g_t = C_t dy_t + exp(dl_{t+1} A) g_{t+1}:
   sum of its steps' deltas (pass 1, all segments at once), then those chained last to first into
   what enters each segment (pass 2, L / segment steps per program). Each segment has its own
   workspace, so the count is capped (`_segments`: about 4096 programs, at most 256 MiB).
-- "auto" (the default) takes "parallel" when the chunked one's grid has at most one program per
-  multiprocessor, else "chunked" (`_auto_bwd_kernel`, measured in benchmarks/results/2026-12-06-h100-s8/).
+- "gluon" (scan_gluon.scan_bwd_kernel, CUDA only) has each thread walk its own states one step at
+  a time, in an explicit layout; it stages inputs, per-step sums and outputs in shared memory and
+  keeps its recomputed states there (scan_gluon.py says how). Twice as fast as "chunked" at the
+  paper's size (benchmarks/results/2026-12-07-h100-s19/).
+- "auto" (the default) takes "gluon" on a CUDA GPU where its grid gives each multiprocessor 4
+  warps (`_auto_gluon_bwd`), else "parallel" when the chunked one's grid has at most one program
+  per multiprocessor, else "chunked" (`_auto_bwd_kernel`, benchmarks/results/2026-12-06-h100-s8/).
 delta's bias and softplus are applied in PyTorch before any backward kernel and their gradient
 after it (`_scan_bwd`): the kernels run on the step dl itself. Inside the chunked backward every
 thread holding a state of a channel had recomputed them, half of its loop (session 16).
@@ -154,7 +158,8 @@ def _auto_walk_kernel(batch, groups, dim_group, n_state, device):
 
 def _bwd_kernel_name(kernel):
     """The backward kernel to run: the argument, else $MEDSEGMAMBA_TRITON_BWD, else "auto"
-    (`_auto_bwd_kernel`: "chunked" or "parallel" by the size of its grid).
+    ("gluon" where `_auto_gluon_bwd` takes it, else `_auto_bwd_kernel`: "chunked" or "parallel" by
+    the size of its grid).
 
     On an H100 the chunked backward matched the sequential one's error against float64 and was
     faster at both sizes measured: 11.2 against 15.7 ms forward+backward at the paper's (best
@@ -165,6 +170,18 @@ def _bwd_kernel_name(kernel):
 
 
 _INTERPRETER_SMS = 132  # multiprocessors assumed under Triton's interpreter: an H100's
+
+
+def _auto_gluon_bwd(batch, groups, dim_group, n_state, device) -> bool:
+    """Whether "auto" runs scan_gluon.scan_bwd_kernel: on a CUDA GPU (Gluon has no interpreter),
+    where its grid gives each multiprocessor at least 4 warps. Measured on an H100, one scan's
+    forward + backward, fp32 (benchmarks/results/2026-12-07-h100-s19/): the paper's size at batch 1
+    (2,048 warps) 3.4 against 7.1 ms (chunked); the default model's at batch 16 (1,024) 3.4
+    against 5.0 ms, at batch 4 (256) 1.9 against 1.5 ms (the parallel backward, kept there)."""
+    if interpreting() or torch.device(device).type != "cuda" or not _gluon_available():
+        return False
+    warps, block_d = _gluon_bwd_config(n_state)[3:5]
+    return batch * groups * triton.cdiv(dim_group, block_d) * warps >= 4 * _device_multiprocessors(device)
 
 
 def _auto_bwd_kernel(programs: int, device) -> str:
@@ -403,21 +420,51 @@ def _launch_bwd(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt, block_d, n
     return du.to(u.dtype), ddelta.to(delta.dtype), dA.sum(0), dB, dC, dD.sum(0), dbias.sum(0)
 
 
+GLUON_BWD_ENV_VAR = "MEDSEGMAMBA_TRITON_BWD_GLUON"
+_GLUON_SUB = 8  # steps a sub-chunk of scan_gluon.scan_bwd_kernel stages in shared memory
+_GLUON_MAXNREG = 128  # its registers a thread (_gluon_bwd_config)
+
+
 def _gluon_bwd_config(n_state):
-    """(SPT_N, TPW_N, SPT_D, num_warps, block_d, block_n) of scan_gluon.scan_bwd_kernel: 16 lanes
-    over the states (fewer where N is smaller), 2 channels a thread, one warp: at the paper's N 64,
-    4 states x 2 channels a thread and 4 channels a program, the launch counted without spills
-    (benchmarks/results/2026-12-07-h100-s18/, section 5)."""
+    """(SPT_N, TPW_N, SPT_D, num_warps, block_d, block_n, maxnreg, sub) of scan_gluon.scan_bwd_kernel.
+
+    Default: a warp per 16 states (up to 4 warps), 4 lanes over a warp's states and 8 over the
+    channels, 2 channels a thread: at the paper's N 64, 4 states x 2 channels a thread, 16
+    channels a program in 4 warps; sub-chunks of `sub` = 8 steps (32 KB of shared memory) and
+    registers capped at 128 a thread (maxnreg; 0 leaves ptxas its choice, 213 there): as built for
+    sm_90 its loops then spill nothing (a few spills per sub-chunk outside them), and four programs
+    share a multiprocessor, so the paper's grid at batch 1 (512 programs) runs in one wave. On an
+    H100, one paper-size scan's forward + backward at batch 1 / 2: 3.39 / 6.76 ms, against 4.36 /
+    7.44 with 16-step sub-chunks (64 KB: three programs), 4.01 / 6.97 capped at 168 registers
+    (three), 3.58 / 6.85 uncapped with 16-step sub-chunks (two); 7.07 / 14.02 for the chunked
+    backward (benchmarks/results/2026-12-07-h100-s19/).
+    $MEDSEGMAMBA_TRITON_BWD_GLUON="SPT_N,TPW_N,SPT_D,warps[,maxnreg[,sub]]" overrides it
+    (benchmarks); the states must fill the block: SPT_N * TPW_N * warps = block_n."""
     block_n = triton.next_power_of_2(n_state)
-    tpw_n = min(16, block_n)
-    spt_n, spt_d, warps = block_n // tpw_n, 2, 1
-    return spt_n, tpw_n, spt_d, warps, spt_d * (32 // tpw_n) * warps, block_n
+    value = os.environ.get(GLUON_BWD_ENV_VAR)
+    if value:
+        try:
+            spt_n, tpw_n, spt_d, warps, *rest = (int(v) for v in value.split(","))
+            maxnreg, sub = (rest + [_GLUON_MAXNREG, _GLUON_SUB][len(rest):]) if len(rest) <= 2 else (-1, -1)
+        except ValueError:
+            spt_n = tpw_n = spt_d = warps = maxnreg = sub = 0
+        if (min(spt_n, tpw_n, spt_d, warps) < 1 or 32 % tpw_n or spt_n * tpw_n * warps != block_n
+                or any(v & (v - 1) for v in (spt_n, tpw_n, spt_d, warps))
+                or not (maxnreg == 0 or (24 <= maxnreg <= 255 and maxnreg % 8 == 0))
+                or sub not in (2, 4, 8, 16, 32, 64)):
+            raise ValueError(f"selective_scan_triton: ${GLUON_BWD_ENV_VAR} must be "
+                             f"'SPT_N,TPW_N,SPT_D,warps[,maxnreg[,sub]]', powers of two with SPT_N * TPW_N * warps = "
+                             f"{block_n} (N {n_state}), maxnreg 0 or a multiple of 8 in 24..255, sub a power of two "
+                             f"in 2..{CHUNK}, got {value!r}")
+    else:
+        warps = max(1, min(4, block_n // 16))
+        tpw_n = min(4, block_n // warps)
+        spt_n, spt_d, maxnreg, sub = block_n // warps // tpw_n, 2, _GLUON_MAXNREG, _GLUON_SUB
+    return spt_n, tpw_n, spt_d, warps, spt_d * (32 // tpw_n), block_n, maxnreg, sub
 
 
 def _launch_bwd_gluon(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt):
-    """`_launch_bwd` on scan_gluon.scan_bwd_kernel ($MEDSEGMAMBA_TRITON_BWD=gluon; opt-in, session
-    18's prototype: exact against float64 on an H100, but 2.2 times slower than the chunked backward,
-    15.9 against 7.1 ms a paper-size scan, benchmarks/results/2026-12-07-h100-s18/ section 5)."""
+    """`_launch_bwd` on scan_gluon.scan_bwd_kernel ($MEDSEGMAMBA_TRITON_BWD=gluon; opt-in)."""
     if interpreting():
         raise RuntimeError("selective_scan_triton: bwd_kernel='gluon' needs a GPU (Gluon has no interpreter)")
     if delta_bias is not None or softplus:
@@ -427,14 +474,14 @@ def _launch_bwd_gluon(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt):
 
     batch, dim, length = u.shape
     groups, n_state = B.shape[1], A.shape[1]
-    spt_n, tpw_n, spt_d, warps, block_d, block_n = _gluon_bwd_config(n_state)
+    spt_n, tpw_n, spt_d, warps, block_d, block_n, maxnreg, sub = _gluon_bwd_config(n_state)
     grid = (batch, groups, triton.cdiv(dim // groups, block_d))
     n_chunks = triton.cdiv(length, CHUNK)
     if ckpt.shape != (grid[0] * grid[1] * grid[2], n_chunks, block_d, block_n):
         raise RuntimeError(f"selective_scan_triton: checkpoint shape {tuple(ckpt.shape)} does not fit the Gluon "
                            f"backward's grid (block_d {block_d}, N block {block_n})")
     dev, f32 = u.device, torch.float32
-    ws = torch.empty((ckpt.shape[0], CHUNK // 2, block_n, block_d), device=dev, dtype=f32)
+    ws = torch.empty((ckpt.shape[0], CHUNK // sub, block_d, block_n), device=dev, dtype=f32)
     du = torch.empty((batch, dim, length), device=dev, dtype=f32)
     ddelta = torch.empty((batch, dim, length), device=dev, dtype=f32)
     dA = torch.empty((batch, dim, n_state), device=dev, dtype=f32)
@@ -444,7 +491,8 @@ def _launch_bwd_gluon(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt):
     scan_bwd_kernel[grid](u, delta, A, B, C, D if D is not None else u, dy, ckpt, ws, du, ddelta, dA, dB, dC, dD,
                           length, n_chunks, groups, dim, dim // groups, n_state, batch * groups * n_state * length,
                           *u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *dy.stride(),
-                          HAS_D=D is not None, CHUNK=CHUNK, SPT_N=spt_n, TPW_N=tpw_n, SPT_D=spt_d, num_warps=warps)
+                          HAS_D=D is not None, CHUNK=CHUNK, SPT_N=spt_n, TPW_N=tpw_n, SPT_D=spt_d, SUB=sub,
+                          num_warps=warps, **({"maxnreg": maxnreg} if maxnreg else {}))
     return (du.to(u.dtype), ddelta.to(delta.dtype), dA.sum(0), dB.sum(0), dC.sum(0), dD.sum(0),
             torch.zeros(dim, device=dev, dtype=f32))
 
@@ -548,6 +596,9 @@ class _SelectiveScanTriton(torch.autograd.Function):
                 bwd_launch, bwd_segments):
         needs_grad = any(t is not None and t.requires_grad for t in (u, delta, A, B, C, D, delta_bias))
         bwd_block_d, bwd_chunk_t, bwd_warps = bwd_launch or (None, None, None)
+        if (bwd_kernel == "auto" and needs_grad and bwd_launch is None and kernel == "chunked"
+                and _auto_gluon_bwd(u.shape[0], B.shape[1], u.shape[1] // B.shape[1], A.shape[1], u.device)):
+            bwd_kernel = "gluon"  # decided here: the checkpoints are written in the backward's channel block
         if bwd_kernel == "gluon" and bwd_block_d is None:  # the checkpoints in its channel block
             bwd_block_d = _gluon_bwd_config(A.shape[1])[4]
         y, ckpt, bwd_cfg = _scan_fwd(u, delta, A, B, C, D, delta_bias, softplus, needs_grad, block_d, num_warps,
@@ -686,7 +737,7 @@ def selective_scan_triton(u, delta, A, B, C, D=None, delta_bias=None, delta_soft
 
     kernel picks the forward: "seq" (one step at a time) or "chunked" (T steps at once through an
     associative scan); None reads $MEDSEGMAMBA_TRITON_FWD, default "chunked". bwd_kernel picks
-    the backward the same way: "seq", "chunked", "parallel" or "auto"; None reads
+    the backward the same way: "seq", "chunked", "parallel", "gluon" or "auto"; None reads
     $MEDSEGMAMBA_TRITON_BWD, default "auto". Both forwards leave the same checkpoints, which every
     backward reads.
     block_d / num_warps / chunk_t (T, chunked only) override the forward's launch configuration,
