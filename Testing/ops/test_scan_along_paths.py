@@ -162,6 +162,62 @@ def test_gluon_walk_matches_the_definition(dtype, seed, batch, groups, dg, n, le
             assert (got - ref).abs().max() < 2e-4 * max(1.0, ref.abs().max().item()), kw
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available() or not _has_gluon(), reason="needs a CUDA device and Triton's Gluon")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("seed,batch,groups,dg,n,length", [
+    (0, 2, 3, 40, 12, 131),      # channels and states not multiples of the blocks, L of no chunk
+    (1, 1, 8, 32, 64, 300),      # the paper's N, five chunks, the last of no whole sub-chunk
+    (2, 1, 2, 16, 16, 1),        # one step
+])
+def test_walked_gradients_match_float64(dtype, seed, batch, groups, dg, n, length, monkeypatch):
+    # SS3D's scan under autograd on the walked route (selective_scan_paths_triton_grad: the chunked
+    # forward and the Gluon backward follow the paths) against autograd through the gathered float64 reference
+    from medsegmamba.ops.triton.selective_scan import paths_grad_available
+
+    monkeypatch.delenv("MEDSEGMAMBA_PATHS", raising=False)
+    monkeypatch.delenv("MEDSEGMAMBA_TRITON_BWD", raising=False)
+    assert paths_grad_available(torch.device("cuda"))
+    u, delta, A, B, C, paths, D, bias = random_inputs(batch, groups, dg, n, length, seed)
+    bc = torch.cat([B, C], -1).transpose(1, 2).contiguous().transpose(1, 2)  # B, C: views, as SS3D's projections
+    B, C = bc[..., :n], bc[..., n:]
+    u, delta, B, C = (t.to(dtype) for t in (u, delta, B, C))
+    dy = torch.randn(batch, length, groups, dg, generator=torch.Generator().manual_seed(seed + 7))
+    ref_in = [t.double().requires_grad_() for t in (u, delta, A, B, C, D, bias)]
+    y_ref = selective_scan_paths(*ref_in[:5], paths, D=ref_in[5], delta_bias=ref_in[6], impl="ref")
+    want = torch.autograd.grad((y_ref * dy.double()).sum(), ref_in)
+    gpu_in = [t.cuda().requires_grad_() for t in (u, delta, A, B, C, D, bias)]
+    y = selective_scan_paths(*gpu_in[:5], paths.cuda(), D=gpu_in[5], delta_bias=gpu_in[6], impl="triton")
+    assert y.grad_fn is not None and "Paths" in type(y.grad_fn).__name__  # the walked route, not the gathers
+    got = torch.autograd.grad((y * dy.cuda()).sum(), gpu_in)
+    assert (y.detach().cpu().double() - y_ref.detach()).abs().max() < 2e-4 * max(1.0, y_ref.abs().max().item())
+    tol = 2e-4 if dtype == torch.float32 else 2e-2
+    for name, a, b in zip(("u", "delta", "A", "B", "C", "D", "bias"), got, want):
+        err = ((a.double().cpu() - b).norm() / b.norm().clamp_min(1e-12)).item()
+        assert err < tol, (name, err)
+
+
+def test_walked_gradients_only_where_the_gluon_backward_runs(monkeypatch):
+    pytest.importorskip("triton")
+    from medsegmamba.ops.triton import selective_scan as ts
+
+    monkeypatch.setattr(ts, "interpreting", lambda: False)
+    monkeypatch.setattr(ts, "_gluon_available", lambda: True)
+    monkeypatch.delenv("MEDSEGMAMBA_TRITON_BWD", raising=False)
+    cuda = torch.device("cuda", 0)
+    assert ts.paths_grad_available(cuda)
+    assert not ts.paths_grad_available(torch.device("cpu"))
+    monkeypatch.setenv("MEDSEGMAMBA_TRITON_BWD", "chunked")  # a backward that takes the gathered (B, D, L) layout
+    assert not ts.paths_grad_available(cuda)
+    monkeypatch.setenv("MEDSEGMAMBA_TRITON_BWD", "gluon")
+    assert ts.paths_grad_available(cuda)
+    monkeypatch.setattr(ts, "_gluon_available", lambda: False)
+    assert not ts.paths_grad_available(cuda)
+    monkeypatch.setattr(ts, "_gluon_available", lambda: True)
+    monkeypatch.setattr(ts, "interpreting", lambda: True)
+    assert not ts.paths_grad_available(cuda)
+
+
 def test_auto_walk_takes_gluon_where_its_grid_fills_the_gpu(monkeypatch):
     pytest.importorskip("triton")
     from medsegmamba.ops.triton import selective_scan as ts

@@ -255,19 +255,26 @@ def selective_scan_paths(u, delta, A, B, C, paths, D=None, delta_bias=None, delt
     c of group g being channel g*Dg + c there. Step t of group g scans position paths[g, t], and
     y[b, paths[g, t], g] is its output: y (Bt, L, G, Dg) in float32.
 
-    This is SS3D's eight-direction scan. Under autograd, or with an implementation other than
-    "triton", the inputs are gathered into `selective_scan`'s (Bt, G*Dg, L) layout, scanned and
-    scattered back (`_paths_by_gather`, the reference). For inference on CUDA, "triton" reads and
-    writes the positions in the kernel instead, without those copies, unless $MEDSEGMAMBA_PATHS
-    is "gathered" (`paths_route`).
+    This is SS3D's eight-direction scan. With an implementation other than "triton", the inputs
+    are gathered into `selective_scan`'s (Bt, G*Dg, L) layout, scanned and scattered back
+    (`_paths_by_gather`, the reference). On CUDA, "triton" reads and writes the positions in the
+    kernels instead, without those copies, unless $MEDSEGMAMBA_PATHS is "gathered" (`paths_route`):
+    for inference always, under autograd where the Gluon backward runs (`paths_grad_available`).
     """
     check_paths_args(u, delta, A, B, C, paths, D, delta_bias)
     name = resolve_impl(impl, u.device)
     needs_grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (u, delta, A, B, C, D, delta_bias))
-    walk = _triton_function("selective_scan_paths_triton") if name == "triton" and not needs_grad else None
-    if walk is not None and paths_route() == "walked":
-        return walk(u, delta, A, B, C, paths, D, delta_bias, delta_softplus)
+    if name == "triton" and paths_route() == "walked":
+        if not needs_grad:
+            walk = _triton_function("selective_scan_paths_triton")
+            if walk is not None:
+                return walk(u, delta, A, B, C, paths, D, delta_bias, delta_softplus)
+        else:
+            available = _triton_function("paths_grad_available")
+            if available is not None and available(u.device):
+                return _triton_function("selective_scan_paths_triton_grad")(u, delta, A, B, C, paths, D, delta_bias,
+                                                                            delta_softplus)
     return _paths_by_gather(u, delta, A, B, C, paths, D, delta_bias, delta_softplus, name)
 
 

@@ -168,14 +168,31 @@ def scan_paths_fwd_kernel(
         _barrier()
 
 
+@gluon.constexpr_function
+def _pick(flag, if_true, if_false):
+    """A compile-time choice between two constants (layouts), which Gluon's `a if c else b` does not make."""
+    return if_true if flag else if_false
+
+
 @gluon.jit
-def _tile(base, s_row, s_t, rows, rows_ok, t0, length, SUB: gl.constexpr, LAY: gl.constexpr):
-    """The (SUB, rows) float32 tile of steps t0 .. t0+SUB-1 of a tensor whose rows (channels or
-    states) are `s_row` apart and steps `s_t`; 0 past the end. LAY puts lanes along the steps,
-    so a warp reads runs of consecutive steps (L is contiguous in the backward's layouts)."""
+def _steps(t0, length, path_row, PATHS: gl.constexpr, SUB: gl.constexpr, LAY: gl.constexpr):
+    """Steps t0 .. t0+SUB-1 along axis 0 of LAY: whether each is live (< length) and the row it
+    reads and writes: the step itself, or with PATHS the position its group's path visits."""
     t = t0 + gl.arange(0, SUB, layout=gl.SliceLayout(1, LAY))
-    ok = (t < length)[:, None] & rows_ok[None, :]
-    return gl.load(base + t[:, None] * s_t + rows[None, :] * s_row, mask=ok, other=0.0).to(gl.float32)
+    live = t < length
+    if PATHS:
+        t = gl.load(path_row + t, mask=live, other=0)
+    return live, t
+
+
+@gluon.jit
+def _tile(base, s_col, s_row, cols, cols_ok, t0, length, path_row, PATHS: gl.constexpr, SUB: gl.constexpr,
+          LAY: gl.constexpr):
+    """The (SUB, cols) float32 tile of steps t0 .. t0+SUB-1 of a tensor whose columns (channels or
+    states) are `s_col` apart and rows (steps, or path positions) `s_row`; 0 past the end."""
+    live, rows = _steps(t0, length, path_row, PATHS, SUB, LAY)
+    ok = live[:, None] & cols_ok[None, :]
+    return gl.load(base + rows[:, None] * s_row + cols[None, :] * s_col, mask=ok, other=0.0).to(gl.float32)
 
 
 @gluon.jit
@@ -199,17 +216,23 @@ def _bwd_step(g, a_next, h, ah, dl, dlu, dy, Bk, Ck, A, dA_acc, dB_r, dC_r, sA_r
 
 @gluon.jit
 def scan_bwd_kernel(
-    u_ptr, dl_ptr, A_ptr, B_ptr, C_ptr, Dskip_ptr, dy_ptr, ckpt_ptr, ws_ptr,
+    u_ptr, dl_ptr, A_ptr, B_ptr, C_ptr, Dskip_ptr, dy_ptr, ckpt_ptr, ws_ptr, path_ptr,
     du_ptr, ddl_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr,
-    length, n_chunks, groups, dim, dim_group, n_state, part_stride,
-    s_ub, s_ud, s_ul, s_tb, s_td, s_tl, s_ad, s_an,
-    s_bb, s_bg, s_bn, s_bl, s_cb, s_cg, s_cn, s_cl, s_yb, s_yd, s_yl,
+    length, n_chunks, groups, dim, dim_group, n_state,
+    s_ub, s_ug, s_ul, s_ud, s_tb, s_tg, s_tl, s_td, s_yb, s_yg, s_yl, s_yd, s_ad, s_an,
+    s_bb, s_bg, s_bl, s_bn, s_cb, s_cg, s_cl, s_cn, o_b, o_g, o_l, o_d, part_stride, q_b, q_g, q_l, q_n,
     HAS_D: gl.constexpr, CHUNK: gl.constexpr, SPT_N: gl.constexpr, TPW_N: gl.constexpr, SPT_D: gl.constexpr,
-    SUB: gl.constexpr,
+    SUB: gl.constexpr, PATHS: gl.constexpr,
 ):
-    # The backward of one scan in _scan_bwd_chunked_kernel's contract (delta's bias and softplus
-    # applied outside: dl given; u, dl, dy (B, D, L), B and C (B, G, N, L); the forward's
-    # checkpoints every CHUNK steps), opt-in through $MEDSEGMAMBA_TRITON_BWD=gluon.
+    # The backward of one scan in _scan_bwd_chunked_kernel's contract: delta's bias and softplus
+    # applied outside (dl given), the forward's checkpoints every CHUNK steps. Every tensor is
+    # addressed as (batch, group, row, column) with a stride each (o_* for du and ddelta, q_* for
+    # dB and dC, whose channel blocks' slices lie `part_stride` apart). Without PATHS: u, dl, dy
+    # (B, D, L), B and C (B, G, N, L), du and ddelta (B, D, L), dB and dC (B, G, N, L), rows the
+    # steps. With PATHS (SS3D's walk under autograd, selective_scan_paths_triton_grad): step t of
+    # group g is row path[g, t] of u (B, L, Dg), shared by the groups (s_ug 0), dl (B, G, L, Dg),
+    # dy (B, L, G, Dg), B and C (B, G, L, N), du per group and ddelta (B, G, L, Dg), dB and dC
+    # (B, G, L, N): columns contiguous, so the tiles put lanes along the columns instead of the steps.
     # One program: BLOCK_D channels of one group of one batch element, all BLOCK_N states. Its
     # state (W, NW, BLOCK_D): warp w owns states w*NW .. w*NW+NW-1 of every channel, each thread
     # SPT_N states of SPT_D channels, and walks the steps one at a time. So the sums over channels
@@ -253,6 +276,9 @@ def scan_bwd_kernel(
     LRWD: gl.constexpr = gl.BlockedLayout([1, W, 1], [32 // RD, 1, RD], [W, 1, 1], [2, 1, 0])
     LRD: gl.constexpr = gl.SliceLayout(1, LRWD)
     LRN: gl.constexpr = gl.BlockedLayout([1, 1], [32 // RN, RN], [W, 1], [1, 0])
+    # global memory's tiles: columns contiguous with PATHS, steps without
+    LGD: gl.constexpr = _pick(PATHS, LRD, LSD)
+    LGN: gl.constexpr = _pick(PATHS, LRN, LSN)
     # shared buffers, row-major and unswizzled, written whole and read a step's row at a time
     # through the same bytes seen with a layout of one rank less (indexing the leading axis)
     SH2: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [1, 0])
@@ -274,10 +300,9 @@ def scan_bwd_kernel(
     # exp(dl A) = 2^(dl log2(e) A): dl is scaled per step, A stays as it is (the gradients need it)
     A = gl.load(A_ptr + dg3 * s_ad + n3 * s_an, mask=nd_ok, other=0.0).to(gl.float32)
     # the sub-chunk tiles' indices, in global memory's lanes and in shared memory's
-    d_t = pid_c * BLOCK_D + gl.arange(0, BLOCK_D, layout=gl.SliceLayout(0, LSD))
+    d_t = pid_c * BLOCK_D + gl.arange(0, BLOCK_D, layout=gl.SliceLayout(0, LGD))
     d_t_ok = d_t < dim_group
-    dg_t = pid_g * dim_group + d_t
-    n_t = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, LSN))
+    n_t = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, LGN))
     n_t_ok = n_t < n_state
     d_r = pid_c * BLOCK_D + gl.arange(0, BLOCK_D, layout=gl.SliceLayout(0, LRD))
     d_r_ok = d_r < dim_group
@@ -285,13 +310,14 @@ def scan_bwd_kernel(
     if HAS_D:
         Dskip = gl.load(Dskip_ptr + pid_g * dim_group + d_r, mask=d_r_ok, other=0.0).to(gl.float32)
 
-    u_base = u_ptr + b64 * s_ub
-    dl_base = dl_ptr + b64 * s_tb
-    dy_base = dy_ptr + b64 * s_yb
+    u_base = u_ptr + b64 * s_ub + pid_g * s_ug
+    dl_base = dl_ptr + b64 * s_tb + pid_g * s_tg
+    dy_base = dy_ptr + b64 * s_yb + pid_g * s_yg
     B_base = B_ptr + b64 * s_bb + pid_g * s_bg
     C_base = C_ptr + b64 * s_cb + pid_g * s_cg
-    out_base = b64 * dim * length
-    bc_base = pid_c.to(gl.int64) * part_stride + (b64 * groups + pid_g) * n_state * length
+    out_base = b64 * o_b + pid_g * o_g
+    bc_base = pid_c.to(gl.int64) * part_stride + b64 * q_b + pid_g * q_g
+    path_row = path_ptr + pid_g * length
     prog = ((pid_b * groups + pid_g) * gl.num_programs(2) + pid_c).to(gl.int64)
     # checkpoints: a (BLOCK_D, BLOCK_N) block per program and chunk, states contiguous; the workspace
     # the same per sub-chunk of a chunk. Each thread's SPT_N states are contiguous in both.
@@ -334,11 +360,12 @@ def scan_bwd_kernel(
         h = gl.load(ck_base + c * (BLOCK_D * BLOCK_N) + nd_off)
         for s in range(0, n_sub):
             t0 = c0 + s * SUB
-            dl = _tile(dl_base, s_td, s_tl, dg_t, d_t_ok, t0, length, SUB, LSD)
-            u = _tile(u_base, s_ud, s_ul, dg_t, d_t_ok, t0, length, SUB, LSD)
+            dl = _tile(dl_base, s_td, s_tl, d_t, d_t_ok, t0, length, path_row, PATHS, SUB, LGD)
+            u = _tile(u_base, s_ud, s_ul, d_t, d_t_ok, t0, length, path_row, PATHS, SUB, LGD)
             dl_s.store(gl.convert_layout(dl, LRD))
             dlu_s.store(gl.convert_layout(dl * u, LRD))
-            B_s.store(gl.convert_layout(_tile(B_base, s_bn, s_bl, n_t, n_t_ok, t0, length, SUB, LSN), LRN))
+            B_s.store(gl.convert_layout(_tile(B_base, s_bn, s_bl, n_t, n_t_ok, t0, length, path_row, PATHS, SUB, LGN),
+                                        LRN))
             gl.store(ws_base + s * (BLOCK_N * BLOCK_D) + nd_off, h)
             _barrier()
             for k in range(0, SUB):
@@ -351,14 +378,17 @@ def scan_bwd_kernel(
         for si in range(0, n_sub):
             s = n_sub - 1 - si
             t0 = c0 + s * SUB
-            dl = _tile(dl_base, s_td, s_tl, dg_t, d_t_ok, t0, length, SUB, LSD)
-            u = _tile(u_base, s_ud, s_ul, dg_t, d_t_ok, t0, length, SUB, LSD)
+            dl = _tile(dl_base, s_td, s_tl, d_t, d_t_ok, t0, length, path_row, PATHS, SUB, LGD)
+            u = _tile(u_base, s_ud, s_ul, d_t, d_t_ok, t0, length, path_row, PATHS, SUB, LGD)
             dl_s.store(gl.convert_layout(dl, LRD))
             dlu_s.store(gl.convert_layout(dl * u, LRD))
             u_s.store(gl.convert_layout(u, LRD))
-            dy_s.store(gl.convert_layout(_tile(dy_base, s_yd, s_yl, dg_t, d_t_ok, t0, length, SUB, LSD), LRD))
-            B_s.store(gl.convert_layout(_tile(B_base, s_bn, s_bl, n_t, n_t_ok, t0, length, SUB, LSN), LRN))
-            C_s.store(gl.convert_layout(_tile(C_base, s_cn, s_cl, n_t, n_t_ok, t0, length, SUB, LSN), LRN))
+            dy = _tile(dy_base, s_yd, s_yl, d_t, d_t_ok, t0, length, path_row, PATHS, SUB, LGD)
+            dy_s.store(gl.convert_layout(dy, LRD))
+            B_s.store(gl.convert_layout(_tile(B_base, s_bn, s_bl, n_t, n_t_ok, t0, length, path_row, PATHS, SUB, LGN),
+                                        LRN))
+            C_s.store(gl.convert_layout(_tile(C_base, s_cn, s_cl, n_t, n_t_ok, t0, length, path_row, PATHS, SUB, LGN),
+                                        LRN))
             h = h_sub
             h_sub = gl.load(ws_base + gl.maximum(s - 1, 0) * (BLOCK_N * BLOCK_D) + nd_off)
             _barrier()
@@ -405,16 +435,16 @@ def scan_bwd_kernel(
                 dy = dy_s.load(LRD)
                 du += Dskip[None, :] * dy
                 dD_acc += gl.sum(dy * u, axis=0)
-            t = t0 + gl.arange(0, SUB, layout=gl.SliceLayout(1, LSD))
-            ok = (t < length)[:, None] & d_t_ok[None, :]
-            out = out_base + dg_t[None, :].to(gl.int64) * length + t[:, None]
-            gl.store(du_ptr + out, gl.convert_layout(du, LSD), mask=ok)
-            gl.store(ddl_ptr + out, gl.convert_layout(sA + gB * u, LSD), mask=ok)
-            t_n = t0 + gl.arange(0, SUB, layout=gl.SliceLayout(1, LSN))
-            ok_n = (t_n < length)[:, None] & n_t_ok[None, :]
-            bc = bc_base + n_t[None, :] * length + t_n[:, None]
-            gl.store(dB_ptr + bc, gl.convert_layout(dB_s.load(LRN), LSN), mask=ok_n)
-            gl.store(dC_ptr + bc, gl.convert_layout(dC_s.load(LRN), LSN), mask=ok_n)
+            live, rows = _steps(t0, length, path_row, PATHS, SUB, LGD)
+            ok = live[:, None] & d_t_ok[None, :]
+            out = out_base + rows[:, None].to(gl.int64) * o_l + d_t[None, :] * o_d
+            gl.store(du_ptr + out, gl.convert_layout(du, LGD), mask=ok)
+            gl.store(ddl_ptr + out, gl.convert_layout(sA + gB * u, LGD), mask=ok)
+            live, rows = _steps(t0, length, path_row, PATHS, SUB, LGN)
+            ok_n = live[:, None] & n_t_ok[None, :]
+            bc = bc_base + rows[:, None].to(gl.int64) * q_l + n_t[None, :] * q_n
+            gl.store(dB_ptr + bc, gl.convert_layout(dB_s.load(LRN), LGN), mask=ok_n)
+            gl.store(dC_ptr + bc, gl.convert_layout(dC_s.load(LRN), LGN), mask=ok_n)
             _barrier()
     gl.store(dA_ptr + (b64 * dim + dg3) * n_state + n3, dA_acc, mask=nd_ok)
     if HAS_D:

@@ -464,37 +464,90 @@ def _gluon_bwd_config(n_state):
 
 
 def _launch_bwd_gluon(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt):
-    """`_launch_bwd` on scan_gluon.scan_bwd_kernel ($MEDSEGMAMBA_TRITON_BWD=gluon; opt-in)."""
-    if interpreting():
-        raise RuntimeError("selective_scan_triton: bwd_kernel='gluon' needs a GPU (Gluon has no interpreter)")
+    """`_launch_bwd` on scan_gluon.scan_bwd_kernel ("gluon", or "auto" where `_auto_gluon_bwd` takes it)."""
     if delta_bias is not None or softplus:
         raise ValueError("selective_scan_triton: the Gluon backward takes delta without bias or softplus "
                          "(_scan_bwd applies them outside the kernel)")
+    du, ddelta, dA, dB, dC, dD = _gluon_bwd(u, delta, dy, A, B, C, D, ckpt, None, B.shape[1])
+    return (du.to(u.dtype), ddelta.to(delta.dtype), dA, dB, dC, dD,
+            torch.zeros(u.shape[1], device=u.device, dtype=torch.float32))
+
+
+def _gluon_bwd(u, dl, dy, A, B, C, D, ckpt, paths, groups):
+    """scan_gluon.scan_bwd_kernel through the custom op `_gluon_bwd_op`: torch.compile traces
+    Triton's kernels but not Gluon's, so under it the launch is an op it keeps whole.
+
+    Without paths, _scan_bwd_chunked_kernel's layouts: u, dl, dy (B, D, L), B and C (B, G, N, L);
+    du and ddelta come back (B, D, L), dB and dC (B, G, N, L). With paths (G, L), SS3D's
+    (`selective_scan_paths_triton_grad`): u (B, L, Dg), dl (B, G, L, Dg), dy (B, L, G, Dg), B and C
+    (B, G, L, N); du (per group: u is shared) and ddelta (B, G, L, Dg), dB and dC (B, G, L, N).
+    dA (G*Dg, N) and dD (G*Dg,) summed over the batch; all float32."""
+    if interpreting():
+        raise RuntimeError("selective_scan_triton: bwd_kernel='gluon' needs a GPU (Gluon has no interpreter)")
+    return _gluon_bwd_op(u, dl, dy, A, B, C, D, ckpt, paths, groups)
+
+
+def _gluon_bwd_shapes(u, dl, A, B, paths, groups):
+    """(du and ddelta's shape, dB and dC's shape) of `_gluon_bwd`."""
+    if paths is None:
+        batch, dim, length = u.shape
+        return (batch, dim, length), (batch, groups, A.shape[1], length)
+    return tuple(dl.shape), tuple(B.shape)
+
+
+@torch.library.custom_op("medsegmamba::scan_bwd_gluon", mutates_args=())
+def _gluon_bwd_op(u: torch.Tensor, dl: torch.Tensor, dy: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
+                  C: torch.Tensor, D: Optional[torch.Tensor], ckpt: torch.Tensor, paths: Optional[torch.Tensor],
+                  groups: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                        torch.Tensor]:
     from .scan_gluon import scan_bwd_kernel
 
-    batch, dim, length = u.shape
-    groups, n_state = B.shape[1], A.shape[1]
+    n_state = A.shape[1]
+    dim = A.shape[0]
+    dim_group = dim // groups
+    batch = u.shape[0]
+    length = u.shape[2] if paths is None else u.shape[1]
     spt_n, tpw_n, spt_d, warps, block_d, block_n, maxnreg, sub = _gluon_bwd_config(n_state)
-    grid = (batch, groups, triton.cdiv(dim // groups, block_d))
+    grid = (batch, groups, triton.cdiv(dim_group, block_d))
     n_chunks = triton.cdiv(length, CHUNK)
     if ckpt.shape != (grid[0] * grid[1] * grid[2], n_chunks, block_d, block_n):
         raise RuntimeError(f"selective_scan_triton: checkpoint shape {tuple(ckpt.shape)} does not fit the Gluon "
                            f"backward's grid (block_d {block_d}, N block {block_n})")
     dev, f32 = u.device, torch.float32
+    out_shape, bc_shape = _gluon_bwd_shapes(u, dl, A, B, paths, groups)
+    du = torch.empty(out_shape, device=dev, dtype=f32)
+    ddl = torch.empty(out_shape, device=dev, dtype=f32)
     ws = torch.empty((ckpt.shape[0], CHUNK // sub, block_d, block_n), device=dev, dtype=f32)
-    du = torch.empty((batch, dim, length), device=dev, dtype=f32)
-    ddelta = torch.empty((batch, dim, length), device=dev, dtype=f32)
     dA = torch.empty((batch, dim, n_state), device=dev, dtype=f32)
-    dB = torch.empty((grid[2], batch, groups, n_state, length), device=dev, dtype=f32)
-    dC = torch.empty((grid[2], batch, groups, n_state, length), device=dev, dtype=f32)
+    # one slice per channel block, summed below
+    dB = torch.empty((grid[2],) + bc_shape, device=dev, dtype=f32)
+    dC = torch.empty_like(dB)
     dD = torch.empty((batch, dim), device=dev, dtype=f32)
-    scan_bwd_kernel[grid](u, delta, A, B, C, D if D is not None else u, dy, ckpt, ws, du, ddelta, dA, dB, dC, dD,
-                          length, n_chunks, groups, dim, dim // groups, n_state, batch * groups * n_state * length,
-                          *u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *dy.stride(),
-                          HAS_D=D is not None, CHUNK=CHUNK, SPT_N=spt_n, TPW_N=tpw_n, SPT_D=spt_d, SUB=sub,
-                          num_warps=warps, **({"maxnreg": maxnreg} if maxnreg else {}))
-    return (du.to(u.dtype), ddelta.to(delta.dtype), dA.sum(0), dB.sum(0), dC.sum(0), dD.sum(0),
-            torch.zeros(dim, device=dev, dtype=f32))
+    # every tensor as (batch, group, row, column) with a stride each: rows the steps (or the paths'
+    # positions), columns the channels or states
+    if paths is None:
+        by_group = lambda t: (t.stride(0), dim_group * t.stride(1), t.stride(2), t.stride(1))  # noqa: E731
+        swap = lambda t: (t.stride(0), t.stride(1), t.stride(3), t.stride(2))  # noqa: E731
+        su, st, sy, sb, sc, so = by_group(u), by_group(dl), by_group(dy), swap(B), swap(C), by_group(du)
+        sq = (dB.stride(0), dB.stride(1), dB.stride(2), dB.stride(4), dB.stride(3))
+    else:
+        su = (u.stride(0), 0, u.stride(1), u.stride(2))  # u is shared by the groups
+        sy = (dy.stride(0), dy.stride(2), dy.stride(1), dy.stride(3))
+        st, sb, sc, so, sq = dl.stride(), B.stride(), C.stride(), du.stride(), dB.stride()
+    scan_bwd_kernel[grid](u, dl, A, B, C, D if D is not None else u, dy, ckpt, ws, paths if paths is not None else u,
+                          du, ddl, dA, dB, dC, dD, length, n_chunks, groups, dim, dim_group, n_state,
+                          *su, *st, *sy, *A.stride(), *sb, *sc, *so, *sq, HAS_D=D is not None, CHUNK=CHUNK,
+                          SPT_N=spt_n, TPW_N=tpw_n, SPT_D=spt_d, SUB=sub, PATHS=paths is not None, num_warps=warps,
+                          **({"maxnreg": maxnreg} if maxnreg else {}))
+    return du, ddl, dA.sum(0), dB.sum(0), dC.sum(0), dD.sum(0)
+
+
+@_gluon_bwd_op.register_fake
+def _gluon_bwd_fake(u, dl, dy, A, B, C, D, ckpt, paths, groups):
+    out_shape, bc_shape = _gluon_bwd_shapes(u, dl, A, B, paths, groups)
+    f32 = torch.float32
+    return (u.new_empty(out_shape, dtype=f32), u.new_empty(out_shape, dtype=f32), A.new_empty(A.shape, dtype=f32),
+            u.new_empty(bc_shape, dtype=f32), u.new_empty(bc_shape, dtype=f32), A.new_empty(A.shape[0], dtype=f32))
 
 
 SPLIT_ENV_VAR = "MEDSEGMAMBA_TRITON_BWD_SPLIT"
@@ -663,6 +716,71 @@ def selective_scan_paths_triton(u, delta, A, B, C, paths, D=None, delta_bias=Non
         CHUNK=CHUNK, BLOCK_D=block_d, BLOCK_N=block_n, T=chunk_t, CKPT_BLOCK_D=block_d, PATHS=True,
         num_warps=num_warps)
     return y
+
+
+def paths_grad_available(device) -> bool:
+    """Whether `selective_scan_paths_triton_grad` runs here: on a CUDA GPU with Gluon (its backward
+    is scan_gluon.scan_bwd_kernel, which has no interpreter), unless $MEDSEGMAMBA_TRITON_BWD names
+    a backward other than "gluon" or "auto"."""
+    return (not interpreting() and torch.device(device).type == "cuda" and _gluon_available()
+            and _bwd_kernel_name(None) in ("auto", "gluon"))
+
+
+def selective_scan_paths_triton_grad(u, delta, A, B, C, paths, D=None, delta_bias=None, delta_softplus=True):
+    """SS3D's scan straight from its layouts under autograd: the contract of
+    `medsegmamba.ops.selective_scan_paths`, y (Bt, L, G, Dg) float32, differentiable in every input
+    but paths. The chunked forward kernel walks the paths and keeps its checkpoints; the Gluon
+    backward walks them too. Neither makes the (Bt, G*Dg, L) copies of the gathered route, nor
+    does autograd scatter their gradients back."""
+    _check_device(u, delta, A, B, C, D, delta_bias, paths)
+    return _SelectiveScanPathsTriton.apply(u, delta, A, B, C, paths.to(torch.int32).contiguous(), D, delta_bias,
+                                           bool(delta_softplus))
+
+
+class _SelectiveScanPathsTriton(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, paths, D, delta_bias, softplus):
+        batch, length, dim_group = u.shape
+        groups, n_state = delta.shape[1], A.shape[1]
+        ckpt_block_d, block_n = _gluon_bwd_config(n_state)[4:6]
+        block_d, _, chunk_t, num_warps = _chunked_config(dim_group, n_state)
+        y = torch.empty((batch, length, groups, dim_group), device=u.device, dtype=torch.float32)
+        # a partly used block (channels past dim_group, states past n_state) must hold finite
+        # states for the backward, which reads whole blocks (as in _scan_fwd)
+        padded = dim_group % ckpt_block_d or n_state != block_n
+        ckpt = (torch.zeros if padded else torch.empty)(
+            (batch * groups * triton.cdiv(dim_group, ckpt_block_d), triton.cdiv(length, CHUNK), ckpt_block_d,
+             block_n), device=u.device, dtype=torch.float32)
+        (s_ub, s_ul, s_ud), (s_tb, s_tg, s_tl, s_td) = u.stride(), delta.stride()
+        (s_bb, s_bg, s_bl, s_bn), (s_cb, s_cg, s_cl, s_cn) = B.stride(), C.stride()
+        s_yb, s_yl, s_yg, s_yd = y.stride()
+        _scan_fwd_chunked_kernel[(batch, groups, triton.cdiv(dim_group, block_d))](
+            u, delta, A, B, C, D if D is not None else u, delta_bias if delta_bias is not None else u, y, ckpt, paths,
+            length, groups, dim_group, n_state,
+            s_ub, 0, s_ud, s_ul, s_tb, s_tg, s_td, s_tl, *A.stride(),
+            s_bb, s_bg, s_bn, s_bl, s_cb, s_cg, s_cn, s_cl, s_yb, s_yg, s_yd, s_yl,
+            HAS_D=D is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus, STORE_CKPT=True,
+            CHUNK=CHUNK, BLOCK_D=block_d, BLOCK_N=block_n, T=chunk_t, CKPT_BLOCK_D=ckpt_block_d, PATHS=True,
+            num_warps=num_warps)
+        ctx.save_for_backward(u, delta, A, B, C, paths, D, delta_bias, ckpt)
+        ctx.softplus = softplus
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        u, delta, A, B, C, paths, D, delta_bias, ckpt = ctx.saved_tensors
+        groups, dim_group = delta.shape[1], delta.shape[3]
+        # delta's bias and softplus here, their gradient after the kernel (as _scan_bwd does)
+        x = delta.float()
+        if delta_bias is not None:
+            x = x + delta_bias.float().view(groups, 1, dim_group)
+        dl = torch.nn.functional.softplus(x) if ctx.softplus else x  # (Bt, G, L, Dg), contiguous
+        # du per group (u is shared: summed below) and ddelta, in delta's layout
+        du, ddl, dA, dB, dC, dD = _gluon_bwd(u, dl, dy, A, B, C, D, ckpt, paths, groups)
+        ddelta = ddl * torch.sigmoid(x) if ctx.softplus else ddl  # d softplus(x) / dx = sigmoid(x)
+        dbias = ddelta.sum((0, 2)).reshape(-1) if delta_bias is not None else None
+        return (du.sum(1).to(u.dtype), ddelta.to(delta.dtype), dA.to(A.dtype), dB.to(B.dtype), dC.to(C.dtype), None,
+                None if D is None else dD.to(D.dtype), None if dbias is None else dbias.to(delta_bias.dtype), None)
 
 
 def _gluon_walk_config(dim_group, n_state, launch=None):
