@@ -256,3 +256,15 @@ def test_the_gluon_backward_builds_for_sm90_here():
     assert int(g[5]) == 128 and int(g[9]) == 4 and int(g[14]) == 0
     assert abs(float(g[13]) - 1.0) < 0.05 and abs(float(c[13]) - 2.0) < 0.05
     assert float(g[12]) < float(c[12])
+
+
+def test_the_gluon_backward_walking_the_paths_builds_for_sm90_here():
+    # the same kernel with PATHS (SS3D's walk under autograd; bf16 u, B, C) at the package's launch:
+    # four programs a multiprocessor at 128 registers, and no spills in its longest loop
+    pytest.importorskip("triton.experimental.gluon")
+    proc = run("kernel_resources.py", "--kernels", "bwd-gluon-paths", "--as-launched", "--loops", "--n", "64",
+               "--block-d", "16", "--warps", "4", "--t", "8")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    cells = proc.stdout.splitlines()[2].split("|")[1:-1]
+    assert cells[0].strip() == "bwd-gluon-paths"
+    assert int(cells[6]) <= 128 and int(cells[9]) == 4 and int(cells[14]) == 0

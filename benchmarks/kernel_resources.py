@@ -67,7 +67,10 @@ KERNELS = {
     "walk-gluon": ("scan_paths_fwd_kernel", {"HAS_D": True}),
     # the backward in Gluon (scan_gluon.scan_bwd_kernel, $MEDSEGMAMBA_TRITON_BWD=gluon): N is BLOCK_N,
     # block_d BLOCK_D, T the steps a sub-chunk stages (SUB); warps split the states (build, below)
-    "bwd-gluon": ("scan_bwd_kernel", {"HAS_D": True}),
+    "bwd-gluon": ("scan_bwd_kernel", {"HAS_D": True, "PATHS": False}),
+    # the same walking SS3D's paths under autograd (selective_scan_paths_triton_grad: bf16 u, B, C;
+    # channels and states contiguous)
+    "bwd-gluon-paths": ("scan_bwd_kernel", {"HAS_D": True, "PATHS": True}),
 }
 # the launches the package makes (selective_scan.py's configs): (N, block_d, T, warps)
 LAUNCHES = {
@@ -82,13 +85,15 @@ LAUNCHES = {
     "bwd-carry": [(64, 16, 1, 4), (16, 64, 1, 4)],
     "walk-gluon": [(64, 64, 4, 4), (16, 128, 4, 4)],
     "bwd-gluon": [(64, 16, 8, 4), (16, 16, 8, 1)],
+    "bwd-gluon-paths": [(64, 16, 8, 4), (16, 16, 8, 1)],
 }
 # register caps the package sets at those launches (selective_scan.py's _STEPS_MAXNREG, _GLUON_MAXNREG)
-MAXNREG = {"bwd-steps": 128, "bwd-gluon": 128}
+MAXNREG = {"bwd-steps": 128, "bwd-gluon": 128, "bwd-gluon-paths": 128}
 # arguments that are 1 for contiguous inputs (--as-launched): the strides along L, and A's along N
 UNIT_STRIDES = ("s_ul", "s_tl", "s_yl", "s_bl", "s_cl", "s_an")
 # fwd-paths reads SS3D's layouts, whose channels (and states) are contiguous instead
 UNIT_STRIDES_OF = {"fwd-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an"),
+                   "bwd-gluon-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an"),
                    "walk-gluon": ("s_bn", "s_cn", "s_an")}
 
 
@@ -102,7 +107,7 @@ def build(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | 
     from medsegmamba.ops.triton import scan_kernels
 
     name, extra = KERNELS[kernel]
-    gluon = kernel in ("walk-gluon", "bwd-gluon")
+    gluon = kernel in ("walk-gluon", "bwd-gluon", "bwd-gluon-paths")
     if gluon:
         from triton.experimental.gluon._runtime import GluonASTSource as ASTSource  # noqa: F811
 
@@ -131,9 +136,10 @@ def build(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | 
     if as_launched:
         wanted |= dict.fromkeys(UNIT_STRIDES_OF.get(kernel, UNIT_STRIDES), 1)
     constexprs = {k: v for k, v in wanted.items() if k in fn.arg_names}
-    # the walk reads SS3D's bf16 activations; everything else is built on float32 pointers
+    # the walks read SS3D's bf16 activations (the backward's dl is float32); the rest is built on float32 pointers
     pointer = lambda a: "*i32" if a == "path_ptr" else (  # noqa: E731
-        "*bf16" if kernel == "walk-gluon" and a in ("u_ptr", "dt_ptr", "B_ptr", "C_ptr") else "*fp32")
+        "*bf16" if (kernel == "walk-gluon" and a in ("u_ptr", "dt_ptr", "B_ptr", "C_ptr"))
+        or (kernel == "bwd-gluon-paths" and a in ("u_ptr", "B_ptr", "C_ptr")) else "*fp32")
     signature = {a: "constexpr" if a in constexprs else (pointer(a) if a.endswith("_ptr") else "i32")
                  for a in fn.arg_names}
     # pointers and the other strides (multiples of L or N) are 16-divisible at such a launch
@@ -204,7 +210,7 @@ def loop_row(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int
     loop = longest_loop(cuobjdump(compiled, "-sass"))
     # element-steps of one thread in one pass of the loop: T steps, but the Gluon backward's longest
     # loop walks a pair of steps (its sub-chunk, T, holds T / 2 pairs)
-    per_step = (2 if kernel == "bwd-gluon" else t) * n * block_d / (32 * warps)
+    per_step = (2 if kernel.startswith("bwd-gluon") else t) * n * block_d / (32 * warps)
     exps = loop["opcodes"]["MUFU.EX2"]
     local = sum(v for op, v in loop["opcodes"].items() if op.startswith(("LDL", "STL")))  # spills in the loop
     return {"instructions": loop["instructions"], "ex2": exps, "per_step": loop["instructions"] / per_step,

@@ -236,9 +236,10 @@ PATHS_ROUTES = ("walked", "gathered")
 
 
 def paths_route() -> str:
-    """How `selective_scan_paths` runs on Triton without autograd, from $MEDSEGMAMBA_PATHS:
-    "walked" (the default: the kernel follows the paths) or "gathered" (copies into sequences,
-    the scan, a scatter: the route before session 16, kept to compare and to fall back on)."""
+    """How `selective_scan_paths` runs on Triton, from $MEDSEGMAMBA_PATHS: "walked" (the default:
+    the kernels follow the paths; under autograd where `paths_grad_available`) or "gathered"
+    (copies into sequences, the scan, a scatter: the route before session 16, kept to compare and
+    to fall back on)."""
     route = os.environ.get(PATHS_ENV_VAR, "walked") or "walked"
     if route not in PATHS_ROUTES:
         raise ValueError(f"selective_scan_paths: ${PATHS_ENV_VAR} must be one of {', '.join(PATHS_ROUTES)}, "
