@@ -176,9 +176,10 @@ def test_walked_gradients_match_float64(dtype, seed, batch, groups, dg, n, lengt
     from medsegmamba.ops.triton.selective_scan import paths_grad_available
 
     monkeypatch.delenv("MEDSEGMAMBA_PATHS", raising=False)
-    monkeypatch.delenv("MEDSEGMAMBA_TRITON_BWD", raising=False)
-    assert paths_grad_available(torch.device("cuda"))
+    # these grids are too small for "auto" to take the Gluon backward (paths_grad_available)
+    monkeypatch.setenv("MEDSEGMAMBA_TRITON_BWD", "gluon")
     u, delta, A, B, C, paths, D, bias = random_inputs(batch, groups, dg, n, length, seed)
+    assert paths_grad_available(u.cuda(), delta.cuda(), A.cuda())
     bc = torch.cat([B, C], -1).transpose(1, 2).contiguous().transpose(1, 2)  # B, C: views, as SS3D's projections
     B, C = bc[..., :n], bc[..., n:]
     u, delta, B, C = (t.to(dtype) for t in (u, delta, B, C))
@@ -201,21 +202,35 @@ def test_walked_gradients_only_where_the_gluon_backward_runs(monkeypatch):
     pytest.importorskip("triton")
     from medsegmamba.ops.triton import selective_scan as ts
 
+    monkeypatch.setattr(ts, "_multiprocessors", lambda index: 132)  # an H100
     monkeypatch.setattr(ts, "interpreting", lambda: False)
     monkeypatch.setattr(ts, "_gluon_available", lambda: True)
     monkeypatch.delenv("MEDSEGMAMBA_TRITON_BWD", raising=False)
-    cuda = torch.device("cuda", 0)
-    assert ts.paths_grad_available(cuda)
-    assert not ts.paths_grad_available(torch.device("cpu"))
+
+    def meta(batch, dg, n, device="cuda"):  # u, delta, A as SS3D passes them, for 8 directions of L 1728
+        return _Like(device, batch, 1728, dg), _Like(device, batch, 8, 1728, dg), _Like(device, 8 * dg, n)
+
+    paper, small = meta(1, 1024, 64), meta(4, 128, 16)  # the default model's at its training batch
+    assert ts.paths_grad_available(*paper)
+    assert not ts.paths_grad_available(*small)  # its grid is too small for the Gluon backward's "auto"
+    assert not ts.paths_grad_available(*meta(1, 1024, 64, "cpu"))
     monkeypatch.setenv("MEDSEGMAMBA_TRITON_BWD", "chunked")  # a backward that takes the gathered (B, D, L) layout
-    assert not ts.paths_grad_available(cuda)
+    assert not ts.paths_grad_available(*paper)
     monkeypatch.setenv("MEDSEGMAMBA_TRITON_BWD", "gluon")
-    assert ts.paths_grad_available(cuda)
+    assert ts.paths_grad_available(*paper) and ts.paths_grad_available(*small)
     monkeypatch.setattr(ts, "_gluon_available", lambda: False)
-    assert not ts.paths_grad_available(cuda)
+    assert not ts.paths_grad_available(*paper)
     monkeypatch.setattr(ts, "_gluon_available", lambda: True)
     monkeypatch.setattr(ts, "interpreting", lambda: True)
-    assert not ts.paths_grad_available(cuda)
+    assert not ts.paths_grad_available(*paper)
+
+
+class _Like:
+    """A tensor's shape and device, without its memory (this machine may have no GPU)."""
+
+    def __init__(self, device, *shape):
+        self.shape = torch.Size(shape)
+        self.device = torch.device(device, 0) if device == "cuda" else torch.device(device)
 
 
 def test_auto_walk_takes_gluon_where_its_grid_fills_the_gpu(monkeypatch):

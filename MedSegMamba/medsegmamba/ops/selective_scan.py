@@ -273,7 +273,7 @@ def selective_scan_paths(u, delta, A, B, C, paths, D=None, delta_bias=None, delt
                 return walk(u, delta, A, B, C, paths, D, delta_bias, delta_softplus)
         else:
             available = _triton_function("paths_grad_available")
-            if available is not None and available(u.device):
+            if available is not None and available(u, delta, A):
                 return _triton_function("selective_scan_paths_triton_grad")(u, delta, A, B, C, paths, D, delta_bias,
                                                                             delta_softplus)
     return _paths_by_gather(u, delta, A, B, C, paths, D, delta_bias, delta_softplus, name)

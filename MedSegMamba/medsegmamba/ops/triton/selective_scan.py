@@ -718,12 +718,20 @@ def selective_scan_paths_triton(u, delta, A, B, C, paths, D=None, delta_bias=Non
     return y
 
 
-def paths_grad_available(device) -> bool:
-    """Whether `selective_scan_paths_triton_grad` runs here: on a CUDA GPU with Gluon (its backward
-    is scan_gluon.scan_bwd_kernel, which has no interpreter), unless $MEDSEGMAMBA_TRITON_BWD names
-    a backward other than "gluon" or "auto"."""
-    return (not interpreting() and torch.device(device).type == "cuda" and _gluon_available()
-            and _bwd_kernel_name(None) in ("auto", "gluon"))
+def paths_grad_available(u, delta, A) -> bool:
+    """Whether `selective_scan_paths` takes `selective_scan_paths_triton_grad` under autograd for
+    these inputs (u (Bt, L, Dg), delta (Bt, G, L, Dg), A (G*Dg, N)): on a CUDA GPU with Gluon (its
+    backward is scan_gluon.scan_bwd_kernel, which has no interpreter), when $MEDSEGMAMBA_TRITON_BWD
+    is "gluon", or "auto" (the default) where the Gluon backward's grid fills the GPU
+    (`_auto_gluon_bwd`): measured there, the paper network's training step on an H100 (batch 2)
+    took 59.5 ms a patch walked against 75.1 ms gathered (benchmarks/results/2026-12-07-h100-s19/).
+    Smaller grids (the default model's below batch 16) keep the gathered route and the
+    segment-parallel backward, faster there for the scan alone; the walked route is not measured there."""
+    if interpreting() or u.device.type != "cuda" or not _gluon_available():
+        return False
+    kernel = _bwd_kernel_name(None)
+    return kernel == "gluon" or (kernel == "auto" and _auto_gluon_bwd(u.shape[0], delta.shape[1], u.shape[2],
+                                                                      A.shape[1], u.device))
 
 
 def selective_scan_paths_triton_grad(u, delta, A, B, C, paths, D=None, delta_bias=None, delta_softplus=True):
