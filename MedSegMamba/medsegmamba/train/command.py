@@ -53,6 +53,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--patch", type=int, default=None, help="patch size (model and generator)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1")
     parser.add_argument("--no-bf16", action="store_true", help="no bf16 autocast on CUDA")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the training step: the paper network's step on an H100, 62 -> 47 ms a "
+                             "patch at batch 2 (benchmarks/results/2026-12-07-h100-s19/); the first steps compile")
     parser.add_argument("--export", action="store_true", help="write fp32/fp16 weights at the end")
     parser.add_argument("--seed-class", action="append", default=None, metavar="TARGET=SOURCE",
                         help="after resuming, start class TARGET's last-layer row as a copy of SOURCE's "
@@ -97,6 +100,8 @@ def build_config(args):
         cfg.synth = {**cfg.synth, "patch": args.patch}
     if args.no_bf16:
         cfg.bf16 = False
+    if args.compile:
+        cfg.compile = True
     if args.seed_class:
         from .state import parse_seed_classes
 

@@ -49,6 +49,7 @@ class TrainConfig:
     csf: str = "cistern"                 # label 24: "cistern" (split, see labelmaps), "aseg", "background"
     seed_classes: list = field(default_factory=list)  # ["24=14"]: once, after resuming (state.seed_class)
     bf16: bool = True                    # autocast on CUDA only
+    compile: bool = False                # torch.compile the training step (forward + loss + backward)
     self_distill: float = 0.0            # > 0: multi-scale self-distillation, its terms x this
     synth: dict = field(default_factory=dict)
 

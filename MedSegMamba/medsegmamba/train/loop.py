@@ -130,6 +130,11 @@ class Trainer:
         if self.ranks.world > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if cfg.compile:
+            # the model's own forward stays eager (validation, export); the training path is
+            # compiled, DDP's buckets included. The scan's Gluon kernels are custom ops, which the
+            # compiled graph calls as they are
+            self.net = torch.compile(self.net)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         # the heads are training-only and are not kept in checkpoints: their own optimizer, so that
         # a checkpoint resumes with or without them; a resumed run starts them afresh
