@@ -244,20 +244,20 @@ def scan_bwd_kernel(
     # (dB, dC) stay in a warp, and those over states (for du, ddelta) are summed over warps once
     # per sub-chunk through shared memory, not per step.
     # Per checkpoint chunk (last first): pass A runs the forward from the chunk's checkpoint and
-    # keeps the state at the start of each sub-chunk of SUB steps (the workspace: global, a few
-    # MB, each thread its own elements). Pass B takes the sub-chunks last first: it runs the
+    # keeps the state at the start of each sub-chunk of SUB steps (the workspace: global, 16 MB
+    # at the paper's size and batch 1, each thread its own elements). Pass B takes the sub-chunks last first: it runs the
     # sub-chunk's forward again from its starting state, keeping the state at the start of each
     # pair of steps in shared memory, then walks the sub-chunk backwards a pair at a time,
     # recomputing the pair's two steps, whose exp(dl A) doubles as the adjoint's decay: three
     # exponentials per element-step, and no global traffic for the pairs' states (session 19's
-    # first version kept them in a global workspace too big for L2: 5.2 GB of DRAM traffic a
-    # paper-size call). Inputs are read a sub-chunk at a time by coalesced loads (steps
+    # first two versions kept them in a global workspace too big for L2: 5.2 GB of DRAM traffic
+    # a paper-size call). Inputs are read a sub-chunk at a time by coalesced loads (steps
     # contiguous) into shared memory; pass B stages its per-step sums there too and writes du,
     # ddelta, dB, dC a sub-chunk at a time, steps contiguous.
     # Shared rows are written and read with lanes along the row (channels or states), free of
     # bank conflicts; convert_layout turns tiles between those lanes and the global memory's
     # (steps) through Triton's conflict-free scratch.
-    # dB, dC: a (B, G, N, L) slice per channel block (`part_stride` apart), summed by the launcher;
+    # dB, dC: a slice per channel block (`part_stride` apart), summed by the launcher;
     # dA (B, D, N), dD (B, D).
     W: gl.constexpr = gl.num_warps()
     TPW_D: gl.constexpr = 32 // TPW_N
