@@ -34,6 +34,8 @@ from triton.experimental.gluon import language as gl
 # Gluon kernels call @triton.jit helpers on their tensors as they are
 from .scan_kernels import _softplus
 
+LOG2E = gl.constexpr(1.4426950408889634)  # exp(x) = 2^(x log2(e)): the kernels' exponentials are MUFU.EX2
+
 # a barrier over the program's threads: gl.thread_barrier in Triton 3.6 (the device's), gl.barrier since
 _barrier = gl.thread_barrier if hasattr(gl, "thread_barrier") else gl.barrier
 
@@ -104,7 +106,7 @@ def scan_paths_fwd_kernel(
     n_s = gl.arange(0, BLOCK_N, layout=LN)
     ok_s = (n_s < n_state)[:, None] & (d_s < dim_group)[None, :]
     A = gl.load(A_ptr + (pid_g * dim_group + d_s)[None, :] * s_ad + n_s[:, None] * s_an, mask=ok_s, other=0.0)
-    A2 = A.to(gl.float32) * 1.4426950408889634
+    A2 = A.to(gl.float32) * LOG2E
     # the chunk tiles' indices
     d_t = pid_c * BLOCK_D + gl.arange(0, BLOCK_D, layout=gl.SliceLayout(0, LT))
     d_ok = d_t < dim_group
@@ -201,6 +203,28 @@ def _tile(base, s_col, s_row, cols, cols_ok, t0, length, path_row, PATHS: gl.con
 
 
 @gluon.jit
+def _fwd_step(h, A, dl_r, dlu_r, B_r, k, LD: gl.constexpr, LWN: gl.constexpr):
+    """Step k of a staged sub-chunk: h = exp(dl A) h + dl u B, exp(dl A) as 2^(dl log2(e) A)."""
+    dlk = dl_r.index(k).load(LD) * LOG2E
+    dluk = dlu_r.index(k).load(LD)
+    return _exp2_ftz(dlk[None, None, :] * A) * h + dluk[None, None, :] * B_r.index(k).load(LWN)[:, :, None]
+
+
+@gluon.jit
+def _stage_forward(dl_s, dlu_s, B_s, dl_base, u_base, B_base, s_td, s_tl, s_ud, s_ul, s_bn, s_bl, d_t, d_t_ok,
+                   n_t, n_t_ok, t0, length, path_row, PATHS: gl.constexpr, SUB: gl.constexpr, LGD: gl.constexpr,
+                   LGN: gl.constexpr, LRD: gl.constexpr, LRN: gl.constexpr):
+    """Stages what a forward step reads of the sub-chunk at t0 (dl, dl u, B) as rows in shared
+    memory; returns its u tile in global memory's layout."""
+    dl = _tile(dl_base, s_td, s_tl, d_t, d_t_ok, t0, length, path_row, PATHS, SUB, LGD)
+    u = _tile(u_base, s_ud, s_ul, d_t, d_t_ok, t0, length, path_row, PATHS, SUB, LGD)
+    dl_s.store(gl.convert_layout(dl, LRD))
+    dlu_s.store(gl.convert_layout(dl * u, LRD))
+    B_s.store(gl.convert_layout(_tile(B_base, s_bn, s_bl, n_t, n_t_ok, t0, length, path_row, PATHS, SUB, LGN), LRN))
+    return u
+
+
+@gluon.jit
 def _bwd_step(g, a_next, h, ah, dl, dlu, dy, Bk, Ck, A, dA_acc, dB_r, dC_r, sA_r, gB_r, k):
     """One step of the adjoint, last step first: g_t = exp(dl_{t+1} A) g_{t+1} + C_t dy_t, with h
     the state after step t and ah = exp(dl_t A) h_{t-1}. Its sums go to shared memory row k: over
@@ -265,7 +289,6 @@ def scan_bwd_kernel(
     BLOCK_N: gl.constexpr = NW * W
     BLOCK_D: gl.constexpr = SPT_D * TPW_D
     HALF: gl.constexpr = SUB // 2
-    LOG2E: gl.constexpr = 1.4426950408889634
     L3: gl.constexpr = gl.BlockedLayout([1, SPT_N, SPT_D], [1, TPW_N, TPW_D], [W, 1, 1], [1, 2, 0])
     LWN: gl.constexpr = gl.SliceLayout(2, L3)                    # (W, NW): a step's B, C, dB, dC
     LWD: gl.constexpr = gl.SliceLayout(1, L3)                    # (W, BLOCK_D): a warp's sums over its states
@@ -364,34 +387,23 @@ def scan_bwd_kernel(
         # pass A: the forward from the checkpoint, keeping each sub-chunk's starting state
         h = gl.load(ck_base + c * (BLOCK_D * BLOCK_N) + nd_off)
         for s in range(0, n_sub):
-            t0 = c0 + s * SUB
-            dl = _tile(dl_base, s_td, s_tl, d_t, d_t_ok, t0, length, path_row, PATHS, SUB, LGD)
-            u = _tile(u_base, s_ud, s_ul, d_t, d_t_ok, t0, length, path_row, PATHS, SUB, LGD)
-            dl_s.store(gl.convert_layout(dl, LRD))
-            dlu_s.store(gl.convert_layout(dl * u, LRD))
-            B_s.store(gl.convert_layout(_tile(B_base, s_bn, s_bl, n_t, n_t_ok, t0, length, path_row, PATHS, SUB, LGN),
-                                        LRN))
+            _stage_forward(dl_s, dlu_s, B_s, dl_base, u_base, B_base, s_td, s_tl, s_ud, s_ul, s_bn, s_bl, d_t, d_t_ok,
+                           n_t, n_t_ok, c0 + s * SUB, length, path_row, PATHS, SUB, LGD, LGN, LRD, LRN)
             gl.store(ws_base + s * (BLOCK_N * BLOCK_D) + nd_off, h)
             _barrier()
             for k in range(0, SUB):
-                dlk = dl_r.index(k).load(LD) * LOG2E
-                dluk = dlu_r.index(k).load(LD)
-                h = _exp2_ftz(dlk[None, None, :] * A) * h + dluk[None, None, :] * B_r.index(k).load(LWN)[:, :, None]
+                h = _fwd_step(h, A, dl_r, dlu_r, B_r, k, LD, LWN)
             _barrier()
         # pass B: backwards, a sub-chunk at a time (its starting state loaded a sub-chunk ahead)
         h_sub = gl.load(ws_base + (n_sub - 1) * (BLOCK_N * BLOCK_D) + nd_off)
         for si in range(0, n_sub):
             s = n_sub - 1 - si
             t0 = c0 + s * SUB
-            dl = _tile(dl_base, s_td, s_tl, d_t, d_t_ok, t0, length, path_row, PATHS, SUB, LGD)
-            u = _tile(u_base, s_ud, s_ul, d_t, d_t_ok, t0, length, path_row, PATHS, SUB, LGD)
-            dl_s.store(gl.convert_layout(dl, LRD))
-            dlu_s.store(gl.convert_layout(dl * u, LRD))
+            u = _stage_forward(dl_s, dlu_s, B_s, dl_base, u_base, B_base, s_td, s_tl, s_ud, s_ul, s_bn, s_bl, d_t,
+                               d_t_ok, n_t, n_t_ok, t0, length, path_row, PATHS, SUB, LGD, LGN, LRD, LRN)
             u_s.store(gl.convert_layout(u, LRD))
             dy = _tile(dy_base, s_yd, s_yl, d_t, d_t_ok, t0, length, path_row, PATHS, SUB, LGD)
             dy_s.store(gl.convert_layout(dy, LRD))
-            B_s.store(gl.convert_layout(_tile(B_base, s_bn, s_bl, n_t, n_t_ok, t0, length, path_row, PATHS, SUB, LGN),
-                                        LRN))
             C_s.store(gl.convert_layout(_tile(C_base, s_cn, s_cl, n_t, n_t_ok, t0, length, path_row, PATHS, SUB, LGN),
                                         LRN))
             h = h_sub
@@ -402,10 +414,7 @@ def scan_bwd_kernel(
             for kk in range(0, HALF):
                 pair_r.index(kk).store(h)
                 for j in gl.static_range(2):
-                    k = 2 * kk + j
-                    dlk = dl_r.index(k).load(LD) * LOG2E
-                    dluk = dlu_r.index(k).load(LD)
-                    h = _exp2_ftz(dlk[None, None, :] * A) * h + dluk[None, None, :] * B_r.index(k).load(LWN)[:, :, None]
+                    h = _fwd_step(h, A, dl_r, dlu_r, B_r, 2 * kk + j, LD, LWN)
             for kr in range(0, HALF):
                 kk = HALF - 1 - kr
                 k0 = 2 * kk
