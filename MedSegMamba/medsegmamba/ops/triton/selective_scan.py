@@ -701,20 +701,29 @@ def selective_scan_paths_triton(u, delta, A, B, C, paths, D=None, delta_bias=Non
         kernel = _auto_walk_kernel(batch, groups, dim_group, n_state, u.device)
     if kernel == "gluon":
         return _walk_gluon(u, delta, A, B, C, paths, D, delta_bias, delta_softplus, gluon_launch)
+    return _walk_chunked(u, delta, A, B, C, paths, D, delta_bias, delta_softplus,
+                         _chunked_config(dim_group, n_state, block_d, num_warps, chunk_t))
+
+
+def _walk_chunked(u, delta, A, B, C, paths, D, delta_bias, softplus, config, ckpt=None, ckpt_block_d=None):
+    """`_scan_fwd_chunked_kernel` walking SS3D's paths at `config` (`_chunked_config`'s): y
+    (Bt, L, G, Dg) float32; with `ckpt`, its checkpoints too, in blocks of ckpt_block_d channels."""
+    batch, length, dim_group = u.shape
+    groups, n_state = delta.shape[1], A.shape[1]
+    block_d, block_n, chunk_t, num_warps = config
     y = torch.empty((batch, length, groups, dim_group), device=u.device, dtype=torch.float32)
-    block_d, block_n, chunk_t, num_warps = _chunked_config(dim_group, n_state, block_d, num_warps, chunk_t)
     (s_ub, s_ul, s_ud), (s_tb, s_tg, s_tl, s_td) = u.stride(), delta.stride()
     (s_bb, s_bg, s_bl, s_bn), (s_cb, s_cg, s_cl, s_cn) = B.stride(), C.stride()
     s_yb, s_yl, s_yg, s_yd = y.stride()
     grid = (batch, groups, triton.cdiv(dim_group, block_d))
     _scan_fwd_chunked_kernel[grid](
-        u, delta, A, B, C, D if D is not None else u, delta_bias if delta_bias is not None else u, y, y, paths,
-        length, groups, dim_group, n_state,
+        u, delta, A, B, C, D if D is not None else u, delta_bias if delta_bias is not None else u, y,
+        ckpt if ckpt is not None else y, paths, length, groups, dim_group, n_state,
         s_ub, 0, s_ud, s_ul, s_tb, s_tg, s_td, s_tl, *A.stride(),
         s_bb, s_bg, s_bn, s_bl, s_cb, s_cg, s_cn, s_cl, s_yb, s_yg, s_yd, s_yl,
-        HAS_D=D is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(delta_softplus), STORE_CKPT=False,
-        CHUNK=CHUNK, BLOCK_D=block_d, BLOCK_N=block_n, T=chunk_t, CKPT_BLOCK_D=block_d, PATHS=True,
-        num_warps=num_warps)
+        HAS_D=D is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus), STORE_CKPT=ckpt is not None,
+        CHUNK=CHUNK, BLOCK_D=block_d, BLOCK_N=block_n, T=chunk_t,
+        CKPT_BLOCK_D=ckpt_block_d if ckpt is not None else block_d, PATHS=True, num_warps=num_warps)
     return y
 
 
@@ -751,25 +760,14 @@ class _SelectiveScanPathsTriton(torch.autograd.Function):
         batch, length, dim_group = u.shape
         groups, n_state = delta.shape[1], A.shape[1]
         ckpt_block_d, block_n = _gluon_bwd_config(n_state)[4:6]
-        block_d, _, chunk_t, num_warps = _chunked_config(dim_group, n_state)
-        y = torch.empty((batch, length, groups, dim_group), device=u.device, dtype=torch.float32)
         # a partly used block (channels past dim_group, states past n_state) must hold finite
         # states for the backward, which reads whole blocks (as in _scan_fwd)
         padded = dim_group % ckpt_block_d or n_state != block_n
         ckpt = (torch.zeros if padded else torch.empty)(
             (batch * groups * triton.cdiv(dim_group, ckpt_block_d), triton.cdiv(length, CHUNK), ckpt_block_d,
              block_n), device=u.device, dtype=torch.float32)
-        (s_ub, s_ul, s_ud), (s_tb, s_tg, s_tl, s_td) = u.stride(), delta.stride()
-        (s_bb, s_bg, s_bl, s_bn), (s_cb, s_cg, s_cl, s_cn) = B.stride(), C.stride()
-        s_yb, s_yl, s_yg, s_yd = y.stride()
-        _scan_fwd_chunked_kernel[(batch, groups, triton.cdiv(dim_group, block_d))](
-            u, delta, A, B, C, D if D is not None else u, delta_bias if delta_bias is not None else u, y, ckpt, paths,
-            length, groups, dim_group, n_state,
-            s_ub, 0, s_ud, s_ul, s_tb, s_tg, s_td, s_tl, *A.stride(),
-            s_bb, s_bg, s_bn, s_bl, s_cb, s_cg, s_cn, s_cl, s_yb, s_yg, s_yd, s_yl,
-            HAS_D=D is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus, STORE_CKPT=True,
-            CHUNK=CHUNK, BLOCK_D=block_d, BLOCK_N=block_n, T=chunk_t, CKPT_BLOCK_D=ckpt_block_d, PATHS=True,
-            num_warps=num_warps)
+        y = _walk_chunked(u, delta, A, B, C, paths, D, delta_bias, softplus, _chunked_config(dim_group, n_state),
+                          ckpt, ckpt_block_d)
         ctx.save_for_backward(u, delta, A, B, C, paths, D, delta_bias, ckpt)
         ctx.softplus = softplus
         return y
