@@ -2,10 +2,6 @@
 its errors and gradients on the CPU, and the Triton kernel through the interpreter."""
 
 import importlib.util
-import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -80,11 +76,8 @@ def test_bad_shapes_are_named(change, match):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
-def test_triton_path_kernel_matches_the_reference():
-    script = Path(__file__).with_name("triton_paths_check.py")
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    res = json.loads(proc.stdout.strip().splitlines()[-1])
+def test_triton_path_kernel_matches_the_reference(run_check):
+    res = run_check("triton_paths_check.py")
     print(res)
     for case in ("paths", "paths_strided_bc", "paths_bf16"):
         assert res[case] < 1e-5, case

@@ -1,10 +1,6 @@
 """The Triton kernels, forward and backward, through Triton's CPU interpreter vs the reference."""
 
 import importlib.util
-import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -30,11 +26,8 @@ PAR_CASES = ["bwd_parallel_full", "bwd_parallel_two_segments", "bwd_auto_by_defa
 
 
 @pytest.fixture(scope="module")
-def interpreted():
-    script = Path(__file__).with_name("triton_interpret_check.py")
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+def interpreted(run_check):
+    return run_check("triton_interpret_check.py")
 
 
 # the same cases with every fresh buffer full of NaN (triton_interpret_check.py): no kernel may read
