@@ -109,7 +109,7 @@ class SS3D(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, h, w, d, _ = self._check_input(x)
         x = self.in_proj(x).permute(0, 4, 1, 2, 3)  # (B, Ci, S, S, S), channels-last memory
-        x = depthwise_conv3d_silu(x, self.conv3d)  # F.silu(self.conv3d(x)), fused for inference on CUDA
+        x = depthwise_conv3d_silu(x, self.conv3d)  # F.silu(self.conv3d(x)), fused on CUDA
         y = self.mix(x)  # (B, L, Ci)
         y = self.out_norm(y.view(b, h, w, d, self.d_inner))
         return self.dropout(self.out_proj(y))

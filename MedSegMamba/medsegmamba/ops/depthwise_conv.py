@@ -1,4 +1,4 @@
-"""SS3D's depthwise 3x3x3 convolution followed by SiLU, routed to a fused Triton kernel for inference on CUDA.
+"""SS3D's depthwise 3x3x3 convolution followed by SiLU, routed to fused Triton kernels on CUDA.
 
 `depthwise_conv3d_silu(x, conv)` is `F.silu(conv(x))`. On a CUDA tensor it runs
 ops/triton/depthwise_conv.py's kernels (channels-last, float32 accumulation, no cuDNN layout

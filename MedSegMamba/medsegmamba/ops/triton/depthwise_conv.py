@@ -1,4 +1,4 @@
-"""SS3D's depthwise 3x3x3 convolution and SiLU in one Triton kernel, on channels-last input (inference).
+"""SS3D's depthwise 3x3x3 convolution and SiLU in one Triton kernel, on channels-last input, and its backward.
 
 SS3D convolves each of its d_inner channels with its own 3x3x3 filter (padding 1, bias) and
 takes the SiLU. Its input, the in-projection's output, is channels-last. cuDNN (eager and under
