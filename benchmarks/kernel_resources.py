@@ -71,6 +71,12 @@ KERNELS = {
     # the same walking SS3D's paths under autograd (selective_scan_paths_triton_grad: bf16 u, B, C;
     # channels and states contiguous)
     "bwd-gluon-paths": ("scan_bwd_kernel", {"HAS_D": True, "PATHS": True}),
+    # scan_gluon_bwd.scan_bwd_kernel (the default Gluon backward since session 20): 16 states of 16
+    # channels a warp, fixed (N is BLOCK_N = 16 x warps, block_d 16); T its SUB, whose steps its
+    # sub-chunk loop unrolls
+    "bwd-swap": ("scan_bwd_kernel", {"HAS_D": True, "PATHS": False, "ATOMIC": False}),
+    "bwd-swap-paths": ("scan_bwd_kernel", {"HAS_D": True, "PATHS": True, "ATOMIC": False}),
+    "bwd-swap-atomic-paths": ("scan_bwd_kernel", {"HAS_D": True, "PATHS": True, "ATOMIC": True}),
 }
 # the launches the package makes (selective_scan.py's configs): (N, block_d, T, warps)
 LAUNCHES = {
@@ -86,14 +92,20 @@ LAUNCHES = {
     "walk-gluon": [(64, 64, 4, 4), (16, 128, 4, 4)],
     "bwd-gluon": [(64, 16, 8, 4), (16, 16, 8, 1)],
     "bwd-gluon-paths": [(64, 16, 8, 4), (16, 16, 8, 1)],
+    "bwd-swap": [(64, 16, 8, 4), (16, 16, 8, 1)],
+    "bwd-swap-paths": [(64, 16, 8, 4), (16, 16, 8, 1)],
+    "bwd-swap-atomic-paths": [(64, 16, 8, 4), (16, 16, 8, 1)],
 }
 # register caps the package sets at those launches (selective_scan.py's _STEPS_MAXNREG, _GLUON_MAXNREG)
-MAXNREG = {"bwd-steps": 128, "bwd-gluon": 128, "bwd-gluon-paths": 128}
+MAXNREG = {"bwd-steps": 128, "bwd-gluon": 128, "bwd-gluon-paths": 128, "bwd-swap": 128, "bwd-swap-paths": 128,
+           "bwd-swap-atomic-paths": 128}
 # arguments that are 1 for contiguous inputs (--as-launched): the strides along L, and A's along N
 UNIT_STRIDES = ("s_ul", "s_tl", "s_yl", "s_bl", "s_cl", "s_an")
 # fwd-paths reads SS3D's layouts, whose channels (and states) are contiguous instead
 UNIT_STRIDES_OF = {"fwd-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an"),
                    "bwd-gluon-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an"),
+                   "bwd-swap-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an"),
+                   "bwd-swap-atomic-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an"),
                    "walk-gluon": ("s_bn", "s_cn", "s_an")}
 
 
@@ -107,8 +119,16 @@ def build(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | 
     from medsegmamba.ops.triton import scan_kernels
 
     name, extra = KERNELS[kernel]
-    gluon = kernel in ("walk-gluon", "bwd-gluon", "bwd-gluon-paths")
-    if gluon:
+    gluon = kernel in ("walk-gluon", "bwd-gluon", "bwd-gluon-paths") or kernel.startswith("bwd-swap")
+    if kernel.startswith("bwd-swap"):
+        from triton.experimental.gluon._runtime import GluonASTSource as ASTSource  # noqa: F811
+
+        from medsegmamba.ops.triton import scan_gluon_bwd
+        fn = getattr(scan_gluon_bwd, name)
+        if n % 16 or block_d != 16 or n // 16 != warps:
+            raise ValueError(f"{kernel}: N={n} must be 16 x warps ({warps}) and block_d={block_d} 16")
+        extra = extra | {"SUB": t}
+    elif gluon:
         from triton.experimental.gluon._runtime import GluonASTSource as ASTSource  # noqa: F811
 
         from medsegmamba.ops.triton import scan_gluon
@@ -139,7 +159,8 @@ def build(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | 
     # the walks read SS3D's bf16 activations (the backward's dl is float32); the rest is built on float32 pointers
     pointer = lambda a: "*i32" if a == "path_ptr" else (  # noqa: E731
         "*bf16" if (kernel == "walk-gluon" and a in ("u_ptr", "dt_ptr", "B_ptr", "C_ptr"))
-        or (kernel == "bwd-gluon-paths" and a in ("u_ptr", "B_ptr", "C_ptr")) else "*fp32")
+        or (kernel in ("bwd-gluon-paths", "bwd-swap-paths", "bwd-swap-atomic-paths") and a in ("u_ptr", "B_ptr", "C_ptr"))
+        else "*fp32")
     signature = {a: "constexpr" if a in constexprs else (pointer(a) if a.endswith("_ptr") else "i32")
                  for a in fn.arg_names}
     # pointers and the other strides (multiples of L or N) are 16-divisible at such a launch
@@ -208,13 +229,14 @@ def loop_row(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int
              softplus_in_kernel: bool = False) -> dict:
     compiled = build(kernel, n, block_d, t, warps, maxnreg, as_launched, softplus_in_kernel)
     loop = longest_loop(cuobjdump(compiled, "-sass"))
-    # element-steps of one thread in one pass of the loop: T steps, but the Gluon backward's longest
-    # loop walks a pair of steps (its sub-chunk, T, holds T / 2 pairs)
+    # element-steps of one thread in one pass of the loop: T steps, but session 19's Gluon backward's
+    # longest loop walks a pair of steps (its sub-chunk, T, holds T / 2 pairs)
     per_step = (2 if kernel.startswith("bwd-gluon") else t) * n * block_d / (32 * warps)
     exps = loop["opcodes"]["MUFU.EX2"]
     local = sum(v for op, v in loop["opcodes"].items() if op.startswith(("LDL", "STL")))  # spills in the loop
+    count = lambda prefix: sum(v for op, v in loop["opcodes"].items() if op.startswith(prefix))  # noqa: E731
     return {"instructions": loop["instructions"], "ex2": exps, "per_step": loop["instructions"] / per_step,
-            "ex2_per_step": exps / per_step, "local": local}
+            "ex2_per_step": exps / per_step, "local": local, "shfl": count("SHFL"), "bar": count("BAR")}
 
 
 def main(argv=None) -> int:
@@ -244,10 +266,10 @@ def main(argv=None) -> int:
         launches = {k: LAUNCHES[k] for k in kernels}
     os.environ.setdefault("TRITON_CACHE_DIR", tempfile.mkdtemp(prefix="triton-sm90-"))
     loops = ("| loop instructions | of them MUFU.EX2 | instructions per element-step | EX2 per element-step "
-             "| of them local loads and stores (spills) " if args.loops else "")
+             "| of them local loads and stores (spills) | shuffles | barriers " if args.loops else "")
     print("| kernel | N | block_d | T | warps | register cap | registers | stack (spills), bytes | shared, bytes | "
           f"programs / SM (by registers and shared memory) {loops}|")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" * 5 if args.loops else ""))
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" * 7 if args.loops else ""))
     for kernel, grid in launches.items():
         cap = args.maxnreg or MAXNREG.get(kernel)
         for n, block_d, t, warps in grid:
@@ -256,7 +278,7 @@ def main(argv=None) -> int:
             if args.loops:
                 lp = loop_row(kernel, n, block_d, t, warps, cap, args.as_launched, args.softplus_in_kernel)
                 extra = (f" {lp['instructions']} | {lp['ex2']} | {lp['per_step']:.1f} | {lp['ex2_per_step']:.2f} | "
-                         f"{lp['local']} |")
+                         f"{lp['local']} | {lp['shfl']} | {lp['bar']} |")
             print(f"| {kernel} | {n} | {block_d} | {t} | {warps} | {cap or '-'} | {r['regs']} | {r['stack']} | "
                   f"{r['shared']} | {r['programs_per_sm']} |{extra}", flush=True)
     return 0

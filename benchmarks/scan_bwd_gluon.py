@@ -8,8 +8,9 @@ One scan's forward + backward at the paper's size (8 x 1024 channels, N 64, L 17
 1 and 2: each backward's median time (triton.testing.do_bench, through scan_gpu.bench) and the
 largest relative difference of the Gluon backward's gradients from the chunked one's. --launches
 times the Gluon kernel at each "SPT_N,TPW_N,SPT_D,warps" ($MEDSEGMAMBA_TRITON_BWD_GLUON; "default"
-is the package's). --once runs each backward once, untimed (for a profiler). Writes results.json
-and results.md.
+is the package's), and --kernels each of the Gluon kernels ($MEDSEGMAMBA_TRITON_BWD_GLUON_KERNEL:
+swap, swap-atomic, sum). --once runs each backward once, untimed (for a profiler). Writes
+results.json and results.md.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--batches", default="1,2")
     ap.add_argument("--launches", nargs="+", default=["default"])
+    ap.add_argument("--kernels", nargs="+", default=["swap"], help="$MEDSEGMAMBA_TRITON_BWD_GLUON_KERNEL values")
     ap.add_argument("--once", action="store_true", help="each backward once, untimed (for ncu)")
     ap.add_argument("--default-model", action="store_true",
                     help="the shipped default model's size (8 x 128 channels, N 16), against the package's auto choice")
@@ -51,10 +53,12 @@ def main(argv=None) -> int:
         dy = torch.randn_like(ins["u"])
         grads, row = {}, {"batch": batch}
         runs = [("chunked", None)] + [("auto", None)] * args.default_model
-        runs += [("gluon", launch) for launch in args.launches]
-        for bwd, launch in runs:
+        runs += [("gluon", launch, kernel) for kernel in args.kernels for launch in args.launches]
+        for bwd, launch, *kernel in runs:
             name = bwd if launch in (None, "default") else f"gluon[{launch}]"
+            name = f"{name}:{kernel[0]}" if kernel else name
             os.environ.pop("MEDSEGMAMBA_TRITON_BWD_GLUON", None)
+            os.environ["MEDSEGMAMBA_TRITON_BWD_GLUON_KERNEL"] = kernel[0] if kernel else "swap"
             if launch not in (None, "default"):
                 os.environ["MEDSEGMAMBA_TRITON_BWD_GLUON"] = launch
             run = lambda: selective_scan_triton(**leaves, bwd_kernel=bwd)  # noqa: E731
@@ -66,6 +70,7 @@ def main(argv=None) -> int:
             except Exception as exc:  # a failing backward is a result, not a crash
                 row[f"{name}_error"] = repr(exc)[:300]
         os.environ.pop("MEDSEGMAMBA_TRITON_BWD_GLUON", None)
+        os.environ.pop("MEDSEGMAMBA_TRITON_BWD_GLUON_KERNEL", None)
         for name in grads:
             if name != "chunked" and "chunked" in grads:
                 row[f"{name}_max_rel_diff"] = max(

@@ -243,9 +243,10 @@ def test_backward_state_split_choice(monkeypatch):
 
 @pytest.mark.parametrize("n,want", [(64, (4, 4, 2, 4, 16, 64, 128, 8)), (12, (4, 4, 2, 1, 16, 16, 128, 8)),
                                     (4, (1, 4, 2, 1, 16, 4, 128, 8))])
-def test_gluon_backward_configuration(n, want):
+def test_gluon_backward_configuration(n, want, monkeypatch):
     from medsegmamba.ops.triton import selective_scan as tscan
 
+    monkeypatch.setenv(tscan.GLUON_KERNEL_ENV_VAR, "sum")
     spt_n, tpw_n, spt_d, warps, block_d, block_n, _, _ = got = tscan._gluon_bwd_config(n)
     assert got == want
     assert spt_n * tpw_n * warps == block_n >= n and block_d == spt_d * (32 // tpw_n)
@@ -265,6 +266,31 @@ def test_gluon_backward_launch_override_is_checked(monkeypatch, value):
     assert tscan._gluon_bwd_config(64) == (2, 8, 1, 4, 4, 64, 0, 8)
     monkeypatch.setenv(tscan.GLUON_BWD_ENV_VAR, "2,8,1,4,168,8")
     assert tscan._gluon_bwd_config(64) == (2, 8, 1, 4, 4, 64, 168, 8)
+
+
+def test_gluon_backward_kernel_choice_is_checked(monkeypatch):
+    import torch
+
+    from medsegmamba.ops.triton import selective_scan as tscan
+
+    monkeypatch.delenv(tscan.GLUON_KERNEL_ENV_VAR, raising=False)
+    assert tscan._gluon_bwd_kernel() == "sum"
+    for value in ("swap", "swap-atomic"):
+        monkeypatch.setenv(tscan.GLUON_KERNEL_ENV_VAR, value)
+        assert tscan._gluon_bwd_kernel() == value
+    monkeypatch.setenv(tscan.GLUON_KERNEL_ENV_VAR, "fast")
+    with pytest.raises(ValueError, match=r"_BWD_GLUON_KERNEL must be one of swap, sum, swap-atomic, got 'fast'"):
+        tscan._gluon_bwd_kernel()
+    # the swap kernels' geometry is fixed: another launch is refused before anything runs
+    monkeypatch.setenv(tscan.GLUON_KERNEL_ENV_VAR, "swap")
+    monkeypatch.setenv(tscan.GLUON_BWD_ENV_VAR, "2,8,1,4")
+    z = torch.zeros(1, 64, 8)
+    with pytest.raises(ValueError, match="holds 4 states of 2 channels a thread"):
+        tscan._gluon_bwd_op(z, z, z, torch.zeros(64, 64), torch.zeros(1, 1, 64, 8), torch.zeros(1, 1, 64, 8), None,
+                            torch.zeros(4, 1, 4, 64), None, 1)
+    # and at N < 16 they pad the states to a warp's 16
+    monkeypatch.delenv(tscan.GLUON_BWD_ENV_VAR)
+    assert tscan._gluon_bwd_config(4) == (4, 4, 2, 1, 16, 16, 128, 8)
 
 
 def test_auto_backward_takes_gluon_where_its_grid_fills_the_gpu(monkeypatch):

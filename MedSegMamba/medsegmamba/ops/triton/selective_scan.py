@@ -456,11 +456,32 @@ def _gluon_bwd_config(n_state):
                              f"'SPT_N,TPW_N,SPT_D,warps[,maxnreg[,sub]]', powers of two with SPT_N * TPW_N * warps = "
                              f"{block_n} (N {n_state}), maxnreg 0 or a multiple of 8 in 24..255, sub a power of two "
                              f"in 2..{CHUNK}, got {value!r}")
+    elif _gluon_bwd_kernel() != "sum":
+        # a warp per 16 states, N padded to 16 at least: the geometry scan_gluon_bwd's kernel needs
+        block_n = max(16, block_n)
+        spt_n, tpw_n, spt_d, warps, maxnreg, sub = 4, 4, 2, block_n // 16, _GLUON_MAXNREG, _GLUON_SUB
     else:
         warps = max(1, min(4, block_n // 16))
         tpw_n = min(4, block_n // warps)
         spt_n, spt_d, maxnreg, sub = block_n // warps // tpw_n, 2, _GLUON_MAXNREG, _GLUON_SUB
     return spt_n, tpw_n, spt_d, warps, spt_d * (32 // tpw_n), block_n, maxnreg, sub
+
+
+GLUON_KERNEL_ENV_VAR = "MEDSEGMAMBA_TRITON_BWD_GLUON_KERNEL"
+GLUON_KERNELS = ("swap", "sum", "swap-atomic")
+
+
+def _gluon_bwd_kernel() -> str:
+    """Which Gluon backward runs, from $MEDSEGMAMBA_TRITON_BWD_GLUON_KERNEL: "sum"
+    (scan_gluon.scan_bwd_kernel, the default, session 19's: gl.sum, barriers every step), "swap"
+    (scan_gluon_bwd.scan_bwd_kernel: per-step sums by register-lane swaps, dB and dC a slice per
+    channel block) or "swap-atomic" (the same adding dB and dC atomically into one tensor). The
+    swap kernels are opt-in until a GPU has checked and timed them (session 20)."""
+    value = os.environ.get(GLUON_KERNEL_ENV_VAR, "sum")
+    if value not in GLUON_KERNELS:
+        raise ValueError(f"selective_scan_triton: ${GLUON_KERNEL_ENV_VAR} must be one of {', '.join(GLUON_KERNELS)}, "
+                         f"got {value!r}")
+    return value
 
 
 def _launch_bwd_gluon(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt):
@@ -500,7 +521,7 @@ def _gluon_bwd_op(u: torch.Tensor, dl: torch.Tensor, dy: torch.Tensor, A: torch.
                   C: torch.Tensor, D: Optional[torch.Tensor], ckpt: torch.Tensor, paths: Optional[torch.Tensor],
                   groups: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
                                         torch.Tensor]:
-    from .scan_gluon import scan_bwd_kernel
+    from . import scan_gluon, scan_gluon_bwd
 
     n_state = A.shape[1]
     dim = A.shape[0]
@@ -508,6 +529,12 @@ def _gluon_bwd_op(u: torch.Tensor, dl: torch.Tensor, dy: torch.Tensor, A: torch.
     batch = u.shape[0]
     length = u.shape[2] if paths is None else u.shape[1]
     spt_n, tpw_n, spt_d, warps, block_d, block_n, maxnreg, sub = _gluon_bwd_config(n_state)
+    kernel = _gluon_bwd_kernel()
+    atomic = kernel == "swap-atomic"
+    if kernel != "sum" and (spt_n, tpw_n, spt_d) != (4, 4, 2):
+        raise ValueError(f"selective_scan_triton: the Gluon backward '{kernel}' holds 4 states of 2 channels a "
+                         f"thread over 4 x 8 lanes; ${GLUON_BWD_ENV_VAR} asks for SPT_N={spt_n}, TPW_N={tpw_n}, "
+                         f"SPT_D={spt_d} (${GLUON_KERNEL_ENV_VAR}=sum takes any)")
     grid = (batch, groups, triton.cdiv(dim_group, block_d))
     n_chunks = triton.cdiv(length, CHUNK)
     if ckpt.shape != (grid[0] * grid[1] * grid[2], n_chunks, block_d, block_n):
@@ -519,9 +546,10 @@ def _gluon_bwd_op(u: torch.Tensor, dl: torch.Tensor, dy: torch.Tensor, A: torch.
     ddl = torch.empty(out_shape, device=dev, dtype=f32)
     ws = torch.empty((ckpt.shape[0], CHUNK // sub, block_d, block_n), device=dev, dtype=f32)
     dA = torch.empty((batch, dim, n_state), device=dev, dtype=f32)
-    # one slice per channel block, summed below
-    dB = torch.empty((grid[2],) + bc_shape, device=dev, dtype=f32)
-    dC = torch.empty_like(dB)
+    # one slice per channel block, summed below (or one tensor, added to atomically)
+    dB = torch.zeros((1,) + bc_shape, device=dev, dtype=f32) if atomic else \
+        torch.empty((grid[2],) + bc_shape, device=dev, dtype=f32)
+    dC = torch.zeros_like(dB) if atomic else torch.empty_like(dB)
     dD = torch.empty((batch, dim), device=dev, dtype=f32)
     # every tensor as (batch, group, row, column) with a stride each: rows the steps (or the paths'
     # positions), columns the channels or states
@@ -534,11 +562,12 @@ def _gluon_bwd_op(u: torch.Tensor, dl: torch.Tensor, dy: torch.Tensor, A: torch.
         su = (u.stride(0), 0, u.stride(1), u.stride(2))  # u is shared by the groups
         sy = (dy.stride(0), dy.stride(2), dy.stride(1), dy.stride(3))
         st, sb, sc, so, sq = dl.stride(), B.stride(), C.stride(), du.stride(), dB.stride()
-    scan_bwd_kernel[grid](u, dl, A, B, C, D if D is not None else u, dy, ckpt, ws, paths if paths is not None else u,
-                          du, ddl, dA, dB, dC, dD, length, n_chunks, groups, dim, dim_group, n_state,
-                          *su, *st, *sy, *A.stride(), *sb, *sc, *so, *sq, HAS_D=D is not None, CHUNK=CHUNK,
-                          SPT_N=spt_n, TPW_N=tpw_n, SPT_D=spt_d, SUB=sub, PATHS=paths is not None, num_warps=warps,
-                          **({"maxnreg": maxnreg} if maxnreg else {}))
+    flags = (dict(SPT_N=spt_n, TPW_N=tpw_n, SPT_D=spt_d) if kernel == "sum" else dict(ATOMIC=atomic))
+    bwd = scan_gluon.scan_bwd_kernel if kernel == "sum" else scan_gluon_bwd.scan_bwd_kernel
+    bwd[grid](u, dl, A, B, C, D if D is not None else u, dy, ckpt, ws, paths if paths is not None else u,
+              du, ddl, dA, dB, dC, dD, length, n_chunks, groups, dim, dim_group, n_state,
+              *su, *st, *sy, *A.stride(), *sb, *sc, *so, *sq, HAS_D=D is not None, CHUNK=CHUNK, SUB=sub,
+              PATHS=paths is not None, num_warps=warps, **flags, **({"maxnreg": maxnreg} if maxnreg else {}))
     return du, ddl, dA.sum(0), dB.sum(0), dC.sum(0), dD.sum(0)
 
 
