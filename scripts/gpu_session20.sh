@@ -3,7 +3,7 @@
 # sums by register-lane swaps, no barrier between steps) against session 19's (sum): its GPU tests,
 # one paper-size scan's forward + backward with each (swap-atomic's gradients checked there against
 # the chunked backward's), and the paper network's eager training step on the walked route with
-# each; then where the compiled step's time goes (swap), if time is left. ~8 min.
+# each (swap also at batch 8); then where the compiled step's time goes (swap), if time is left. ~8 min.
 #   bash scripts/gpu_session20.sh $OUT
 source "$(dirname "$0")/device_preamble.sh" "$@"
 quiet() { grep -v "^USDT\|profiler_st"; }
@@ -12,9 +12,10 @@ MEDSEGMAMBA_TRITON_BWD_GLUON_KERNEL=swap timeout 150 python3 -m pytest -q -p no:
   | grep -v "^E  *[+ ]" | tail -n 12
 timeout 150 python3 benchmarks/scan_bwd_gluon.py --out "$OUT/scan_bwd" --kernels sum swap swap-atomic \
   --launches default 4,4,2,4,0 2>&1 | tail -n 4
-for k in sum swap swap-atomic; do
-  MEDSEGMAMBA_TRITON_BWD_GLUON_KERNEL=$k timeout 100 python3 benchmarks/model_gpu.py --out "$OUT/train_$k" \
-    --variants ours+fusedGN --no-channels-last --batches :2 2>&1 | quiet | grep "| train\|Error" | sed "s/^/$k /"
+for k in sum swap-atomic swap; do
+  batches=:2; [ $k = swap ] && batches=:2,8
+  MEDSEGMAMBA_TRITON_BWD_GLUON_KERNEL=$k timeout 120 python3 benchmarks/model_gpu.py --out "$OUT/train_$k" \
+    --variants ours+fusedGN --no-channels-last --batches $batches 2>&1 | quiet | grep "| train\|Error" | sed "s/^/$k /"
 done
 date -u
 MEDSEGMAMBA_TRITON_BWD_GLUON_KERNEL=swap timeout 200 python3 benchmarks/profile_gpu.py \
