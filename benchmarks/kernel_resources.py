@@ -159,8 +159,8 @@ def build(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | 
     # the walks read SS3D's bf16 activations (the backward's dl is float32); the rest is built on float32 pointers
     pointer = lambda a: "*i32" if a == "path_ptr" else (  # noqa: E731
         "*bf16" if (kernel == "walk-gluon" and a in ("u_ptr", "dt_ptr", "B_ptr", "C_ptr"))
-        or (kernel in ("bwd-gluon-paths", "bwd-swap-paths", "bwd-swap-atomic-paths") and a in ("u_ptr", "B_ptr", "C_ptr"))
-        else "*fp32")
+        or (kernel.startswith(("bwd-gluon-paths", "bwd-swap")) and kernel.endswith("paths")
+            and a in ("u_ptr", "B_ptr", "C_ptr")) else "*fp32")
     signature = {a: "constexpr" if a in constexprs else (pointer(a) if a.endswith("_ptr") else "i32")
                  for a in fn.arg_names}
     # pointers and the other strides (multiples of L or N) are 16-divisible at such a launch

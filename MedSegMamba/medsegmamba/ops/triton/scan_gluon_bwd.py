@@ -28,7 +28,7 @@ exponentials per element-step.
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 
-from .scan_gluon import LOG2E, _barrier, _exp2_ftz, _fwd_step, _pick, _stage_forward, _steps, _tile
+from .scan_gluon import LOG2E, _barrier, _exp2_ftz, _fwd_step, _pick, _stage_forward, _tile
 
 NW = gl.constexpr(16)       # states a warp owns
 BLOCK_D = gl.constexpr(16)  # channels a program owns
