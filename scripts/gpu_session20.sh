@@ -11,7 +11,7 @@ MEDSEGMAMBA_TRITON_BWD_GLUON_KERNEL=swap timeout 150 python3 -m pytest -q -p no:
   Testing/ops/test_scan_along_paths.py Testing/ops/test_scan_triton.py -k "gluon or walked" 2>&1 \
   | grep -v "^E  *[+ ]" | tail -n 12
 timeout 150 python3 benchmarks/scan_bwd_gluon.py --out "$OUT/scan_bwd" --kernels sum swap swap-atomic \
-  --launches default 4,4,2,4,0 2>&1 | tail -n 4
+  --launches default 4,4,2,4,128,4 4,4,2,4,128,16 4,4,2,4,0 2>&1 | tail -n 4
 for k in sum swap-atomic swap; do
   batches=:2; [ $k = swap ] && batches=:2,8
   MEDSEGMAMBA_TRITON_BWD_GLUON_KERNEL=$k timeout 120 python3 benchmarks/model_gpu.py --out "$OUT/train_$k" \

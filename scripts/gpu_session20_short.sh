@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Session 20 (issue #2), the short call for a small budget: the swap Gluon backward's GPU tests,
-# one paper-size scan's forward + backward with sum / swap / swap-atomic, and the paper network's
+# one paper-size scan's forward + backward with sum / swap / swap-atomic (sub-chunks of 8, 4, 16), and the paper network's
 # eager training step (bf16, batch 2, walked route) with sum and with swap. ~4 min.
 #   bash scripts/gpu_session20_short.sh $OUT
 source "$(dirname "$0")/device_preamble.sh" "$@"
