@@ -10,7 +10,7 @@ MEDSEGMAMBA_TRITON_BWD_GLUON_KERNEL=swap timeout 75 python3 -m pytest -q -p no:c
   | grep -v "^E  *[+ ]" | tail -n 12
 timeout 50 python3 benchmarks/scan_bwd_gluon.py --out "$OUT/scan_bwd" --kernels sum swap swap-atomic 2>&1 | tail -n 3
 for k in sum swap; do
-  MEDSEGMAMBA_TRITON_BWD_GLUON_KERNEL=$k timeout 55 python3 benchmarks/model_gpu.py --out "$OUT/train_$k" \
+  MEDSEGMAMBA_TRITON_BWD_GLUON_KERNEL=$k timeout 60 python3 benchmarks/model_gpu.py --out "$OUT/train_$k" \
     --variants ours+fusedGN --no-channels-last --batches :2 2>&1 | quiet | grep "| train\|Error" | sed "s/^/$k /"
 done
 date -u
