@@ -439,7 +439,8 @@ def _gluon_bwd_config(n_state):
     (three), 3.58 / 6.85 uncapped with 16-step sub-chunks (two); 7.07 / 14.02 for the chunked
     backward (benchmarks/results/2026-12-07-h100-s19/).
     $MEDSEGMAMBA_TRITON_BWD_GLUON="SPT_N,TPW_N,SPT_D,warps[,maxnreg[,sub]]" overrides it
-    (benchmarks); the states must fill the block: SPT_N * TPW_N * warps = block_n."""
+    (benchmarks); the states must fill the block: SPT_N * TPW_N * warps = block_n. The swap kernels
+    (`_gluon_bwd_kernel`) take only SPT_N 4, TPW_N 4, SPT_D 2, so below N 16 they pad the states to 16."""
     block_n = triton.next_power_of_2(n_state)
     value = os.environ.get(GLUON_BWD_ENV_VAR)
     if value:
@@ -468,7 +469,7 @@ def _gluon_bwd_config(n_state):
 
 
 GLUON_KERNEL_ENV_VAR = "MEDSEGMAMBA_TRITON_BWD_GLUON_KERNEL"
-GLUON_KERNELS = ("swap", "sum", "swap-atomic")
+GLUON_KERNELS = ("sum", "swap", "swap-atomic")
 
 
 def _gluon_bwd_kernel() -> str:
