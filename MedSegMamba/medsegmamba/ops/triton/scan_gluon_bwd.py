@@ -134,7 +134,6 @@ def scan_bwd_kernel(
     LWD: gl.constexpr = gl.SliceLayout(1, L3)
     LD: gl.constexpr = gl.SliceLayout(0, LWD)                    # (BLOCK_D,): a step's dl, dl u, dy
     PS: gl.constexpr = _per_state(W)
-    PC: gl.constexpr = _per_channel(W)
     # sub-chunk tiles as global memory holds them, lanes along the steps (without PATHS)
     TS: gl.constexpr = SUB if SUB < 32 else 32
     LSD: gl.constexpr = gl.BlockedLayout([1, 1], [TS, 32 // TS], [1, W], [0, 1])
