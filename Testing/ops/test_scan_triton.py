@@ -288,9 +288,25 @@ def test_gluon_backward_kernel_choice_is_checked(monkeypatch):
     with pytest.raises(ValueError, match="holds 4 states of 2 channels a thread"):
         tscan._gluon_bwd_op(z, z, z, torch.zeros(64, 64), torch.zeros(1, 1, 64, 8), torch.zeros(1, 1, 64, 8), None,
                             torch.zeros(4, 1, 4, 64), None, 1)
-    # and at N < 16 they pad the states to a warp's 16
+    # and at N < 16 they pad the states to a warp's 16, the forwards' checkpoints with them
     monkeypatch.delenv(tscan.GLUON_BWD_ENV_VAR)
     assert tscan._gluon_bwd_config(4) == (4, 4, 2, 1, 16, 16, 128, 8)
+    from medsegmamba.ops.triton import scan_gluon_bwd
+
+    launched = {}
+
+    class Kernel:  # stands in for the Gluon launch, which needs a GPU
+        def __getitem__(self, grid):
+            return lambda *args, **kw: launched.update(ckpt=args[7], grid=grid, warps=kw["num_warps"])
+
+    monkeypatch.setattr(scan_gluon_bwd, "scan_bwd_kernel", Kernel())
+    ckpt = torch.randn(2 * 2, 1, 16, 4)  # (programs, chunks, channels, states) as the chunked forward wrote them
+    z = torch.zeros(2, 32, 8)
+    tscan._gluon_bwd_op(z, z, z, torch.zeros(32, 4), torch.zeros(2, 2, 4, 8), torch.zeros(2, 2, 4, 8), None, ckpt,
+                        None, 2)
+    assert launched["grid"] == (2, 2, 1) and launched["warps"] == 1
+    assert launched["ckpt"].shape == (4, 1, 16, 16)
+    assert torch.equal(launched["ckpt"][..., :4], ckpt) and not launched["ckpt"][..., 4:].any()
 
 
 def test_auto_backward_takes_gluon_where_its_grid_fills_the_gpu(monkeypatch):

@@ -538,6 +538,8 @@ def _gluon_bwd_op(u: torch.Tensor, dl: torch.Tensor, dy: torch.Tensor, A: torch.
                          f"SPT_D={spt_d} (${GLUON_KERNEL_ENV_VAR}=sum takes any)")
     grid = (batch, groups, triton.cdiv(dim_group, block_d))
     n_chunks = triton.cdiv(length, CHUNK)
+    if ckpt.dim() == 4 and ckpt.shape[3] < block_n:  # the forwards' state block below N 16: zero states added
+        ckpt = torch.nn.functional.pad(ckpt, (0, block_n - ckpt.shape[3]))
     if ckpt.shape != (grid[0] * grid[1] * grid[2], n_chunks, block_d, block_n):
         raise RuntimeError(f"selective_scan_triton: checkpoint shape {tuple(ckpt.shape)} does not fit the Gluon "
                            f"backward's grid (block_d {block_d}, N block {block_n})")
@@ -789,7 +791,8 @@ class _SelectiveScanPathsTriton(torch.autograd.Function):
     def forward(ctx, u, delta, A, B, C, paths, D, delta_bias, softplus):
         batch, length, dim_group = u.shape
         groups, n_state = delta.shape[1], A.shape[1]
-        ckpt_block_d, block_n = _gluon_bwd_config(n_state)[4:6]
+        # the chunked forward's state block (the swap backwards pad it to 16 states, _gluon_bwd_op)
+        ckpt_block_d, block_n = _gluon_bwd_config(n_state)[4], triton.next_power_of_2(n_state)
         # a partly used block (channels past dim_group, states past n_state) must hold finite
         # states for the backward, which reads whole blocks (as in _scan_fwd)
         padded = dim_group % ckpt_block_d or n_state != block_n
