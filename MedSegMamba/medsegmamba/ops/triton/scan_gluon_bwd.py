@@ -28,7 +28,7 @@ exponentials per element-step.
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 
-from .scan_gluon import LOG2E, _barrier, _exp2_ftz, _fwd_step, _pick, _stage_forward, _tile
+from .scan_gluon import LOG2E, _barrier, _exp2_ftz, _fwd_step, _keep_sub_chunk_starts, _pick, _stage_backward
 
 NW = gl.constexpr(16)       # states a warp owns
 BLOCK_D = gl.constexpr(16)  # channels a program owns
@@ -221,28 +221,18 @@ def scan_bwd_kernel(
         c = n_chunks - 1 - i
         c0 = c * CHUNK
         n_sub = gl.cdiv(gl.minimum(length - c0, CHUNK), SUB)
-        # pass A: the forward from the checkpoint, keeping each sub-chunk's starting state
-        h = gl.load(ck_base + c * (BLOCK_D * BLOCK_N) + nd_off)
-        for s in range(0, n_sub):
-            _stage_forward(dl_s, dlu_s, B_s, dl_base, u_base, B_base, s_td, s_tl, s_ud, s_ul, s_bn, s_bl, d_t, d_t_ok,
-                           n_t, n_t_ok, c0 + s * SUB, length, path_row, PATHS, SUB, LGD, LGN, LRD, LRN)
-            gl.store(ws_base + s * (BLOCK_N * BLOCK_D) + nd_off, h)
-            _barrier()
-            for k in range(0, SUB):
-                h = _fwd_step(h, A, dl_r, dlu_r, B_r, k, LD, LWN)
-            _barrier()
+        _keep_sub_chunk_starts(ck_base + c * (BLOCK_D * BLOCK_N), ws_base, nd_off, A, dl_s, dlu_s, B_s, dl_r, dlu_r,
+                               B_r, dl_base, u_base, B_base, s_td, s_tl, s_ud, s_ul, s_bn, s_bl, d_t, d_t_ok, n_t,
+                               n_t_ok, c0, n_sub, length, path_row, PATHS, SUB, BLOCK_N * BLOCK_D, LGD, LGN, LRD,
+                               LRN, LD, LWN)
         # pass B: backwards, a sub-chunk at a time (its starting state loaded a sub-chunk ahead)
         h_sub = gl.load(ws_base + (n_sub - 1) * (BLOCK_N * BLOCK_D) + nd_off)
         for si in range(0, n_sub):
             s = n_sub - 1 - si
             t0 = c0 + s * SUB
-            u = _stage_forward(dl_s, dlu_s, B_s, dl_base, u_base, B_base, s_td, s_tl, s_ud, s_ul, s_bn, s_bl, d_t,
-                               d_t_ok, n_t, n_t_ok, t0, length, path_row, PATHS, SUB, LGD, LGN, LRD, LRN)
-            u_s.store(gl.convert_layout(u, LRD))
-            dy = _tile(dy_base, s_yd, s_yl, d_t, d_t_ok, t0, length, path_row, PATHS, SUB, LGD)
-            dy_s.store(gl.convert_layout(dy, LRD))
-            C_s.store(gl.convert_layout(_tile(C_base, s_cn, s_cl, n_t, n_t_ok, t0, length, path_row, PATHS, SUB, LGN),
-                                        LRN))
+            _stage_backward(dl_s, dlu_s, B_s, u_s, dy_s, C_s, dl_base, u_base, B_base, dy_base, C_base, s_td, s_tl,
+                            s_ud, s_ul, s_bn, s_bl, s_yd, s_yl, s_cn, s_cl, d_t, d_t_ok, n_t, n_t_ok, t0, length,
+                            path_row, PATHS, SUB, LGD, LGN, LRD, LRN)
             h = h_sub
             h_sub = gl.load(ws_base + gl.maximum(s - 1, 0) * (BLOCK_N * BLOCK_D) + nd_off)
             _barrier()
