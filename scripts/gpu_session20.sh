@@ -3,7 +3,7 @@
 # sums by register-lane swaps, no barrier between steps) against session 19's (sum): its GPU tests,
 # one paper-size scan's forward + backward with each (swap-atomic's gradients checked there against
 # the chunked backward's), and the paper network's eager training step on the walked route with
-# each (swap also at batch 8); then where the compiled step's time goes (swap), if time is left. ~8 min.
+# each (swap also at batch 8), compiled with swap at batch 2 and 8; then where the compiled step's time goes (swap), if time is left. ~8 min.
 #   bash scripts/gpu_session20.sh $OUT
 source "$(dirname "$0")/device_preamble.sh" "$@"
 quiet() { grep -v "^USDT\|profiler_st"; }
@@ -18,6 +18,9 @@ for k in sum swap-atomic swap; do
     --variants ours+fusedGN --no-channels-last --batches $batches 2>&1 | quiet | grep "| train\|Error" | sed "s/^/$k /"
 done
 date -u
-MEDSEGMAMBA_TRITON_BWD_GLUON_KERNEL=swap timeout 200 python3 benchmarks/profile_gpu.py \
+MEDSEGMAMBA_TRITON_BWD_GLUON_KERNEL=swap timeout 200 python3 benchmarks/model_gpu.py --out "$OUT/train_compiled_swap" \
+  --variants ours+compile --no-channels-last --batches :2,8 2>&1 | quiet | grep "| train\|Error" | head -n 5
+date -u
+MEDSEGMAMBA_TRITON_BWD_GLUON_KERNEL=swap timeout 150 python3 benchmarks/profile_gpu.py \
   --out "$OUT/profile_train_compiled" --variant ours+compile --modes train 2>&1 | quiet | tail -n 45
 date -u
