@@ -65,6 +65,8 @@ KERNELS = {
     # block_d BLOCK_D; TPW_N lanes share a channel's states as the package sets them (4 at N 64,
     # 1 at N 16), so SPT_N = N / TPW_N and SPT_D = block_d / (32 / TPW_N lanes x warps)
     "walk-gluon": ("scan_paths_fwd_kernel", {"HAS_D": True}),
+    # the same under autograd: it also leaves the backward's checkpoints (16-channel blocks) every 64 steps
+    "walk-gluon-ckpt": ("scan_paths_fwd_kernel", {"HAS_D": True, "STORE_CKPT": True, "CKPT_BLOCK_D": 16}),
     # the backward in Gluon (scan_gluon.scan_bwd_kernel, $MEDSEGMAMBA_TRITON_BWD=gluon): N is BLOCK_N,
     # block_d BLOCK_D, T the steps a sub-chunk stages (SUB); warps split the states (build, below)
     "bwd-gluon": ("scan_bwd_kernel", {"HAS_D": True, "PATHS": False}),
@@ -90,6 +92,7 @@ LAUNCHES = {
     "bwd-local": [(64, 16, 2, 4), (16, 64, 2, 4)],
     "bwd-carry": [(64, 16, 1, 4), (16, 64, 1, 4)],
     "walk-gluon": [(64, 64, 4, 4), (16, 128, 4, 4)],
+    "walk-gluon-ckpt": [(64, 64, 4, 4), (16, 128, 4, 4)],
     "bwd-gluon": [(64, 16, 8, 4), (16, 16, 8, 1)],
     "bwd-gluon-paths": [(64, 16, 8, 4), (16, 16, 8, 1)],
     "bwd-swap": [(64, 16, 8, 4), (16, 16, 8, 1)],
@@ -106,7 +109,7 @@ UNIT_STRIDES_OF = {"fwd-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an")
                    "bwd-gluon-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an"),
                    "bwd-swap-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an"),
                    "bwd-swap-atomic-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an"),
-                   "walk-gluon": ("s_bn", "s_cn", "s_an")}
+                   "walk-gluon": ("s_bn", "s_cn", "s_an"), "walk-gluon-ckpt": ("s_bn", "s_cn", "s_an")}
 
 
 def build(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | None = None,
@@ -119,7 +122,7 @@ def build(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | 
     from medsegmamba.ops.triton import scan_kernels
 
     name, extra = KERNELS[kernel]
-    gluon = kernel in ("walk-gluon", "bwd-gluon", "bwd-gluon-paths") or kernel.startswith("bwd-swap")
+    gluon = kernel in ("bwd-gluon", "bwd-gluon-paths") or kernel.startswith(("walk-gluon", "bwd-swap"))
     if kernel.startswith("bwd-swap"):
         from triton.experimental.gluon._runtime import GluonASTSource as ASTSource  # noqa: F811
 
@@ -133,7 +136,7 @@ def build(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | 
 
         from medsegmamba.ops.triton import scan_gluon
         fn = getattr(scan_gluon, name)
-        if kernel == "walk-gluon":  # selective_scan._gluon_walk_config's rule
+        if kernel.startswith("walk-gluon"):  # selective_scan._gluon_walk_config's rule
             tpw_n = max(1, min(4, n // 16))
             lanes_d = 32 // tpw_n * warps
             if n % tpw_n or block_d % lanes_d:
@@ -158,7 +161,7 @@ def build(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | 
     constexprs = {k: v for k, v in wanted.items() if k in fn.arg_names}
     # the walks read SS3D's bf16 activations (the backward's dl is float32); the rest is built on float32 pointers
     pointer = lambda a: "*i32" if a == "path_ptr" else (  # noqa: E731
-        "*bf16" if (kernel == "walk-gluon" and a in ("u_ptr", "dt_ptr", "B_ptr", "C_ptr"))
+        "*bf16" if (kernel.startswith("walk-gluon") and a in ("u_ptr", "dt_ptr", "B_ptr", "C_ptr"))
         or (kernel.startswith(("bwd-gluon-paths", "bwd-swap")) and kernel.endswith("paths")
             and a in ("u_ptr", "B_ptr", "C_ptr")) else "*fp32")
     signature = {a: "constexpr" if a in constexprs else (pointer(a) if a.endswith("_ptr") else "i32")

@@ -163,12 +163,15 @@ def test_gluon_walk_matches_the_definition(dtype, seed, batch, groups, dg, n, le
     (1, 1, 8, 32, 64, 300),      # the paper's N, five chunks, the last of no whole sub-chunk
     (2, 1, 2, 16, 16, 1),        # one step
 ])
-def test_walked_gradients_match_float64(dtype, seed, batch, groups, dg, n, length, monkeypatch):
-    # SS3D's scan under autograd on the walked route (selective_scan_paths_triton_grad: the chunked
-    # forward and the Gluon backward follow the paths) against autograd through the gathered float64 reference
+@pytest.mark.parametrize("walk", ["chunked", "gluon"])
+def test_walked_gradients_match_float64(dtype, seed, batch, groups, dg, n, length, walk, monkeypatch):
+    # SS3D's scan under autograd on the walked route (selective_scan_paths_triton_grad: the forward,
+    # chunked or Gluon, leaves checkpoints and the Gluon backward follows the paths) against autograd
+    # through the gathered float64 reference
     from medsegmamba.ops.triton.selective_scan import paths_grad_available
 
     monkeypatch.delenv("MEDSEGMAMBA_PATHS", raising=False)
+    monkeypatch.setenv("MEDSEGMAMBA_TRITON_WALK", walk)
     # these grids are too small for "auto" to take the Gluon backward (paths_grad_available)
     monkeypatch.setenv("MEDSEGMAMBA_TRITON_BWD", "gluon")
     u, delta, A, B, C, paths, D, bias = random_inputs(batch, groups, dg, n, length, seed)

@@ -70,18 +70,22 @@ def _load_raw(path_row, u_base, dt_base, B_base, C_base, t0, length, s_ul, s_tl,
 
 @gluon.jit
 def scan_paths_fwd_kernel(
-    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, Dskip_ptr, bias_ptr, y_ptr, path_ptr,
+    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, Dskip_ptr, bias_ptr, y_ptr, path_ptr, ckpt_ptr,
     length, dim_group, n_state,
     s_ub, s_ul, s_tb, s_tg, s_tl, s_ad, s_an,
     s_bb, s_bg, s_bl, s_bn, s_cb, s_cg, s_cl, s_cn, s_yb, s_yl, s_yg,
     HAS_D: gl.constexpr, HAS_BIAS: gl.constexpr, SOFTPLUS: gl.constexpr,
     SPT_N: gl.constexpr, TPW_N: gl.constexpr, SPT_D: gl.constexpr, T: gl.constexpr,
     LANES_D: gl.constexpr, LANES_N: gl.constexpr,
+    STORE_CKPT: gl.constexpr = False, CHUNK: gl.constexpr = 64, CKPT_BLOCK_D: gl.constexpr = 16,
 ):
     # One program: SPT_D * (32 // TPW_N) * num_warps channels of one group of one batch element,
     # all BLOCK_N = SPT_N * TPW_N states. u is (Bt, L, Dg), delta (Bt, G, L, Dg), B and C
     # (Bt, G, L, N), y (Bt, L, G, Dg): channels contiguous (stride 1) in u, delta and y.
     # Step t of group g reads and writes row path[g, t].
+    # With STORE_CKPT (training) the state at the start of every CHUNK steps goes to ckpt_ptr where
+    # the backward kernels read it, as _scan_fwd_chunked_kernel leaves it: per block of CKPT_BLOCK_D
+    # channels of the backward's grid, (chunks, CKPT_BLOCK_D, BLOCK_N). T divides CHUNK.
     W: gl.constexpr = gl.num_warps()
     TPW_D: gl.constexpr = 32 // TPW_N
     BLOCK_N: gl.constexpr = SPT_N * TPW_N
@@ -138,10 +142,19 @@ def scan_paths_fwd_kernel(
     C_r = C_s._reinterpret(gl.float32, [T, BLOCK_N], ROW)
     d_ok_s = d_s < dim_group
 
+    # each thread's states of a channel are contiguous there, so they go out as vectors
+    n_blocks = (dim_group + CKPT_BLOCK_D - 1) // CKPT_BLOCK_D
+    ck_prog = (pid_b * gl.num_programs(1) + pid_g) * n_blocks + d_s // CKPT_BLOCK_D
+    ck_tile = (ckpt_ptr + ck_prog.to(gl.int64)[None, :] * ((length + CHUNK - 1) // CHUNK * CKPT_BLOCK_D * BLOCK_N)
+               + ((d_s % CKPT_BLOCK_D) * BLOCK_N)[None, :] + n_s[:, None])
+
     h = gl.zeros([BLOCK_N, BLOCK_D], gl.float32, layout=LS)
     rows_n, live_n, u_n, dt_n, B_n, C_n = _load_raw(path_row, u_base, dt_base, B_base, C_base, 0, length, s_ul, s_tl,
                                                     s_bl, s_cl, s_bn, s_cn, d_t, d_ok, n_t, n_ok, T, LT, LTN)
     for t0 in range(0, length, T):
+        if STORE_CKPT:
+            if t0 % CHUNK == 0:
+                gl.store(ck_tile + (t0 // CHUNK) * (CKPT_BLOCK_D * BLOCK_N), h, mask=d_ok_s[None, :])
         live, u, dt, Bc, Cc = live_n, u_n, dt_n, B_n, C_n
         x = dt.to(gl.float32) + bias[None, :]
         dl = x

@@ -791,16 +791,18 @@ class _SelectiveScanPathsTriton(torch.autograd.Function):
     def forward(ctx, u, delta, A, B, C, paths, D, delta_bias, softplus):
         batch, length, dim_group = u.shape
         groups, n_state = delta.shape[1], A.shape[1]
-        # the chunked forward's state block (the swap backwards pad it to 16 states, _gluon_bwd_op)
-        ckpt_block_d, block_n = _gluon_bwd_config(n_state)[4], triton.next_power_of_2(n_state)
-        # a partly used block (channels past dim_group, states past n_state) must hold finite
-        # states for the backward, which reads whole blocks (as in _scan_fwd)
-        padded = dim_group % ckpt_block_d or n_state != block_n
-        ckpt = (torch.zeros if padded else torch.empty)(
-            (batch * groups * triton.cdiv(dim_group, ckpt_block_d), triton.cdiv(length, CHUNK), ckpt_block_d,
-             block_n), device=u.device, dtype=torch.float32)
-        y = _walk_chunked(u, delta, A, B, C, paths, D, delta_bias, softplus, _chunked_config(dim_group, n_state),
-                          ckpt, ckpt_block_d)
+        # the checkpoints in the Gluon backward's channel blocks (the swap backwards pad their states to 16)
+        ckpt_block_d = _gluon_bwd_config(n_state)[4]
+        kernel = _walk_kernel_name(None)
+        if kernel == "auto":
+            kernel = _auto_walk_kernel(batch, groups, dim_group, n_state, u.device)
+        if kernel == "gluon":
+            y, ckpt = _walk_gluon_ckpt_op(u, delta, A, B, C, paths, D, delta_bias, softplus,
+                                          list(_gluon_walk_config(dim_group, n_state)), ckpt_block_d)
+        else:
+            ckpt = _walk_ckpt(u, delta, A, ckpt_block_d)
+            y = _walk_chunked(u, delta, A, B, C, paths, D, delta_bias, softplus, _chunked_config(dim_group, n_state),
+                              ckpt, ckpt_block_d)
         ctx.save_for_backward(u, delta, A, B, C, paths, D, delta_bias, ckpt)
         ctx.softplus = softplus
         return y
@@ -859,6 +861,50 @@ def _walk_gluon(u, delta, A, B, C, paths, D, delta_bias, delta_softplus, launch)
 def _walk_gluon_op(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
                    paths: torch.Tensor, D: Optional[torch.Tensor], delta_bias: Optional[torch.Tensor],
                    delta_softplus: bool, config: list[int]) -> torch.Tensor:
+    return _launch_walk_gluon(u, delta, A, B, C, paths, D, delta_bias, delta_softplus, config)
+
+
+@_walk_gluon_op.register_fake
+def _walk_gluon_fake(u, delta, A, B, C, paths, D, delta_bias, delta_softplus, config):
+    batch, length, dim_group = u.shape
+    return u.new_empty((batch, length, delta.shape[1], dim_group), dtype=torch.float32)
+
+
+@torch.library.custom_op("medsegmamba::walk_gluon_ckpt", mutates_args=())
+def _walk_gluon_ckpt_op(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
+                        paths: torch.Tensor, D: Optional[torch.Tensor], delta_bias: Optional[torch.Tensor],
+                        delta_softplus: bool, config: list[int], ckpt_block_d: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`_walk_gluon_op` for training: y and the checkpoints the backward reads (`_walk_ckpt`)."""
+    ckpt = _walk_ckpt(u, delta, A, ckpt_block_d)
+    return _launch_walk_gluon(u, delta, A, B, C, paths, D, delta_bias, delta_softplus, config, ckpt, ckpt_block_d), ckpt
+
+
+@_walk_gluon_ckpt_op.register_fake
+def _walk_gluon_ckpt_fake(u, delta, A, B, C, paths, D, delta_bias, delta_softplus, config, ckpt_block_d):
+    batch, length, dim_group = u.shape
+    return (u.new_empty((batch, length, delta.shape[1], dim_group), dtype=torch.float32),
+            u.new_empty(_walk_ckpt_shape(u, delta, A, ckpt_block_d), dtype=torch.float32))
+
+
+def _walk_ckpt_shape(u, delta, A, ckpt_block_d):
+    """The checkpoints of a walk under autograd: per block of ckpt_block_d channels of each group and
+    batch element, (chunks, ckpt_block_d, 2^ceil(log2 N))."""
+    batch, length, dim_group = u.shape
+    groups, block_n = delta.shape[1], triton.next_power_of_2(A.shape[1])
+    return (batch * groups * triton.cdiv(dim_group, ckpt_block_d), triton.cdiv(length, CHUNK), ckpt_block_d, block_n)
+
+
+def _walk_ckpt(u, delta, A, ckpt_block_d):
+    # a partly used block (channels past dim_group, states past N) must hold finite states for the
+    # backward, which reads whole blocks (as in _scan_fwd)
+    padded = u.shape[2] % ckpt_block_d or A.shape[1] != triton.next_power_of_2(A.shape[1])
+    return (torch.zeros if padded else torch.empty)(_walk_ckpt_shape(u, delta, A, ckpt_block_d), device=u.device,
+                                                    dtype=torch.float32)
+
+
+def _launch_walk_gluon(u, delta, A, B, C, paths, D, delta_bias, delta_softplus, config, ckpt=None, ckpt_block_d=16):
+    """scan_gluon.scan_paths_fwd_kernel at `config` (`_gluon_walk_config`'s): y (Bt, L, G, Dg) float32;
+    with `ckpt` (`_walk_ckpt`), its checkpoints too."""
     from .scan_gluon import scan_paths_fwd_kernel
 
     batch, length, dim_group = u.shape
@@ -869,22 +915,19 @@ def _walk_gluon_op(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: tor
     delta = delta if delta.stride(3) == 1 else delta.contiguous()
     spt_n, tpw_n, spt_d, chunk_t, num_warps = config
     block_d, block_n = spt_d * (32 // tpw_n) * num_warps, spt_n * tpw_n
+    if ckpt is not None and (CHUNK % chunk_t or block_n != ckpt.shape[3]):
+        raise ValueError(f"selective_scan_paths_triton: checkpoints need the Gluon walk's T ({chunk_t}) to divide "
+                         f"{CHUNK} and its state block ({block_n}) to be the checkpoints' ({ckpt.shape[3]})")
     grid = (batch, groups, triton.cdiv(dim_group, block_d))
     scan_paths_fwd_kernel[grid](
         u, delta, A, B, C, D if D is not None else A, delta_bias if delta_bias is not None else A, y, paths,
-        length, dim_group, n_state,
+        ckpt if ckpt is not None else y, length, dim_group, n_state,
         u.stride(0), u.stride(1), delta.stride(0), delta.stride(1), delta.stride(2), *A.stride(),
         *B.stride(), *C.stride(), y.stride(0), y.stride(1), y.stride(2),
         HAS_D=D is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus,
         SPT_N=spt_n, TPW_N=tpw_n, SPT_D=spt_d, T=chunk_t, LANES_D=min(32, block_d), LANES_N=min(32, block_n),
-        num_warps=num_warps)
+        STORE_CKPT=ckpt is not None, CHUNK=CHUNK, CKPT_BLOCK_D=ckpt_block_d, num_warps=num_warps)
     return y
-
-
-@_walk_gluon_op.register_fake
-def _walk_gluon_fake(u, delta, A, B, C, paths, D, delta_bias, delta_softplus, config):
-    batch, length, dim_group = u.shape
-    return u.new_empty((batch, length, delta.shape[1], dim_group), dtype=torch.float32)
 
 
 def selective_scan_triton(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True, *,
