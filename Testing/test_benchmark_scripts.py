@@ -238,6 +238,11 @@ def test_the_gluon_walk_builds_for_sm90_here():
     assert 128 <= ex2 <= 136
     chunked = row("fwd-paths", 16, 8, 2)  # the chunked kernel at its own launch (selective_scan.py's _chunked_config)
     assert per_step < float(chunked.stdout.splitlines()[2].split("|")[1:-1][12])
+    # under autograd it also stores the checkpoints, in a branch of the loop taken once in 16 passes
+    # (64-step chunks, 4 steps a pass), and its registers stay
+    ckpt = row("walk-gluon-ckpt", 64, 4, 4).stdout.splitlines()[2].split("|")[1:-1]
+    assert int(ckpt[6]) <= 168 and int(ckpt[7]) == 0 and int(ckpt[9]) >= 3
+    assert 0 < int(ckpt[10]) - int(gluon[10]) <= 100 and int(ckpt[11]) == ex2
 
 
 def test_the_gluon_backward_builds_for_sm90_here():

@@ -64,7 +64,7 @@ KERNELS = {
     # SS3D's inference walk in Gluon (scan_gluon.py, $MEDSEGMAMBA_TRITON_WALK=gluon): N is BLOCK_N,
     # block_d BLOCK_D; TPW_N lanes share a channel's states as the package sets them (4 at N 64,
     # 1 at N 16), so SPT_N = N / TPW_N and SPT_D = block_d / (32 / TPW_N lanes x warps)
-    "walk-gluon": ("scan_paths_fwd_kernel", {"HAS_D": True}),
+    "walk-gluon": ("scan_paths_fwd_kernel", {"HAS_D": True, "STORE_CKPT": False}),
     # the same under autograd: it also leaves the backward's checkpoints (16-channel blocks) every 64 steps
     "walk-gluon-ckpt": ("scan_paths_fwd_kernel", {"HAS_D": True, "STORE_CKPT": True, "CKPT_BLOCK_D": 16}),
     # the backward in Gluon (scan_gluon.scan_bwd_kernel, $MEDSEGMAMBA_TRITON_BWD=gluon): N is BLOCK_N,

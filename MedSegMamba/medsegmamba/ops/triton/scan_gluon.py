@@ -69,6 +69,18 @@ def _load_raw(path_row, u_base, dt_base, B_base, C_base, t0, length, s_ul, s_tl,
 
 
 @gluon.jit
+def _store_ckpt(ckpt_ptr, h, t0, pid_b, pid_g, d_s, n_s, d_ok_s, dim_group, length, CHUNK: gl.constexpr,
+                CKPT_BLOCK_D: gl.constexpr, BLOCK_N: gl.constexpr):
+    """The state h (BLOCK_N, channels d_s) at step t0, a chunk's start, where the backward reads it;
+    each thread's states of a channel are contiguous there, so they go out as vectors."""
+    n_blocks = (dim_group + CKPT_BLOCK_D - 1) // CKPT_BLOCK_D
+    ck_prog = (pid_b * gl.num_programs(1) + pid_g) * n_blocks + d_s // CKPT_BLOCK_D
+    chunks = (length + CHUNK - 1) // CHUNK
+    col = (ck_prog.to(gl.int64) * chunks + t0 // CHUNK) * (CKPT_BLOCK_D * BLOCK_N) + (d_s % CKPT_BLOCK_D) * BLOCK_N
+    gl.store(ckpt_ptr + col[None, :] + n_s[:, None], h, mask=d_ok_s[None, :])
+
+
+@gluon.jit
 def scan_paths_fwd_kernel(
     u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, Dskip_ptr, bias_ptr, y_ptr, path_ptr, ckpt_ptr,
     length, dim_group, n_state,
@@ -142,19 +154,14 @@ def scan_paths_fwd_kernel(
     C_r = C_s._reinterpret(gl.float32, [T, BLOCK_N], ROW)
     d_ok_s = d_s < dim_group
 
-    # each thread's states of a channel are contiguous there, so they go out as vectors
-    n_blocks = (dim_group + CKPT_BLOCK_D - 1) // CKPT_BLOCK_D
-    ck_prog = (pid_b * gl.num_programs(1) + pid_g) * n_blocks + d_s // CKPT_BLOCK_D
-    ck_tile = (ckpt_ptr + ck_prog.to(gl.int64)[None, :] * ((length + CHUNK - 1) // CHUNK * CKPT_BLOCK_D * BLOCK_N)
-               + ((d_s % CKPT_BLOCK_D) * BLOCK_N)[None, :] + n_s[:, None])
-
     h = gl.zeros([BLOCK_N, BLOCK_D], gl.float32, layout=LS)
     rows_n, live_n, u_n, dt_n, B_n, C_n = _load_raw(path_row, u_base, dt_base, B_base, C_base, 0, length, s_ul, s_tl,
                                                     s_bl, s_cl, s_bn, s_cn, d_t, d_ok, n_t, n_ok, T, LT, LTN)
     for t0 in range(0, length, T):
         if STORE_CKPT:
             if t0 % CHUNK == 0:
-                gl.store(ck_tile + (t0 // CHUNK) * (CKPT_BLOCK_D * BLOCK_N), h, mask=d_ok_s[None, :])
+                _store_ckpt(ckpt_ptr, h, t0, pid_b, pid_g, d_s, n_s, d_ok_s, dim_group, length, CHUNK, CKPT_BLOCK_D,
+                            BLOCK_N)
         live, u, dt, Bc, Cc = live_n, u_n, dt_n, B_n, C_n
         x = dt.to(gl.float32) + bias[None, :]
         dl = x
