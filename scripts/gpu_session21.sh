@@ -3,7 +3,8 @@
 # register-lane swaps, no barrier between steps; swap and swap-atomic) against session 19's (sum),
 # and the Gluon walk leaving the training checkpoints (walk-gluon-ckpt) against the chunked walk:
 # their GPU tests; one paper-size scan's forward + backward with each backward; the paper network's
-# eager training step (bf16, batch 2, walked route) with each; the compiled step with swap at batch
+# eager training step (bf16, batch 2, walked route) with each (swap also at batch 8 and
+# channels-last); the compiled step with swap at batch
 # 2 and 8; then where the compiled step's time goes, if time is left. ~9 min.
 #   bash scripts/gpu_session21.sh $OUT
 source "$(dirname "$0")/device_preamble.sh" "$@"
@@ -16,9 +17,9 @@ done
 timeout 150 python3 benchmarks/scan_bwd_gluon.py --out "$OUT/scan_bwd" --kernels sum swap swap-atomic \
   --launches default 4,4,2,4,128,4 4,4,2,4,128,16 4,4,2,4,0 2>&1 | tail -n 4
 for run in chunked:sum auto:sum auto:swap-atomic auto:swap; do
-  walk=${run%%:*} k=${run##*:} batches=:2; [ $k = swap ] && batches=:2,8
-  MEDSEGMAMBA_TRITON_WALK=$walk MEDSEGMAMBA_TRITON_BWD_GLUON_KERNEL=$k timeout 120 python3 benchmarks/model_gpu.py \
-    --out "$OUT/train_${walk}_$k" --variants ours+fusedGN --no-channels-last --batches $batches 2>&1 | quiet \
+  walk=${run%%:*} k=${run##*:} batches=:2 cl=--no-channels-last; [ $k = swap ] && batches=:2,8 cl=
+  MEDSEGMAMBA_TRITON_WALK=$walk MEDSEGMAMBA_TRITON_BWD_GLUON_KERNEL=$k timeout 150 python3 benchmarks/model_gpu.py \
+    --out "$OUT/train_${walk}_$k" --variants ours+fusedGN $cl --batches $batches 2>&1 | quiet \
     | grep "| train\|Error" | sed "s/^/$walk $k /"
 done
 date -u
