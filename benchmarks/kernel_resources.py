@@ -69,10 +69,12 @@ KERNELS = {
     "walk-gluon-ckpt": ("scan_paths_fwd_kernel", {"HAS_D": True, "STORE_CKPT": True, "CKPT_BLOCK_D": 16}),
     # the backward in Gluon (scan_gluon.scan_bwd_kernel, $MEDSEGMAMBA_TRITON_BWD=gluon): N is BLOCK_N,
     # block_d BLOCK_D, T the steps a sub-chunk stages (SUB); warps split the states (build, below)
-    "bwd-gluon": ("scan_bwd_kernel", {"HAS_D": True, "PATHS": False}),
+    "bwd-gluon": ("scan_bwd_kernel", {"HAS_D": True, "PATHS": False, "ATOMIC": False}),
     # the same walking SS3D's paths under autograd (selective_scan_paths_triton_grad: bf16 u, B, C;
     # channels and states contiguous)
-    "bwd-gluon-paths": ("scan_bwd_kernel", {"HAS_D": True, "PATHS": True}),
+    "bwd-gluon-paths": ("scan_bwd_kernel", {"HAS_D": True, "PATHS": True, "ATOMIC": False}),
+    # the same adding dB and dC atomically into one tensor ($MEDSEGMAMBA_TRITON_BWD_GLUON_KERNEL=sum-atomic)
+    "bwd-gluon-atomic-paths": ("scan_bwd_kernel", {"HAS_D": True, "PATHS": True, "ATOMIC": True}),
     # scan_gluon_bwd.scan_bwd_kernel (the default Gluon backward since session 20): 16 states of 16
     # channels a warp, fixed (N is BLOCK_N = 16 x warps, block_d 16); T its SUB, whose steps its
     # sub-chunk loop unrolls
@@ -95,18 +97,21 @@ LAUNCHES = {
     "walk-gluon-ckpt": [(64, 64, 4, 4), (16, 128, 4, 4)],
     "bwd-gluon": [(64, 16, 8, 4), (16, 16, 8, 1)],
     "bwd-gluon-paths": [(64, 16, 8, 4), (16, 16, 8, 1)],
+    "bwd-gluon-atomic-paths": [(64, 16, 8, 4), (16, 16, 8, 1)],
     "bwd-swap": [(64, 16, 8, 4), (16, 16, 8, 1)],
     "bwd-swap-paths": [(64, 16, 8, 4), (16, 16, 8, 1)],
     "bwd-swap-atomic-paths": [(64, 16, 8, 4), (16, 16, 8, 1)],
 }
 # register caps the package sets at those launches (selective_scan.py's _STEPS_MAXNREG, _GLUON_MAXNREG)
-MAXNREG = {"bwd-steps": 128, "bwd-gluon": 128, "bwd-gluon-paths": 128, "bwd-swap": 128, "bwd-swap-paths": 128,
+MAXNREG = {"bwd-steps": 128, "bwd-gluon": 128, "bwd-gluon-paths": 128, "bwd-gluon-atomic-paths": 128, "bwd-swap": 128,
+           "bwd-swap-paths": 128,
            "bwd-swap-atomic-paths": 128}
 # arguments that are 1 for contiguous inputs (--as-launched): the strides along L, and A's along N
 UNIT_STRIDES = ("s_ul", "s_tl", "s_yl", "s_bl", "s_cl", "s_an")
 # fwd-paths reads SS3D's layouts, whose channels (and states) are contiguous instead
 UNIT_STRIDES_OF = {"fwd-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an"),
                    "bwd-gluon-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an"),
+                   "bwd-gluon-atomic-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an"),
                    "bwd-swap-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an"),
                    "bwd-swap-atomic-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an"),
                    "walk-gluon": ("s_bn", "s_cn", "s_an"), "walk-gluon-ckpt": ("s_bn", "s_cn", "s_an")}
@@ -122,7 +127,7 @@ def build(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | 
     from medsegmamba.ops.triton import scan_kernels
 
     name, extra = KERNELS[kernel]
-    gluon = kernel in ("bwd-gluon", "bwd-gluon-paths") or kernel.startswith(("walk-gluon", "bwd-swap"))
+    gluon = kernel.startswith(("walk-gluon", "bwd-gluon", "bwd-swap"))
     if kernel.startswith("bwd-swap"):
         from triton.experimental.gluon._runtime import GluonASTSource as ASTSource  # noqa: F811
 
@@ -162,7 +167,7 @@ def build(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | 
     # the walks read SS3D's bf16 activations (the backward's dl is float32); the rest is built on float32 pointers
     pointer = lambda a: "*i32" if a == "path_ptr" else (  # noqa: E731
         "*bf16" if (kernel.startswith("walk-gluon") and a in ("u_ptr", "dt_ptr", "B_ptr", "C_ptr"))
-        or (kernel.startswith(("bwd-gluon-paths", "bwd-swap")) and kernel.endswith("paths")
+        or (kernel.startswith(("bwd-gluon", "bwd-swap")) and kernel.endswith("paths")
             and a in ("u_ptr", "B_ptr", "C_ptr")) else "*fp32")
     signature = {a: "constexpr" if a in constexprs else (pointer(a) if a.endswith("_ptr") else "i32")
                  for a in fn.arg_names}

@@ -275,11 +275,11 @@ def test_gluon_backward_kernel_choice_is_checked(monkeypatch):
 
     monkeypatch.delenv(tscan.GLUON_KERNEL_ENV_VAR, raising=False)
     assert tscan._gluon_bwd_kernel() == "sum"
-    for value in ("swap", "swap-atomic"):
+    for value in ("sum-atomic", "swap", "swap-atomic"):
         monkeypatch.setenv(tscan.GLUON_KERNEL_ENV_VAR, value)
         assert tscan._gluon_bwd_kernel() == value
     monkeypatch.setenv(tscan.GLUON_KERNEL_ENV_VAR, "fast")
-    with pytest.raises(ValueError, match=r"_BWD_GLUON_KERNEL must be one of sum, swap, swap-atomic, got 'fast'"):
+    with pytest.raises(ValueError, match=r"_BWD_GLUON_KERNEL must be one of sum, sum-atomic, swap, swap-atomic, got 'fast'"):
         tscan._gluon_bwd_kernel()
     # the swap kernels' geometry is fixed: another launch is refused before anything runs
     monkeypatch.setenv(tscan.GLUON_KERNEL_ENV_VAR, "swap")

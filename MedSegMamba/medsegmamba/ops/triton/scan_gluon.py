@@ -304,7 +304,7 @@ def scan_bwd_kernel(
     s_ub, s_ug, s_ul, s_ud, s_tb, s_tg, s_tl, s_td, s_yb, s_yg, s_yl, s_yd, s_ad, s_an,
     s_bb, s_bg, s_bl, s_bn, s_cb, s_cg, s_cl, s_cn, o_b, o_g, o_l, o_d, part_stride, q_b, q_g, q_l, q_n,
     HAS_D: gl.constexpr, CHUNK: gl.constexpr, SPT_N: gl.constexpr, TPW_N: gl.constexpr, SPT_D: gl.constexpr,
-    SUB: gl.constexpr, PATHS: gl.constexpr,
+    SUB: gl.constexpr, PATHS: gl.constexpr, ATOMIC: gl.constexpr = False,
 ):
     # The backward of one scan in _scan_bwd_chunked_kernel's contract: delta's bias and softplus
     # applied outside (dl given), the forward's checkpoints every CHUNK steps. Every tensor is
@@ -335,8 +335,8 @@ def scan_bwd_kernel(
     # Shared rows are written and read with lanes along the row (channels or states), free of
     # bank conflicts; convert_layout turns tiles between those lanes and the global memory's
     # (steps) through Triton's conflict-free scratch.
-    # dB, dC: a slice per channel block (`part_stride` apart), summed by the launcher;
-    # dA (B, D, N), dD (B, D).
+    # dB, dC: a slice per channel block (`part_stride` apart), summed by the launcher, or with
+    # ATOMIC added into one zeroed tensor; dA (B, D, N), dD (B, D).
     W: gl.constexpr = gl.num_warps()
     TPW_D: gl.constexpr = 32 // TPW_N
     NW: gl.constexpr = SPT_N * TPW_N
@@ -398,7 +398,9 @@ def scan_bwd_kernel(
     B_base = B_ptr + b64 * s_bb + pid_g * s_bg
     C_base = C_ptr + b64 * s_cb + pid_g * s_cg
     out_base = b64 * o_b + pid_g * o_g
-    bc_base = pid_c.to(gl.int64) * part_stride + b64 * q_b + pid_g * q_g
+    bc_base = b64 * q_b + pid_g * q_g
+    if not ATOMIC:
+        bc_base += pid_c.to(gl.int64) * part_stride
     path_row = path_ptr + pid_g * length
     prog = ((pid_b * groups + pid_g) * gl.num_programs(2) + pid_c).to(gl.int64)
     # checkpoints: a (BLOCK_D, BLOCK_N) block per program and chunk, states contiguous; the workspace
@@ -501,8 +503,12 @@ def scan_bwd_kernel(
             live, rows = _steps(t0, length, path_row, PATHS, SUB, LGN)
             ok_n = live[:, None] & n_t_ok[None, :]
             bc = bc_base + rows[:, None].to(gl.int64) * q_l + n_t[None, :] * q_n
-            gl.store(dB_ptr + bc, gl.convert_layout(dB_s.load(LRN), LGN), mask=ok_n)
-            gl.store(dC_ptr + bc, gl.convert_layout(dC_s.load(LRN), LGN), mask=ok_n)
+            if ATOMIC:
+                gl.atomic_add(dB_ptr + bc, gl.convert_layout(dB_s.load(LRN), LGN), mask=ok_n, sem="relaxed")
+                gl.atomic_add(dC_ptr + bc, gl.convert_layout(dC_s.load(LRN), LGN), mask=ok_n, sem="relaxed")
+            else:
+                gl.store(dB_ptr + bc, gl.convert_layout(dB_s.load(LRN), LGN), mask=ok_n)
+                gl.store(dC_ptr + bc, gl.convert_layout(dC_s.load(LRN), LGN), mask=ok_n)
             _barrier()
     gl.store(dA_ptr + (b64 * dim + dg3) * n_state + n3, dA_acc, mask=nd_ok)
     if HAS_D:

@@ -469,12 +469,13 @@ def _gluon_bwd_config(n_state):
 
 
 GLUON_KERNEL_ENV_VAR = "MEDSEGMAMBA_TRITON_BWD_GLUON_KERNEL"
-GLUON_KERNELS = ("sum", "swap", "swap-atomic")
+GLUON_KERNELS = ("sum", "sum-atomic", "swap", "swap-atomic")
 
 
 def _gluon_bwd_kernel() -> str:
     """Which Gluon backward runs, from $MEDSEGMAMBA_TRITON_BWD_GLUON_KERNEL: "sum"
-    (scan_gluon.scan_bwd_kernel, the default, session 19's: gl.sum, barriers every step), "swap"
+    (scan_gluon.scan_bwd_kernel, the default, session 19's: gl.sum, barriers every step), "sum-atomic"
+    (the same adding dB and dC atomically into one tensor), "swap"
     (scan_gluon_bwd.scan_bwd_kernel: per-step sums by register-lane swaps, dB and dC a slice per
     channel block) or "swap-atomic" (the same adding dB and dC atomically into one tensor). The
     swap kernels are opt-in until a GPU has checked and timed them (session 20)."""
@@ -531,7 +532,8 @@ def _gluon_bwd_op(u: torch.Tensor, dl: torch.Tensor, dy: torch.Tensor, A: torch.
     length = u.shape[2] if paths is None else u.shape[1]
     spt_n, tpw_n, spt_d, warps, block_d, block_n, maxnreg, sub = _gluon_bwd_config(n_state)
     kernel = _gluon_bwd_kernel()
-    atomic = kernel == "swap-atomic"
+    atomic = kernel.endswith("atomic")
+    kernel = kernel.split("-")[0]
     if kernel != "sum" and (spt_n, tpw_n, spt_d) != (4, 4, 2):
         raise ValueError(f"selective_scan_triton: the Gluon backward '{kernel}' holds 4 states of 2 channels a "
                          f"thread over 4 x 8 lanes; ${GLUON_BWD_ENV_VAR} asks for SPT_N={spt_n}, TPW_N={tpw_n}, "
@@ -565,7 +567,7 @@ def _gluon_bwd_op(u: torch.Tensor, dl: torch.Tensor, dy: torch.Tensor, A: torch.
         su = (u.stride(0), 0, u.stride(1), u.stride(2))  # u is shared by the groups
         sy = (dy.stride(0), dy.stride(2), dy.stride(1), dy.stride(3))
         st, sb, sc, so, sq = dl.stride(), B.stride(), C.stride(), du.stride(), dB.stride()
-    flags = (dict(SPT_N=spt_n, TPW_N=tpw_n, SPT_D=spt_d) if kernel == "sum" else dict(ATOMIC=atomic))
+    flags = dict(ATOMIC=atomic) | (dict(SPT_N=spt_n, TPW_N=tpw_n, SPT_D=spt_d) if kernel == "sum" else {})
     bwd = scan_gluon.scan_bwd_kernel if kernel == "sum" else scan_gluon_bwd.scan_bwd_kernel
     bwd[grid](u, dl, A, B, C, D if D is not None else u, dy, ckpt, ws, paths if paths is not None else u,
               du, ddl, dA, dB, dC, dD, length, n_chunks, groups, dim, dim_group, n_state,
