@@ -273,18 +273,3 @@ def test_the_gluon_backward_walking_the_paths_builds_for_sm90_here():
     cells = proc.stdout.splitlines()[2].split("|")[1:-1]
     assert cells[0].strip() == "bwd-gluon-paths"
     assert int(cells[6]) <= 128 and int(cells[9]) == 4 and int(cells[14]) == 0
-
-
-def test_the_swap_backward_builds_for_sm90_here():
-    # scan_gluon_bwd.scan_bwd_kernel ($MEDSEGMAMBA_TRITON_BWD_GLUON_KERNEL=swap) at the package's
-    # launch for N 64, walking SS3D's paths: four programs a multiprocessor at 128 registers; its
-    # sub-chunk loop (8 steps, unrolled) sums each step's products in 12 shuffles, not gl.sum's 32
-    # (session 19's kernel), and no barrier waits between its steps (session 19's: 2 a pair of steps)
-    pytest.importorskip("triton.experimental.gluon")
-    proc = run("kernel_resources.py", "--kernels", "bwd-swap-paths", "--as-launched", "--loops", "--n", "64",
-               "--block-d", "16", "--warps", "4", "--t", "8")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    cells = proc.stdout.splitlines()[2].split("|")[1:-1]
-    assert cells[0].strip() == "bwd-swap-paths"
-    assert int(cells[6]) <= 128 and int(cells[9]) == 4
-    assert int(cells[15]) == 8 * 12 and int(cells[16]) <= 4

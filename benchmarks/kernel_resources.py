@@ -73,14 +73,8 @@ KERNELS = {
     # the same walking SS3D's paths under autograd (selective_scan_paths_triton_grad: bf16 u, B, C;
     # channels and states contiguous)
     "bwd-gluon-paths": ("scan_bwd_kernel", {"HAS_D": True, "PATHS": True, "ATOMIC": False}),
-    # the same adding dB and dC atomically into one tensor ($MEDSEGMAMBA_TRITON_BWD_GLUON_KERNEL=sum-atomic)
+    # the same adding dB and dC atomically into one tensor ($MEDSEGMAMBA_TRITON_BC=atomic)
     "bwd-gluon-atomic-paths": ("scan_bwd_kernel", {"HAS_D": True, "PATHS": True, "ATOMIC": True}),
-    # scan_gluon_bwd.scan_bwd_kernel (the default Gluon backward since session 20): 16 states of 16
-    # channels a warp, fixed (N is BLOCK_N = 16 x warps, block_d 16); T its SUB, whose steps its
-    # sub-chunk loop unrolls
-    "bwd-swap": ("scan_bwd_kernel", {"HAS_D": True, "PATHS": False, "ATOMIC": False}),
-    "bwd-swap-paths": ("scan_bwd_kernel", {"HAS_D": True, "PATHS": True, "ATOMIC": False}),
-    "bwd-swap-atomic-paths": ("scan_bwd_kernel", {"HAS_D": True, "PATHS": True, "ATOMIC": True}),
 }
 # the launches the package makes (selective_scan.py's configs): (N, block_d, T, warps)
 LAUNCHES = {
@@ -98,22 +92,15 @@ LAUNCHES = {
     "bwd-gluon": [(64, 16, 8, 4), (16, 16, 8, 1)],
     "bwd-gluon-paths": [(64, 16, 8, 4), (16, 16, 8, 1)],
     "bwd-gluon-atomic-paths": [(64, 16, 8, 4), (16, 16, 8, 1)],
-    "bwd-swap": [(64, 16, 8, 4), (16, 16, 8, 1)],
-    "bwd-swap-paths": [(64, 16, 8, 4), (16, 16, 8, 1)],
-    "bwd-swap-atomic-paths": [(64, 16, 8, 4), (16, 16, 8, 1)],
 }
 # register caps the package sets at those launches (selective_scan.py's _STEPS_MAXNREG, _GLUON_MAXNREG)
-MAXNREG = {"bwd-steps": 128, "bwd-gluon": 128, "bwd-gluon-paths": 128, "bwd-gluon-atomic-paths": 128, "bwd-swap": 128,
-           "bwd-swap-paths": 128,
-           "bwd-swap-atomic-paths": 128}
+MAXNREG = {"bwd-steps": 128, "bwd-gluon": 128, "bwd-gluon-paths": 128, "bwd-gluon-atomic-paths": 128}
 # arguments that are 1 for contiguous inputs (--as-launched): the strides along L, and A's along N
 UNIT_STRIDES = ("s_ul", "s_tl", "s_yl", "s_bl", "s_cl", "s_an")
 # fwd-paths reads SS3D's layouts, whose channels (and states) are contiguous instead
 UNIT_STRIDES_OF = {"fwd-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an"),
                    "bwd-gluon-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an"),
                    "bwd-gluon-atomic-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an"),
-                   "bwd-swap-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an"),
-                   "bwd-swap-atomic-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an"),
                    "walk-gluon": ("s_bn", "s_cn", "s_an"), "walk-gluon-ckpt": ("s_bn", "s_cn", "s_an")}
 
 
@@ -127,16 +114,8 @@ def build(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | 
     from medsegmamba.ops.triton import scan_kernels
 
     name, extra = KERNELS[kernel]
-    gluon = kernel.startswith(("walk-gluon", "bwd-gluon", "bwd-swap"))
-    if kernel.startswith("bwd-swap"):
-        from triton.experimental.gluon._runtime import GluonASTSource as ASTSource  # noqa: F811
-
-        from medsegmamba.ops.triton import scan_gluon_bwd
-        fn = getattr(scan_gluon_bwd, name)
-        if n % 16 or block_d != 16 or n // 16 != warps:
-            raise ValueError(f"{kernel}: N={n} must be 16 x warps ({warps}) and block_d={block_d} 16")
-        extra = extra | {"SUB": t}
-    elif gluon:
+    gluon = kernel.startswith(("walk-gluon", "bwd-gluon"))
+    if gluon:
         from triton.experimental.gluon._runtime import GluonASTSource as ASTSource  # noqa: F811
 
         from medsegmamba.ops.triton import scan_gluon
@@ -167,7 +146,7 @@ def build(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | 
     # the walks read SS3D's bf16 activations (the backward's dl is float32); the rest is built on float32 pointers
     pointer = lambda a: "*i32" if a == "path_ptr" else (  # noqa: E731
         "*bf16" if (kernel.startswith("walk-gluon") and a in ("u_ptr", "dt_ptr", "B_ptr", "C_ptr"))
-        or (kernel.startswith(("bwd-gluon", "bwd-swap")) and kernel.endswith("paths")
+        or (kernel.startswith("bwd-gluon") and kernel.endswith("paths")
             and a in ("u_ptr", "B_ptr", "C_ptr")) else "*fp32")
     signature = {a: "constexpr" if a in constexprs else (pointer(a) if a.endswith("_ptr") else "i32")
                  for a in fn.arg_names}

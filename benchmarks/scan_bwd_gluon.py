@@ -8,9 +8,9 @@ One scan's forward + backward at the paper's size (8 x 1024 channels, N 64, L 17
 1 and 2: each backward's median time (triton.testing.do_bench, through scan_gpu.bench) and the
 largest relative difference of the Gluon backward's gradients from the chunked one's. --launches
 times the Gluon kernel at each "SPT_N,TPW_N,SPT_D,warps" ($MEDSEGMAMBA_TRITON_BWD_GLUON; "default"
-is the package's), and --kernels each of the Gluon kernels ($MEDSEGMAMBA_TRITON_BWD_GLUON_KERNEL:
-swap, swap-atomic, sum). --once runs each backward once, untimed (for a profiler). Writes
-results.json and results.md.
+is the package's), and --bc with each way of summing dB and dC over channel blocks
+($MEDSEGMAMBA_TRITON_BC: partial, atomic; the chunked backward keeps its default). --once runs
+each backward once, untimed (for a profiler). Writes results.json and results.md.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--batches", default="1,2")
     ap.add_argument("--launches", nargs="+", default=["default"])
-    ap.add_argument("--kernels", nargs="+", default=["swap"], help="$MEDSEGMAMBA_TRITON_BWD_GLUON_KERNEL values")
+    ap.add_argument("--bc", nargs="+", default=["partial"], choices=("partial", "atomic"),
+                    help="$MEDSEGMAMBA_TRITON_BC values for the Gluon backward")
     ap.add_argument("--once", action="store_true", help="each backward once, untimed (for ncu)")
     ap.add_argument("--default-model", action="store_true",
                     help="the shipped default model's size (8 x 128 channels, N 16), against the package's auto choice")
@@ -53,12 +54,14 @@ def main(argv=None) -> int:
         dy = torch.randn_like(ins["u"])
         grads, row = {}, {"batch": batch}
         runs = [("chunked", None)] + [("auto", None)] * args.default_model
-        runs += [("gluon", launch, kernel) for kernel in args.kernels for launch in args.launches]
-        for bwd, launch, *kernel in runs:
+        runs += [("gluon", launch, bc) for bc in args.bc for launch in args.launches]
+        for bwd, launch, *bc in runs:
             name = bwd if launch in (None, "default") else f"gluon[{launch}]"
-            name = f"{name}:{kernel[0]}" if kernel else name
+            name = f"{name}:{bc[0]}" if bc else name
             os.environ.pop("MEDSEGMAMBA_TRITON_BWD_GLUON", None)
-            os.environ["MEDSEGMAMBA_TRITON_BWD_GLUON_KERNEL"] = kernel[0] if kernel else "swap"
+            os.environ.pop("MEDSEGMAMBA_TRITON_BC", None)
+            if bc:
+                os.environ["MEDSEGMAMBA_TRITON_BC"] = bc[0]
             if launch not in (None, "default"):
                 os.environ["MEDSEGMAMBA_TRITON_BWD_GLUON"] = launch
             run = lambda: selective_scan_triton(**leaves, bwd_kernel=bwd)  # noqa: E731
@@ -70,7 +73,7 @@ def main(argv=None) -> int:
             except Exception as exc:  # a failing backward is a result, not a crash
                 row[f"{name}_error"] = repr(exc)[:300]
         os.environ.pop("MEDSEGMAMBA_TRITON_BWD_GLUON", None)
-        os.environ.pop("MEDSEGMAMBA_TRITON_BWD_GLUON_KERNEL", None)
+        os.environ.pop("MEDSEGMAMBA_TRITON_BC", None)
         for name in grads:
             if name != "chunked" and "chunked" in grads:
                 row[f"{name}_max_rel_diff"] = max(

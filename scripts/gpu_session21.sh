@@ -7,6 +7,8 @@
 # channels-last); the compiled step with swap at batch
 # 2 and 8; then where the compiled step's time goes, if time is left. ~9 min.
 #   bash scripts/gpu_session21.sh $OUT
+# As run in session 21 (call 1, on commit 6a5d1f4); the swap kernels and
+# $MEDSEGMAMBA_TRITON_BWD_GLUON_KERNEL were removed after it, so today every backward here is "sum".
 source "$(dirname "$0")/device_preamble.sh" "$@"
 quiet() { grep -v "^USDT\|profiler_st"; }
 for k in sum swap; do

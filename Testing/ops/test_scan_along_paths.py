@@ -248,9 +248,10 @@ def test_auto_walk_takes_gluon_where_its_grid_fills_the_gpu(monkeypatch):
         ts._walk_kernel_name(None)
 
 
-@pytest.mark.parametrize("walk", ["chunked", "gluon"])
-def test_training_walk_leaves_the_backwards_checkpoints(walk, monkeypatch):
-    # Under autograd the walk ($MEDSEGMAMBA_TRITON_WALK, here forced) is launched with the checkpoints
+@pytest.mark.parametrize("walk,want", [("chunked", "chunked"), ("gluon", "gluon"), ("auto", "chunked")])
+def test_training_walk_leaves_the_backwards_checkpoints(walk, want, monkeypatch):
+    # Under autograd the walk ($MEDSEGMAMBA_TRITON_WALK; "auto" keeps the chunked one, faster in
+    # training as measured) is launched with the checkpoints
     # the Gluon backward reads: 16-channel blocks of every group and batch element, a chunk of 64
     # steps each, N's power of two wide, zeroed where the blocks are partly used. The launches stand
     # in for the kernels (Gluon needs a GPU)
@@ -270,10 +271,11 @@ def test_training_walk_leaves_the_backwards_checkpoints(walk, monkeypatch):
     monkeypatch.setattr(scan_gluon, "scan_paths_fwd_kernel", Kernel("gluon"))
     monkeypatch.setattr(ts, "_scan_fwd_chunked_kernel", Kernel("chunked"))
     monkeypatch.setenv("MEDSEGMAMBA_TRITON_WALK", walk)
+    monkeypatch.setattr(ts, "_auto_walk_kernel", lambda *args: "gluon")  # what inference's "auto" takes on a GPU
     u, delta, A, B, C, paths, D, bias = random_inputs(batch=2, groups=3, dg=40, n=12, length=131)
     y = ts._SelectiveScanPathsTriton.apply(u.requires_grad_(), delta, A, B, C, paths.to(torch.int32), D, bias, True)
-    assert launched["name"] == walk and y.shape == (2, 131, 3, 40)
-    ckpt = launched["args"][9 if walk == "gluon" else 8]
+    assert launched["name"] == want and y.shape == (2, 131, 3, 40)
+    ckpt = launched["args"][9 if want == "gluon" else 8]
     assert ckpt.shape == (2 * 3 * 3, 3, 16, 16) and not ckpt.any()  # 40 channels, 12 states: padded, zeroed
     assert launched["kw"]["CKPT_BLOCK_D"] == 16 and launched["kw"]["STORE_CKPT"] is True
     assert y.grad_fn.saved_tensors[-1] is ckpt  # what the backward reads

@@ -246,7 +246,6 @@ def test_backward_state_split_choice(monkeypatch):
 def test_gluon_backward_configuration(n, want, monkeypatch):
     from medsegmamba.ops.triton import selective_scan as tscan
 
-    monkeypatch.setenv(tscan.GLUON_KERNEL_ENV_VAR, "sum")
     spt_n, tpw_n, spt_d, warps, block_d, block_n, _, _ = got = tscan._gluon_bwd_config(n)
     assert got == want
     assert spt_n * tpw_n * warps == block_n >= n and block_d == spt_d * (32 // tpw_n)
@@ -268,45 +267,30 @@ def test_gluon_backward_launch_override_is_checked(monkeypatch, value):
     assert tscan._gluon_bwd_config(64) == (2, 8, 1, 4, 4, 64, 168, 8)
 
 
-def test_gluon_backward_kernel_choice_is_checked(monkeypatch):
+@pytest.mark.parametrize("bc", ["partial", "atomic"])
+def test_gluon_backward_sums_dB_and_dC_as_asked(bc, monkeypatch):
+    # $MEDSEGMAMBA_TRITON_BC: a slice per channel block, summed after the kernel, or one zeroed
+    # tensor the kernel adds into (ATOMIC). The launch stands in for the kernel (Gluon needs a GPU)
     import torch
 
+    from medsegmamba.ops.triton import scan_gluon
     from medsegmamba.ops.triton import selective_scan as tscan
-
-    monkeypatch.delenv(tscan.GLUON_KERNEL_ENV_VAR, raising=False)
-    assert tscan._gluon_bwd_kernel() == "sum"
-    for value in ("sum-atomic", "swap", "swap-atomic"):
-        monkeypatch.setenv(tscan.GLUON_KERNEL_ENV_VAR, value)
-        assert tscan._gluon_bwd_kernel() == value
-    monkeypatch.setenv(tscan.GLUON_KERNEL_ENV_VAR, "fast")
-    with pytest.raises(ValueError, match=r"_BWD_GLUON_KERNEL must be one of sum, sum-atomic, swap, swap-atomic, got 'fast'"):
-        tscan._gluon_bwd_kernel()
-    # the swap kernels' geometry is fixed: another launch is refused before anything runs
-    monkeypatch.setenv(tscan.GLUON_KERNEL_ENV_VAR, "swap")
-    monkeypatch.setenv(tscan.GLUON_BWD_ENV_VAR, "2,8,1,4")
-    z = torch.zeros(1, 64, 8)
-    with pytest.raises(ValueError, match="holds 4 states of 2 channels a thread"):
-        tscan._gluon_bwd_op(z, z, z, torch.zeros(64, 64), torch.zeros(1, 1, 64, 8), torch.zeros(1, 1, 64, 8), None,
-                            torch.zeros(4, 1, 4, 64), None, 1)
-    # and at N < 16 they pad the states to a warp's 16, the forwards' checkpoints with them
-    monkeypatch.delenv(tscan.GLUON_BWD_ENV_VAR)
-    assert tscan._gluon_bwd_config(4) == (4, 4, 2, 1, 16, 16, 128, 8)
-    from medsegmamba.ops.triton import scan_gluon_bwd
 
     launched = {}
 
-    class Kernel:  # stands in for the Gluon launch, which needs a GPU
+    class Kernel:
         def __getitem__(self, grid):
-            return lambda *args, **kw: launched.update(ckpt=args[7], grid=grid, warps=kw["num_warps"])
+            return lambda *args, **kw: launched.update(dB=args[13].clone(), grid=grid, atomic=kw["ATOMIC"])
 
-    monkeypatch.setattr(scan_gluon_bwd, "scan_bwd_kernel", Kernel())
-    ckpt = torch.randn(2 * 2, 1, 16, 4)  # (programs, chunks, channels, states) as the chunked forward wrote them
-    z = torch.zeros(2, 32, 8)
-    tscan._gluon_bwd_op(z, z, z, torch.zeros(32, 4), torch.zeros(2, 2, 4, 8), torch.zeros(2, 2, 4, 8), None, ckpt,
-                        None, 2)
-    assert launched["grid"] == (2, 2, 1) and launched["warps"] == 1
-    assert launched["ckpt"].shape == (4, 1, 16, 16)
-    assert torch.equal(launched["ckpt"][..., :4], ckpt) and not launched["ckpt"][..., 4:].any()
+    monkeypatch.setattr(scan_gluon, "scan_bwd_kernel", Kernel())
+    monkeypatch.setenv(tscan.BC_ENV_VAR, bc)
+    z = torch.zeros(2, 64, 8)  # u, dl, dy (B, D, L): 2 groups of 32 channels, N 64: 2 blocks of 16 a group
+    tscan._gluon_bwd_op(z, z, z, torch.zeros(64, 64), torch.zeros(2, 2, 64, 8), torch.zeros(2, 2, 64, 8), None,
+                        torch.zeros(2 * 2 * 2, 1, 16, 64), None, 2)
+    assert launched["grid"] == (2, 2, 2) and launched["atomic"] == (bc == "atomic")
+    assert launched["dB"].shape == ((1 if bc == "atomic" else 2), 2, 2, 64, 8)
+    if bc == "atomic":
+        assert not launched["dB"].any()  # the kernel adds into zeros
 
 
 def test_auto_backward_takes_gluon_where_its_grid_fills_the_gpu(monkeypatch):

@@ -439,8 +439,7 @@ def _gluon_bwd_config(n_state):
     (three), 3.58 / 6.85 uncapped with 16-step sub-chunks (two); 7.07 / 14.02 for the chunked
     backward (benchmarks/results/2026-12-07-h100-s19/).
     $MEDSEGMAMBA_TRITON_BWD_GLUON="SPT_N,TPW_N,SPT_D,warps[,maxnreg[,sub]]" overrides it
-    (benchmarks); the states must fill the block: SPT_N * TPW_N * warps = block_n. The swap kernels
-    (`_gluon_bwd_kernel`) take only SPT_N 4, TPW_N 4, SPT_D 2, so below N 16 they pad the states to 16."""
+    (benchmarks); the states must fill the block: SPT_N * TPW_N * warps = block_n."""
     block_n = triton.next_power_of_2(n_state)
     value = os.environ.get(GLUON_BWD_ENV_VAR)
     if value:
@@ -457,33 +456,11 @@ def _gluon_bwd_config(n_state):
                              f"'SPT_N,TPW_N,SPT_D,warps[,maxnreg[,sub]]', powers of two with SPT_N * TPW_N * warps = "
                              f"{block_n} (N {n_state}), maxnreg 0 or a multiple of 8 in 24..255, sub a power of two "
                              f"in 2..{CHUNK}, got {value!r}")
-    elif _gluon_bwd_kernel() != "sum":
-        # a warp per 16 states, N padded to 16 at least: the geometry scan_gluon_bwd's kernel needs
-        block_n = max(16, block_n)
-        spt_n, tpw_n, spt_d, warps, maxnreg, sub = 4, 4, 2, block_n // 16, _GLUON_MAXNREG, _GLUON_SUB
     else:
         warps = max(1, min(4, block_n // 16))
         tpw_n = min(4, block_n // warps)
         spt_n, spt_d, maxnreg, sub = block_n // warps // tpw_n, 2, _GLUON_MAXNREG, _GLUON_SUB
     return spt_n, tpw_n, spt_d, warps, spt_d * (32 // tpw_n), block_n, maxnreg, sub
-
-
-GLUON_KERNEL_ENV_VAR = "MEDSEGMAMBA_TRITON_BWD_GLUON_KERNEL"
-GLUON_KERNELS = ("sum", "sum-atomic", "swap", "swap-atomic")
-
-
-def _gluon_bwd_kernel() -> str:
-    """Which Gluon backward runs, from $MEDSEGMAMBA_TRITON_BWD_GLUON_KERNEL: "sum"
-    (scan_gluon.scan_bwd_kernel, the default, session 19's: gl.sum, barriers every step), "sum-atomic"
-    (the same adding dB and dC atomically into one tensor), "swap"
-    (scan_gluon_bwd.scan_bwd_kernel: per-step sums by register-lane swaps, dB and dC a slice per
-    channel block) or "swap-atomic" (the same adding dB and dC atomically into one tensor). The
-    swap kernels are opt-in until a GPU has checked and timed them (session 20)."""
-    value = os.environ.get(GLUON_KERNEL_ENV_VAR, "sum")
-    if value not in GLUON_KERNELS:
-        raise ValueError(f"selective_scan_triton: ${GLUON_KERNEL_ENV_VAR} must be one of {', '.join(GLUON_KERNELS)}, "
-                         f"got {value!r}")
-    return value
 
 
 def _launch_bwd_gluon(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt):
@@ -523,7 +500,7 @@ def _gluon_bwd_op(u: torch.Tensor, dl: torch.Tensor, dy: torch.Tensor, A: torch.
                   C: torch.Tensor, D: Optional[torch.Tensor], ckpt: torch.Tensor, paths: Optional[torch.Tensor],
                   groups: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
                                         torch.Tensor]:
-    from . import scan_gluon, scan_gluon_bwd
+    from .scan_gluon import scan_bwd_kernel
 
     n_state = A.shape[1]
     dim = A.shape[0]
@@ -531,17 +508,9 @@ def _gluon_bwd_op(u: torch.Tensor, dl: torch.Tensor, dy: torch.Tensor, A: torch.
     batch = u.shape[0]
     length = u.shape[2] if paths is None else u.shape[1]
     spt_n, tpw_n, spt_d, warps, block_d, block_n, maxnreg, sub = _gluon_bwd_config(n_state)
-    kernel = _gluon_bwd_kernel()
-    atomic = kernel.endswith("atomic")
-    kernel = kernel.split("-")[0]
-    if kernel != "sum" and (spt_n, tpw_n, spt_d) != (4, 4, 2):
-        raise ValueError(f"selective_scan_triton: the Gluon backward '{kernel}' holds 4 states of 2 channels a "
-                         f"thread over 4 x 8 lanes; ${GLUON_BWD_ENV_VAR} asks for SPT_N={spt_n}, TPW_N={tpw_n}, "
-                         f"SPT_D={spt_d} (${GLUON_KERNEL_ENV_VAR}=sum takes any)")
+    atomic = _bc_sums() == "atomic"
     grid = (batch, groups, triton.cdiv(dim_group, block_d))
     n_chunks = triton.cdiv(length, CHUNK)
-    if ckpt.dim() == 4 and ckpt.shape[3] < block_n:  # the forwards' state block below N 16: zero states added
-        ckpt = torch.nn.functional.pad(ckpt, (0, block_n - ckpt.shape[3]))
     if ckpt.shape != (grid[0] * grid[1] * grid[2], n_chunks, block_d, block_n):
         raise RuntimeError(f"selective_scan_triton: checkpoint shape {tuple(ckpt.shape)} does not fit the Gluon "
                            f"backward's grid (block_d {block_d}, N block {block_n})")
@@ -567,12 +536,11 @@ def _gluon_bwd_op(u: torch.Tensor, dl: torch.Tensor, dy: torch.Tensor, A: torch.
         su = (u.stride(0), 0, u.stride(1), u.stride(2))  # u is shared by the groups
         sy = (dy.stride(0), dy.stride(2), dy.stride(1), dy.stride(3))
         st, sb, sc, so, sq = dl.stride(), B.stride(), C.stride(), du.stride(), dB.stride()
-    flags = dict(ATOMIC=atomic) | (dict(SPT_N=spt_n, TPW_N=tpw_n, SPT_D=spt_d) if kernel == "sum" else {})
-    bwd = scan_gluon.scan_bwd_kernel if kernel == "sum" else scan_gluon_bwd.scan_bwd_kernel
-    bwd[grid](u, dl, A, B, C, D if D is not None else u, dy, ckpt, ws, paths if paths is not None else u,
-              du, ddl, dA, dB, dC, dD, length, n_chunks, groups, dim, dim_group, n_state,
-              *su, *st, *sy, *A.stride(), *sb, *sc, *so, *sq, HAS_D=D is not None, CHUNK=CHUNK, SUB=sub,
-              PATHS=paths is not None, num_warps=warps, **flags, **({"maxnreg": maxnreg} if maxnreg else {}))
+    scan_bwd_kernel[grid](u, dl, A, B, C, D if D is not None else u, dy, ckpt, ws, paths if paths is not None else u,
+                          du, ddl, dA, dB, dC, dD, length, n_chunks, groups, dim, dim_group, n_state,
+                          *su, *st, *sy, *A.stride(), *sb, *sc, *so, *sq, HAS_D=D is not None, CHUNK=CHUNK,
+                          SPT_N=spt_n, TPW_N=tpw_n, SPT_D=spt_d, SUB=sub, PATHS=paths is not None, ATOMIC=atomic,
+                          num_warps=warps, **({"maxnreg": maxnreg} if maxnreg else {}))
     return du, ddl, dA.sum(0), dB.sum(0), dC.sum(0), dD.sum(0)
 
 
@@ -673,7 +641,11 @@ def _bc_sums() -> str:
     "atomic" (atomic adds into one tensor). On an H100 at the paper's size (8 x 1024 channels, N 64,
     L 1728) partial took the scan's forward + backward from 11.2 to 9.1 ms at batch 1 and 92.7 to
     72.5 ms at batch 8, the paper network's training step from 161 to 138 ms per patch
-    (benchmarks/results/2026-11-24-h100-s7/); the slices cost (D / block_d) x the size of dB and dC."""
+    (benchmarks/results/2026-11-24-h100-s7/); the slices cost (D / block_d) x the size of dB and dC.
+    The Gluon backward (scan_gluon.scan_bwd_kernel) takes the same choice; there "atomic" is not yet
+    timed. A kernel of session 20 with other per-step sums (since removed) was level with "partial"
+    once it added them atomically, and 0.8-1.5 ms slower with slices, one paper-size scan's forward
+    + backward on an H100 (benchmarks/results/2026-12-07-h100-s21/)."""
     return _kernel_name(None, "bc", BC_ENV_VAR, BC_SUMS, "partial")
 
 
@@ -791,14 +763,13 @@ def selective_scan_paths_triton_grad(u, delta, A, B, C, paths, D=None, delta_bia
 class _SelectiveScanPathsTriton(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, delta, A, B, C, paths, D, delta_bias, softplus):
-        batch, length, dim_group = u.shape
-        groups, n_state = delta.shape[1], A.shape[1]
-        # the checkpoints in the Gluon backward's channel blocks (the swap backwards pad their states to 16)
+        dim_group, n_state = u.shape[2], A.shape[1]
+        # the checkpoints in the Gluon backward's channel blocks
         ckpt_block_d = _gluon_bwd_config(n_state)[4]
-        kernel = _walk_kernel_name(None)
-        if kernel == "auto":
-            kernel = _auto_walk_kernel(batch, groups, dim_group, n_state, u.device)
-        if kernel == "gluon":
+        # "auto" keeps the chunked walk here: the paper network's eager training step on an H100,
+        # batch 2, took 60.2 ms a patch with it and 61.8 with the Gluon walk leaving the checkpoints
+        # (benchmarks/results/2026-12-07-h100-s21/); $MEDSEGMAMBA_TRITON_WALK=gluon takes that one
+        if _walk_kernel_name(None) == "gluon":
             y, ckpt = _walk_gluon_ckpt_op(u, delta, A, B, C, paths, D, delta_bias, softplus,
                                           list(_gluon_walk_config(dim_group, n_state)), ckpt_block_d)
         else:
