@@ -273,3 +273,19 @@ def test_the_gluon_backward_walking_the_paths_builds_for_sm90_here():
     cells = proc.stdout.splitlines()[2].split("|")[1:-1]
     assert cells[0].strip() == "bwd-gluon-paths"
     assert int(cells[6]) <= 128 and int(cells[9]) == 4 and int(cells[14]) == 0
+
+
+def test_the_gluon_backwards_atomic_sums_build_for_sm90_here(monkeypatch):
+    # $MEDSEGMAMBA_TRITON_BC=atomic: the same kernel adds dB and dC with reductions to global memory
+    # (REDG: reductions in L2, no value returned) where the default stores slices, at the same registers
+    pytest.importorskip("triton.experimental.gluon")
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import kernel_resources
+
+    built = {k: kernel_resources.build(k, 64, 16, 8, 4, 128, as_launched=True)
+             for k in ("bwd-gluon-paths", "bwd-gluon-atomic-paths")}
+    sass = {k: kernel_resources.cuobjdump(c, "-sass").splitlines() for k, c in built.items()}
+    reds = {k: sum(" REDG." in line or " RED." in line for line in lines) for k, lines in sass.items()}
+    assert reds["bwd-gluon-paths"] == 0 and reds["bwd-gluon-atomic-paths"] > 0
+    regs = {k: kernel_resources.cuobjdump(c, "-res-usage").split("REG:")[1].split()[0] for k, c in built.items()}
+    assert regs["bwd-gluon-paths"] == regs["bwd-gluon-atomic-paths"]

@@ -1,4 +1,4 @@
-"""SS3D's inference scan, and the scan's backward, written in Gluon, Triton's language with explicit layouts.
+"""SS3D's scan walk, and the scan's backward, written in Gluon, Triton's language with explicit layouts.
 
 `_scan_fwd_chunked_kernel` (scan_kernels.py) leaves the layout of its (T, N, channels) tiles to
 Triton, which spreads states and channels over lanes in ways that cost about 3 instructions in
@@ -16,7 +16,8 @@ at batch 8 (benchmarks/results/2026-12-07-h100-s18/).
 
 Each chunk of T steps is loaded (the rows SS3D's path visits), converted to float32, its delta
 put through bias and softplus once per (step, channel), and stored in shared memory; the next
-chunk's loads are issued before this chunk's steps run, so their latency hides behind them.
+chunk's loads are issued before this chunk's steps run, so their latency hides behind them. With
+STORE_CKPT (training, `$MEDSEGMAMBA_TRITON_WALK=gluon`) it also leaves the backward's checkpoints.
 
 `scan_bwd_kernel` is the scan's backward (selective_scan.py's "gluon", taken by "auto" on a GPU),
 for the (B, D, L) layouts and, with PATHS, for SS3D's walk under autograd; its comments say how it
@@ -503,12 +504,14 @@ def scan_bwd_kernel(
             live, rows = _steps(t0, length, path_row, PATHS, SUB, LGN)
             ok_n = live[:, None] & n_t_ok[None, :]
             bc = bc_base + rows[:, None].to(gl.int64) * q_l + n_t[None, :] * q_n
+            dB = gl.convert_layout(dB_s.load(LRN), LGN)
+            dC = gl.convert_layout(dC_s.load(LRN), LGN)
             if ATOMIC:
-                gl.atomic_add(dB_ptr + bc, gl.convert_layout(dB_s.load(LRN), LGN), mask=ok_n, sem="relaxed")
-                gl.atomic_add(dC_ptr + bc, gl.convert_layout(dC_s.load(LRN), LGN), mask=ok_n, sem="relaxed")
+                gl.atomic_add(dB_ptr + bc, dB, mask=ok_n, sem="relaxed")
+                gl.atomic_add(dC_ptr + bc, dC, mask=ok_n, sem="relaxed")
             else:
-                gl.store(dB_ptr + bc, gl.convert_layout(dB_s.load(LRN), LGN), mask=ok_n)
-                gl.store(dC_ptr + bc, gl.convert_layout(dC_s.load(LRN), LGN), mask=ok_n)
+                gl.store(dB_ptr + bc, dB, mask=ok_n)
+                gl.store(dC_ptr + bc, dC, mask=ok_n)
             _barrier()
     gl.store(dA_ptr + (b64 * dim + dg3) * n_state + n3, dA_acc, mask=nd_ok)
     if HAS_D:
