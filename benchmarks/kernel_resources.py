@@ -216,8 +216,8 @@ def loop_row(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int
              softplus_in_kernel: bool = False) -> dict:
     compiled = build(kernel, n, block_d, t, warps, maxnreg, as_launched, softplus_in_kernel)
     loop = longest_loop(cuobjdump(compiled, "-sass"))
-    # element-steps of one thread in one pass of the loop: T steps, but session 19's Gluon backward's
-    # longest loop walks a pair of steps (its sub-chunk, T, holds T / 2 pairs)
+    # element-steps of one thread in one pass of the loop: T steps, but the Gluon backward's longest
+    # loop walks a pair of steps (its sub-chunk, T, holds T / 2 pairs)
     per_step = (2 if kernel.startswith("bwd-gluon") else t) * n * block_d / (32 * warps)
     exps = loop["opcodes"]["MUFU.EX2"]
     local = sum(v for op, v in loop["opcodes"].items() if op.startswith(("LDL", "STL")))  # spills in the loop

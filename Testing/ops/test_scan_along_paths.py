@@ -251,10 +251,9 @@ def test_auto_walk_takes_gluon_where_its_grid_fills_the_gpu(monkeypatch):
 @pytest.mark.parametrize("walk,want", [("chunked", "chunked"), ("gluon", "gluon"), ("auto", "chunked")])
 def test_training_walk_leaves_the_backwards_checkpoints(walk, want, monkeypatch):
     # Under autograd the walk ($MEDSEGMAMBA_TRITON_WALK; "auto" keeps the chunked one, faster in
-    # training as measured) is launched with the checkpoints
-    # the Gluon backward reads: 16-channel blocks of every group and batch element, a chunk of 64
-    # steps each, N's power of two wide, zeroed where the blocks are partly used. The launches stand
-    # in for the kernels (Gluon needs a GPU)
+    # training as measured) is launched with the checkpoints the Gluon backward reads: 16-channel
+    # blocks of every group and batch element, a chunk of 64 steps each, N's power of two wide,
+    # zeroed where the blocks are partly used. The launches stand in for the kernels (Gluon needs a GPU)
     pytest.importorskip("triton")
     from medsegmamba.ops.triton import scan_gluon, scan_kernels
     from medsegmamba.ops.triton import selective_scan as ts

@@ -243,7 +243,7 @@ def test_backward_state_split_choice(monkeypatch):
 
 @pytest.mark.parametrize("n,want", [(64, (4, 4, 2, 4, 16, 64, 128, 8)), (12, (4, 4, 2, 1, 16, 16, 128, 8)),
                                     (4, (1, 4, 2, 1, 16, 4, 128, 8))])
-def test_gluon_backward_configuration(n, want, monkeypatch):
+def test_gluon_backward_configuration(n, want):
     from medsegmamba.ops.triton import selective_scan as tscan
 
     spt_n, tpw_n, spt_d, warps, block_d, block_n, _, _ = got = tscan._gluon_bwd_config(n)

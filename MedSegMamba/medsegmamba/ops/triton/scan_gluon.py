@@ -246,39 +246,6 @@ def _stage_forward(dl_s, dlu_s, B_s, dl_base, u_base, B_base, s_td, s_tl, s_ud, 
 
 
 @gluon.jit
-def _keep_sub_chunk_starts(ck_ptr, ws_base, nd_off, A, dl_s, dlu_s, B_s, dl_r, dlu_r, B_r, dl_base, u_base, B_base,
-                           s_td, s_tl, s_ud, s_ul, s_bn, s_bl, d_t, d_t_ok, n_t, n_t_ok, c0, n_sub, length, path_row,
-                           PATHS: gl.constexpr, SUB: gl.constexpr, WS_STEP: gl.constexpr, LGD: gl.constexpr,
-                           LGN: gl.constexpr, LRD: gl.constexpr, LRN: gl.constexpr, LD: gl.constexpr,
-                           LWN: gl.constexpr):
-    """The backwards' pass A over the chunk at c0: the forward from its checkpoint (at ck_ptr),
-    keeping each sub-chunk's starting state in the workspace, WS_STEP elements apart."""
-    h = gl.load(ck_ptr + nd_off)
-    for s in range(0, n_sub):
-        _stage_forward(dl_s, dlu_s, B_s, dl_base, u_base, B_base, s_td, s_tl, s_ud, s_ul, s_bn, s_bl, d_t, d_t_ok,
-                       n_t, n_t_ok, c0 + s * SUB, length, path_row, PATHS, SUB, LGD, LGN, LRD, LRN)
-        gl.store(ws_base + s * WS_STEP + nd_off, h)
-        _barrier()
-        for k in range(0, SUB):
-            h = _fwd_step(h, A, dl_r, dlu_r, B_r, k, LD, LWN)
-        _barrier()
-
-
-@gluon.jit
-def _stage_backward(dl_s, dlu_s, B_s, u_s, dy_s, C_s, dl_base, u_base, B_base, dy_base, C_base, s_td, s_tl, s_ud,
-                    s_ul, s_bn, s_bl, s_yd, s_yl, s_cn, s_cl, d_t, d_t_ok, n_t, n_t_ok, t0, length, path_row,
-                    PATHS: gl.constexpr, SUB: gl.constexpr, LGD: gl.constexpr, LGN: gl.constexpr, LRD: gl.constexpr,
-                    LRN: gl.constexpr):
-    """Stages what pass B reads of the sub-chunk at t0 as rows in shared memory: the forward's dl,
-    dl u and B, and u, dy and C."""
-    u = _stage_forward(dl_s, dlu_s, B_s, dl_base, u_base, B_base, s_td, s_tl, s_ud, s_ul, s_bn, s_bl, d_t, d_t_ok,
-                       n_t, n_t_ok, t0, length, path_row, PATHS, SUB, LGD, LGN, LRD, LRN)
-    u_s.store(gl.convert_layout(u, LRD))
-    dy_s.store(gl.convert_layout(_tile(dy_base, s_yd, s_yl, d_t, d_t_ok, t0, length, path_row, PATHS, SUB, LGD), LRD))
-    C_s.store(gl.convert_layout(_tile(C_base, s_cn, s_cl, n_t, n_t_ok, t0, length, path_row, PATHS, SUB, LGN), LRN))
-
-
-@gluon.jit
 def _bwd_step(g, a_next, h, ah, dl, dlu, dy, Bk, Ck, A, dA_acc, dB_r, dC_r, sA_r, gB_r, k):
     """One step of the adjoint, last step first: g_t = exp(dl_{t+1} A) g_{t+1} + C_t dy_t, with h
     the state after step t and ah = exp(dl_t A) h_{t-1}. Its sums go to shared memory row k: over
@@ -441,18 +408,28 @@ def scan_bwd_kernel(
         c = n_chunks - 1 - i
         c0 = c * CHUNK
         n_sub = gl.cdiv(gl.minimum(length - c0, CHUNK), SUB)
-        _keep_sub_chunk_starts(ck_base + c * (BLOCK_D * BLOCK_N), ws_base, nd_off, A, dl_s, dlu_s, B_s, dl_r, dlu_r,
-                               B_r, dl_base, u_base, B_base, s_td, s_tl, s_ud, s_ul, s_bn, s_bl, d_t, d_t_ok, n_t,
-                               n_t_ok, c0, n_sub, length, path_row, PATHS, SUB, BLOCK_N * BLOCK_D, LGD, LGN, LRD,
-                               LRN, LD, LWN)
+        # pass A: the forward from the checkpoint, keeping each sub-chunk's starting state
+        h = gl.load(ck_base + c * (BLOCK_D * BLOCK_N) + nd_off)
+        for s in range(0, n_sub):
+            _stage_forward(dl_s, dlu_s, B_s, dl_base, u_base, B_base, s_td, s_tl, s_ud, s_ul, s_bn, s_bl, d_t, d_t_ok,
+                           n_t, n_t_ok, c0 + s * SUB, length, path_row, PATHS, SUB, LGD, LGN, LRD, LRN)
+            gl.store(ws_base + s * (BLOCK_N * BLOCK_D) + nd_off, h)
+            _barrier()
+            for k in range(0, SUB):
+                h = _fwd_step(h, A, dl_r, dlu_r, B_r, k, LD, LWN)
+            _barrier()
         # pass B: backwards, a sub-chunk at a time (its starting state loaded a sub-chunk ahead)
         h_sub = gl.load(ws_base + (n_sub - 1) * (BLOCK_N * BLOCK_D) + nd_off)
         for si in range(0, n_sub):
             s = n_sub - 1 - si
             t0 = c0 + s * SUB
-            _stage_backward(dl_s, dlu_s, B_s, u_s, dy_s, C_s, dl_base, u_base, B_base, dy_base, C_base, s_td, s_tl,
-                            s_ud, s_ul, s_bn, s_bl, s_yd, s_yl, s_cn, s_cl, d_t, d_t_ok, n_t, n_t_ok, t0, length,
-                            path_row, PATHS, SUB, LGD, LGN, LRD, LRN)
+            u = _stage_forward(dl_s, dlu_s, B_s, dl_base, u_base, B_base, s_td, s_tl, s_ud, s_ul, s_bn, s_bl, d_t,
+                               d_t_ok, n_t, n_t_ok, t0, length, path_row, PATHS, SUB, LGD, LGN, LRD, LRN)
+            u_s.store(gl.convert_layout(u, LRD))
+            dy = _tile(dy_base, s_yd, s_yl, d_t, d_t_ok, t0, length, path_row, PATHS, SUB, LGD)
+            dy_s.store(gl.convert_layout(dy, LRD))
+            C_s.store(gl.convert_layout(_tile(C_base, s_cn, s_cl, n_t, n_t_ok, t0, length, path_row, PATHS, SUB, LGN),
+                                        LRN))
             h = h_sub
             h_sub = gl.load(ws_base + gl.maximum(s - 1, 0) * (BLOCK_N * BLOCK_D) + nd_off)
             _barrier()
