@@ -151,6 +151,7 @@ def main(argv=None):
     ap.add_argument("--channels-last", default="no", choices=("no", "yes", "both"),
                     help="model and input in channels_last_3d memory")
     ap.add_argument("--modes", default="infer,train", help="comma-separated: infer, train")
+    ap.add_argument("--train-batch", type=int, default=None, help="training step's batch (default 2; 1 with --smoke)")
     args = ap.parse_args(argv)
     device = torch.device("cpu" if args.smoke or not torch.cuda.is_available() else "cuda")
     if device.type == "cpu" and not args.smoke:
@@ -161,7 +162,7 @@ def main(argv=None):
     iters = args.iters or (1 if args.smoke else 3)
     tflop = flops_per_patch(build("ours", cfg, device, None, False), patch, device) / 1e12
     dtype = "fp32" if args.smoke else "bf16"  # bf16 convolutions on the CPU take seconds
-    batches = {"infer": 2 if args.smoke else 8, "train": 1 if args.smoke else 2}
+    batches = {"infer": 2 if args.smoke else 8, "train": args.train_batch or (1 if args.smoke else 2)}
     modes = args.modes.split(",")
     if not modes or set(modes) - set(batches):
         ap.error(f"--modes: expected some of infer,train, got {args.modes!r}")

@@ -248,10 +248,28 @@ def test_auto_walk_takes_gluon_where_its_grid_fills_the_gpu(monkeypatch):
         ts._walk_kernel_name(None)
 
 
-@pytest.mark.parametrize("walk,want", [("chunked", "chunked"), ("gluon", "gluon"), ("auto", "chunked")])
-def test_training_walk_leaves_the_backwards_checkpoints(walk, want, monkeypatch):
-    # Under autograd the walk ($MEDSEGMAMBA_TRITON_WALK; "auto" keeps the chunked one, faster in
-    # training as measured) is launched with the checkpoints the Gluon backward reads: 16-channel
+def test_auto_training_walk_takes_gluon_where_each_multiprocessor_gets_four_programs(monkeypatch):
+    pytest.importorskip("triton")
+    from medsegmamba.ops.triton import selective_scan as ts
+
+    monkeypatch.setattr(ts, "_multiprocessors", lambda index: 132)  # an H100
+    monkeypatch.setattr(ts, "interpreting", lambda: False)
+    monkeypatch.setattr(ts, "_gluon_available", lambda: True)
+    cuda = torch.device("cuda", 0)
+    # the paper's SS3D, 128 programs a batch element: 1,024 at batch 8, 512 at 4 (under 4 x 132)
+    assert ts._auto_train_walk_kernel(8, 8, 1024, 64, cuda) == "gluon"
+    assert ts._auto_train_walk_kernel(4, 8, 1024, 64, cuda) == "chunked"
+    assert ts._auto_train_walk_kernel(2, 8, 1024, 64, cuda) == "chunked"  # where inference's "auto" takes Gluon
+    assert ts._auto_train_walk_kernel(8, 8, 1024, 64, torch.device("cpu")) == "chunked"
+    monkeypatch.setattr(ts, "_gluon_available", lambda: False)
+    assert ts._auto_train_walk_kernel(8, 8, 1024, 64, cuda) == "chunked"
+
+
+@pytest.mark.parametrize("walk,rule,want", [("chunked", "gluon", "chunked"), ("gluon", "chunked", "gluon"),
+                                            ("auto", "chunked", "chunked"), ("auto", "gluon", "gluon")])
+def test_training_walk_leaves_the_backwards_checkpoints(walk, rule, want, monkeypatch):
+    # Under autograd the walk ($MEDSEGMAMBA_TRITON_WALK; "auto" by its own rule, which stands in
+    # here as `rule`) is launched with the checkpoints the Gluon backward reads: 16-channel
     # blocks of every group and batch element, a chunk of 64 steps each, N's power of two wide,
     # zeroed where the blocks are partly used. The launches stand in for the kernels (Gluon needs a GPU)
     pytest.importorskip("triton")
@@ -270,7 +288,8 @@ def test_training_walk_leaves_the_backwards_checkpoints(walk, want, monkeypatch)
     monkeypatch.setattr(scan_gluon, "scan_paths_fwd_kernel", Kernel("gluon"))
     monkeypatch.setattr(ts, "_scan_fwd_chunked_kernel", Kernel("chunked"))
     monkeypatch.setenv("MEDSEGMAMBA_TRITON_WALK", walk)
-    monkeypatch.setattr(ts, "_auto_walk_kernel", lambda *args: "gluon")  # what inference's "auto" takes on a GPU
+    monkeypatch.setattr(ts, "_auto_walk_kernel", lambda *args: "gluon")  # inference's rule: not the one used
+    monkeypatch.setattr(ts, "_auto_train_walk_kernel", lambda *args: rule)
     u, delta, A, B, C, paths, D, bias = random_inputs(batch=2, groups=3, dg=40, n=12, length=131)
     y = ts._SelectiveScanPathsTriton.apply(u.requires_grad_(), delta, A, B, C, paths.to(torch.int32), D, bias, True)
     assert launched["name"] == want and y.shape == (2, 131, 3, 40)

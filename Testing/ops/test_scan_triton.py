@@ -114,15 +114,20 @@ def test_backward_kernel_choice(monkeypatch):
 
 
 def test_bc_sums_choice(monkeypatch):
+    import torch
+
     from medsegmamba.ops.triton import selective_scan as tscan
 
     monkeypatch.delenv(tscan.BC_ENV_VAR, raising=False)
-    assert tscan._bc_sums() == "partial"  # faster on the H100
+    assert tscan._bc_sums("partial") == "partial"  # the chunked backward's default
+    assert tscan._bc_sums("atomic") == "atomic"  # the Gluon backward's
+    monkeypatch.setattr(torch, "are_deterministic_algorithms_enabled", lambda: True)
+    assert tscan._bc_sums("atomic") == "partial"  # atomic adds vary in their order
     monkeypatch.setenv(tscan.BC_ENV_VAR, "atomic")
-    assert tscan._bc_sums() == "atomic"
+    assert tscan._bc_sums("partial") == "atomic"  # asked for
     monkeypatch.setenv(tscan.BC_ENV_VAR, "fast")
     with pytest.raises(ValueError, match=r"\$MEDSEGMAMBA_TRITON_BC must be one of atomic, partial, got 'fast'"):
-        tscan._bc_sums()
+        tscan._bc_sums("partial")
 
 
 def test_bwd_chunked_config():
@@ -267,10 +272,10 @@ def test_gluon_backward_launch_override_is_checked(monkeypatch, value):
     assert tscan._gluon_bwd_config(64) == (2, 8, 1, 4, 4, 64, 168, 8)
 
 
-@pytest.mark.parametrize("bc", ["partial", "atomic"])
+@pytest.mark.parametrize("bc", ["partial", "atomic", None])
 def test_gluon_backward_sums_dB_and_dC_as_asked(bc, monkeypatch):
     # $MEDSEGMAMBA_TRITON_BC: a slice per channel block, summed after the kernel, or one zeroed
-    # tensor the kernel adds into (ATOMIC). The launch stands in for the kernel (Gluon needs a GPU)
+    # tensor the kernel adds into (ATOMIC, the default). The launch stands in for the kernel (Gluon needs a GPU)
     import torch
 
     from medsegmamba.ops.triton import scan_gluon
@@ -283,7 +288,11 @@ def test_gluon_backward_sums_dB_and_dC_as_asked(bc, monkeypatch):
             return lambda *args, **kw: launched.update(dB=args[13].clone(), grid=grid, atomic=kw["ATOMIC"])
 
     monkeypatch.setattr(scan_gluon, "scan_bwd_kernel", Kernel())
-    monkeypatch.setenv(tscan.BC_ENV_VAR, bc)
+    if bc is None:
+        monkeypatch.delenv(tscan.BC_ENV_VAR, raising=False)
+        bc = "atomic"
+    else:
+        monkeypatch.setenv(tscan.BC_ENV_VAR, bc)
     z = torch.zeros(2, 64, 8)  # u, dl, dy (B, D, L): 2 groups of 32 channels, N 64: 2 blocks of 16 a group
     tscan._gluon_bwd_op(z, z, z, torch.zeros(64, 64), torch.zeros(2, 2, 64, 8), torch.zeros(2, 2, 64, 8), None,
                         torch.zeros(2 * 2 * 2, 1, 16, 64), None, 2)

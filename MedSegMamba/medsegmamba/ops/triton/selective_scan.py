@@ -151,9 +151,27 @@ def _auto_walk_kernel(batch, groups, dim_group, n_state, device):
     (benchmarks/results/2026-12-07-h100-s18/)."""
     if interpreting() or device.type != "cuda" or not _gluon_available():  # Gluon has no interpreter
         return "chunked"
-    spt_n, tpw_n, spt_d, _, warps = _gluon_walk_config(dim_group, n_state)
-    programs = batch * groups * triton.cdiv(dim_group, spt_d * (32 // tpw_n) * warps)
+    programs = _gluon_walk_programs(batch, groups, dim_group, n_state)
     return "gluon" if programs >= _device_multiprocessors(device) else "chunked"
+
+
+def _gluon_walk_programs(batch, groups, dim_group, n_state) -> int:
+    """The programs of scan_gluon.scan_paths_fwd_kernel's grid."""
+    spt_n, tpw_n, spt_d, _, warps = _gluon_walk_config(dim_group, n_state)
+    return batch * groups * triton.cdiv(dim_group, spt_d * (32 // tpw_n) * warps)
+
+
+def _auto_train_walk_kernel(batch, groups, dim_group, n_state, device):
+    """The walk of a training forward under "auto": "gluon" (leaving the backward's checkpoints)
+    where its grid gives every multiprocessor at least 4 programs, else "chunked" (the checkpoints
+    from `_walk_ckpt`). The paper network's eager training step on an H100 took 52.7 ms a patch
+    with the Gluon walk against 54.5 with the chunked one at batch 8 (1,024 programs;
+    benchmarks/results/2026-12-07-h100-s22/), 61.8 against 60.2 at batch 2 (256 programs;
+    benchmarks/results/2026-12-07-h100-s21/)."""
+    if interpreting() or device.type != "cuda" or not _gluon_available():
+        return "chunked"
+    programs = _gluon_walk_programs(batch, groups, dim_group, n_state)
+    return "gluon" if programs >= 4 * _device_multiprocessors(device) else "chunked"
 
 
 def _bwd_kernel_name(kernel):
@@ -387,7 +405,7 @@ def _launch_bwd(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt, block_d, n
         du = torch.empty((batch, dim, length), device=dev, dtype=u.dtype)
         ddelta = torch.empty((batch, dim, length), device=dev, dtype=delta.dtype)
     dA = torch.empty((batch * rows, dim, n_state), device=dev, dtype=f32)
-    partial = kernel != "seq" and _bc_sums() == "partial"
+    partial = kernel != "seq" and _bc_sums("partial") == "partial"
     parts = (grid[2],) if partial else ()  # one (B, G, N, L) slice per channel block, summed below
     make = torch.empty if partial else torch.zeros  # partial: every element of every slice is stored
     dB = make(parts + (batch, groups, n_state, length), device=dev, dtype=f32)
@@ -508,7 +526,7 @@ def _gluon_bwd_op(u: torch.Tensor, dl: torch.Tensor, dy: torch.Tensor, A: torch.
     batch = u.shape[0]
     length = u.shape[2] if paths is None else u.shape[1]
     spt_n, tpw_n, spt_d, warps, block_d, block_n, maxnreg, sub = _gluon_bwd_config(n_state)
-    atomic = _bc_sums() == "atomic"
+    atomic = _bc_sums("atomic") == "atomic"
     grid = (batch, groups, triton.cdiv(dim_group, block_d))
     n_chunks = triton.cdiv(length, CHUNK)
     if ckpt.shape != (grid[0] * grid[1] * grid[2], n_chunks, block_d, block_n):
@@ -635,18 +653,23 @@ BC_ENV_VAR = "MEDSEGMAMBA_TRITON_BC"
 BC_SUMS = ("atomic", "partial")
 
 
-def _bc_sums() -> str:
-    """How the chunked backward sums dB and dC over channel blocks, from $MEDSEGMAMBA_TRITON_BC:
-    "partial" (the default: a (B, G, N, L) slice per channel block, summed after the kernel) or
-    "atomic" (atomic adds into one tensor). On an H100 at the paper's size (8 x 1024 channels, N 64,
-    L 1728) partial took the scan's forward + backward from 11.2 to 9.1 ms at batch 1 and 92.7 to
+def _bc_sums(default: str) -> str:
+    """How a backward sums dB and dC over channel blocks, from $MEDSEGMAMBA_TRITON_BC, else
+    `default`: "partial" (a (B, G, N, L) slice per channel block, summed after the kernel) or
+    "atomic" (atomic adds into one tensor, whose order, and so last bits, vary from run to run).
+    With `torch.use_deterministic_algorithms(True)` the default is "partial".
+
+    The chunked backward's default is "partial": on an H100 at the paper's size (8 x 1024 channels,
+    N 64, L 1728) it took the scan's forward + backward from 11.2 to 9.1 ms at batch 1 and 92.7 to
     72.5 ms at batch 8, the paper network's training step from 161 to 138 ms per patch
     (benchmarks/results/2026-11-24-h100-s7/); the slices cost (D / block_d) x the size of dB and dC.
-    The Gluon backward (scan_gluon.scan_bwd_kernel) takes the same choice; there "atomic" is not yet
-    timed. A kernel of session 20 with other per-step sums (since removed) was level with "partial"
-    once it added them atomically, and 0.8-1.5 ms slower with slices, one paper-size scan's forward
-    + backward on an H100 (benchmarks/results/2026-12-07-h100-s21/)."""
-    return _kernel_name(None, "bc", BC_ENV_VAR, BC_SUMS, "partial")
+    The Gluon backward's (scan_gluon.scan_bwd_kernel) is "atomic": at the same size it took the
+    scan's forward + backward from 3.34 to 3.15 ms at batch 1 and 6.66 to 6.25 ms at batch 2, the
+    paper network's eager training step at batch 8 from 52.7 to 51.7 ms per patch
+    (benchmarks/results/2026-12-07-h100-s22/)."""
+    if torch.are_deterministic_algorithms_enabled():
+        default = "partial"
+    return _kernel_name(None, "bc", BC_ENV_VAR, BC_SUMS, default)
 
 
 class _SelectiveScanTriton(torch.autograd.Function):
@@ -766,10 +789,10 @@ class _SelectiveScanPathsTriton(torch.autograd.Function):
         dim_group, n_state = u.shape[2], A.shape[1]
         # the checkpoints in the Gluon backward's channel blocks
         ckpt_block_d = _gluon_bwd_config(n_state)[4]
-        # "auto" keeps the chunked walk here: the paper network's eager training step on an H100,
-        # batch 2, took 60.2 ms a patch with it and 61.8 with the Gluon walk leaving the checkpoints
-        # (benchmarks/results/2026-12-07-h100-s21/); $MEDSEGMAMBA_TRITON_WALK=gluon takes that one
-        if _walk_kernel_name(None) == "gluon":
+        walk = _walk_kernel_name(None)
+        if walk == "auto":  # its own rule here: the Gluon walk also stores the checkpoints
+            walk = _auto_train_walk_kernel(u.shape[0], delta.shape[1], dim_group, n_state, u.device)
+        if walk == "gluon":
             y, ckpt = _walk_gluon_ckpt_op(u, delta, A, B, C, paths, D, delta_bias, softplus,
                                           list(_gluon_walk_config(dim_group, n_state)), ckpt_block_d)
         else:
