@@ -276,8 +276,9 @@ def test_the_gluon_backward_walking_the_paths_builds_for_sm90_here():
 
 
 def test_the_gluon_backwards_atomic_sums_build_for_sm90_here(monkeypatch):
-    # $MEDSEGMAMBA_TRITON_BC=atomic: the same kernel adds dB and dC with reductions to global memory
-    # (REDG: reductions in L2, no value returned) where the default stores slices, at the same registers
+    # ATOMIC (the default; $MEDSEGMAMBA_TRITON_BC=partial turns it off): the kernel adds dB and dC with
+    # reductions to global memory (REDG: reductions in L2, no value returned) where partial stores
+    # slices, at the same registers
     pytest.importorskip("triton.experimental.gluon")
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     import kernel_resources

@@ -73,7 +73,8 @@ KERNELS = {
     # the same walking SS3D's paths under autograd (selective_scan_paths_triton_grad: bf16 u, B, C;
     # channels and states contiguous)
     "bwd-gluon-paths": ("scan_bwd_kernel", {"HAS_D": True, "PATHS": True, "ATOMIC": False}),
-    # the same adding dB and dC atomically into one tensor ($MEDSEGMAMBA_TRITON_BC=atomic)
+    # the same adding dB and dC atomically into one tensor (the default since session 22; the two
+    # above store a slice per channel block, as $MEDSEGMAMBA_TRITON_BC=partial)
     "bwd-gluon-atomic-paths": ("scan_bwd_kernel", {"HAS_D": True, "PATHS": True, "ATOMIC": True}),
 }
 # the launches the package makes (selective_scan.py's configs): (N, block_d, T, warps)
