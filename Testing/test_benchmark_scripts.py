@@ -290,3 +290,29 @@ def test_the_gluon_backwards_atomic_sums_build_for_sm90_here(monkeypatch):
     assert reds["bwd-gluon-paths"] == 0 and reds["bwd-gluon-atomic-paths"] > 0
     regs = {k: kernel_resources.cuobjdump(c, "-res-usage").split("REG:")[1].split()[0] for k, c in built.items()}
     assert regs["bwd-gluon-paths"] == regs["bwd-gluon-atomic-paths"]
+
+
+def test_the_gluon_backward_with_deltas_softplus_builds_for_sm90_here(monkeypatch):
+    # HAS_BIAS, SOFTPLUS ($MEDSEGMAMBA_TRITON_BWD_DELTA=kernel): delta's bias and softplus as each
+    # sub-chunk is staged, and their gradients as it is written. The loops over the states (the
+    # adjoint's pairs, their states recomputed) stay as they are, at the same registers; a
+    # logarithm (softplus) appears outside them, and a reduction of dbias's addends only at the end
+    pytest.importorskip("triton.experimental.gluon")
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import kernel_resources
+
+    built = {k: kernel_resources.build(k, 64, 16, 8, 4, 128, as_launched=True)
+             for k in ("bwd-gluon-atomic-paths", "bwd-gluon-delta-paths")}
+    sass = {k: kernel_resources.cuobjdump(c, "-sass") for k, c in built.items()}
+    loops = {k: kernel_resources.inner_loops(s) for k, s in sass.items()}
+    # the adjoint's loop over pairs of steps: the one with the shuffles of dB's and dC's sums
+    pairs = {k: max(ls, key=lambda c: c["SHFL.BFLY"]) for k, ls in loops.items()}
+    size = {k: sum(c.values()) for k, c in pairs.items()}
+    assert pairs["bwd-gluon-atomic-paths"]["SHFL.BFLY"] == pairs["bwd-gluon-delta-paths"]["SHFL.BFLY"] > 0
+    assert abs(size["bwd-gluon-atomic-paths"] - size["bwd-gluon-delta-paths"]) <= 2, size
+    assert not any(op.startswith(("LDL", "STL")) for op in pairs["bwd-gluon-delta-paths"])  # no spills in it
+    regs = {k: kernel_resources.cuobjdump(c, "-res-usage").split("REG:")[1].split()[0] for k, c in built.items()}
+    assert regs["bwd-gluon-atomic-paths"] == regs["bwd-gluon-delta-paths"]
+    # exponentials: the delta kernel adds its softplus's (pass A and B stage each sub-chunk)
+    ex2 = {k: s.count("MUFU.EX2") for k, s in sass.items()}
+    assert ex2["bwd-gluon-delta-paths"] > ex2["bwd-gluon-atomic-paths"]

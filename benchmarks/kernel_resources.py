@@ -69,13 +69,19 @@ KERNELS = {
     "walk-gluon-ckpt": ("scan_paths_fwd_kernel", {"HAS_D": True, "STORE_CKPT": True, "CKPT_BLOCK_D": 16}),
     # the backward in Gluon (scan_gluon.scan_bwd_kernel, $MEDSEGMAMBA_TRITON_BWD=gluon): N is BLOCK_N,
     # block_d BLOCK_D, T the steps a sub-chunk stages (SUB); warps split the states (build, below)
-    "bwd-gluon": ("scan_bwd_kernel", {"HAS_D": True, "PATHS": False, "ATOMIC": False}),
+    "bwd-gluon": ("scan_bwd_kernel", {"HAS_D": True, "PATHS": False, "ATOMIC": False, "HAS_BIAS": False,
+                                      "SOFTPLUS": False}),
     # the same walking SS3D's paths under autograd (selective_scan_paths_triton_grad: bf16 u, B, C;
     # channels and states contiguous)
-    "bwd-gluon-paths": ("scan_bwd_kernel", {"HAS_D": True, "PATHS": True, "ATOMIC": False}),
+    "bwd-gluon-paths": ("scan_bwd_kernel", {"HAS_D": True, "PATHS": True, "ATOMIC": False, "HAS_BIAS": False,
+                                            "SOFTPLUS": False}),
     # the same adding dB and dC atomically into one tensor (the default since session 22; the two
     # above store a slice per channel block, as $MEDSEGMAMBA_TRITON_BC=partial)
-    "bwd-gluon-atomic-paths": ("scan_bwd_kernel", {"HAS_D": True, "PATHS": True, "ATOMIC": True}),
+    "bwd-gluon-atomic-paths": ("scan_bwd_kernel", {"HAS_D": True, "PATHS": True, "ATOMIC": True, "HAS_BIAS": False,
+                                                   "SOFTPLUS": False}),
+    # and applying delta's bias and softplus as it stages each sub-chunk ($MEDSEGMAMBA_TRITON_BWD_DELTA=kernel)
+    "bwd-gluon-delta-paths": ("scan_bwd_kernel", {"HAS_D": True, "PATHS": True, "ATOMIC": True, "HAS_BIAS": True,
+                                                  "SOFTPLUS": True}),
 }
 # the launches the package makes (selective_scan.py's configs): (N, block_d, T, warps)
 LAUNCHES = {
@@ -93,15 +99,18 @@ LAUNCHES = {
     "bwd-gluon": [(64, 16, 8, 4), (16, 16, 8, 1)],
     "bwd-gluon-paths": [(64, 16, 8, 4), (16, 16, 8, 1)],
     "bwd-gluon-atomic-paths": [(64, 16, 8, 4), (16, 16, 8, 1)],
+    "bwd-gluon-delta-paths": [(64, 16, 8, 4), (16, 16, 8, 1)],
 }
 # register caps the package sets at those launches (selective_scan.py's _STEPS_MAXNREG, _GLUON_MAXNREG)
-MAXNREG = {"bwd-steps": 128, "bwd-gluon": 128, "bwd-gluon-paths": 128, "bwd-gluon-atomic-paths": 128}
+MAXNREG = {"bwd-steps": 128, "bwd-gluon": 128, "bwd-gluon-paths": 128, "bwd-gluon-atomic-paths": 128,
+           "bwd-gluon-delta-paths": 128}
 # arguments that are 1 for contiguous inputs (--as-launched): the strides along L, and A's along N
 UNIT_STRIDES = ("s_ul", "s_tl", "s_yl", "s_bl", "s_cl", "s_an")
 # fwd-paths reads SS3D's layouts, whose channels (and states) are contiguous instead
 UNIT_STRIDES_OF = {"fwd-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an"),
                    "bwd-gluon-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an"),
                    "bwd-gluon-atomic-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an"),
+                   "bwd-gluon-delta-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an"),
                    "walk-gluon": ("s_bn", "s_cn", "s_an"), "walk-gluon-ckpt": ("s_bn", "s_cn", "s_an")}
 
 
@@ -148,7 +157,8 @@ def build(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | 
     pointer = lambda a: "*i32" if a == "path_ptr" else (  # noqa: E731
         "*bf16" if (kernel.startswith("walk-gluon") and a in ("u_ptr", "dt_ptr", "B_ptr", "C_ptr"))
         or (kernel.startswith("bwd-gluon") and kernel.endswith("paths")
-            and a in ("u_ptr", "B_ptr", "C_ptr")) else "*fp32")
+            and a in ("u_ptr", "B_ptr", "C_ptr"))
+        or (kernel == "bwd-gluon-delta-paths" and a == "dl_ptr") else "*fp32")  # there dl_ptr is delta
     signature = {a: "constexpr" if a in constexprs else (pointer(a) if a.endswith("_ptr") else "i32")
                  for a in fn.arg_names}
     # pointers and the other strides (multiples of L or N) are 16-divisible at such a launch
@@ -193,11 +203,11 @@ def resources(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: in
 _SASS_LINE = re.compile(r"\s*/\*([0-9a-f]{4,})\*/\s+([^;]*);")
 
 
-def longest_loop(sass: str) -> dict:
-    """The longest innermost loop of a `cuobjdump -sass` listing: {"instructions", "opcodes"} over
-    its body, from a backward branch's target to the branch (opcodes with their modifiers,
-    predicates dropped). Innermost: its body holds no other loop, so an outer loop over chunks is
-    not counted with the tile loops inside it."""
+def inner_loops(sass: str) -> list[collections.Counter]:
+    """The innermost loops of a `cuobjdump -sass` listing, in address order: the opcodes (with
+    their modifiers, predicates dropped) of each body, from a backward branch's target to the
+    branch. Innermost: the body holds no other loop, so an outer loop over chunks is not counted
+    with the tile loops inside it."""
     lines = [(int(m.group(1), 16), re.sub(r"^@!?U?P[T0-9]+\s+", "", m.group(2).strip()))
              for m in map(_SASS_LINE.match, sass.splitlines()) if m]
     loops = []
@@ -206,11 +216,16 @@ def longest_loop(sass: str) -> dict:
         if target and int(target.group(1), 16) < addr:
             loops.append((int(target.group(1), 16), addr))
     inner = [(lo, hi) for lo, hi in loops if not any(lo <= a < b <= hi and (a, b) != (lo, hi) for a, b in loops)]
-    if not inner:
+    return [collections.Counter(t.split()[0] for a, t in lines if lo <= a <= hi) for lo, hi in sorted(inner)]
+
+
+def longest_loop(sass: str) -> dict:
+    """The longest innermost loop (`inner_loops`): {"instructions", "opcodes"} over its body."""
+    loops = inner_loops(sass)
+    if not loops:
         raise RuntimeError("no loop (backward branch) in the SASS listing")
-    bodies = [[t.split()[0] for a, t in lines if lo <= a <= hi] for lo, hi in inner]
-    best = max(bodies, key=len)
-    return {"instructions": len(best), "opcodes": collections.Counter(best)}
+    best = max(loops, key=lambda c: sum(c.values()))
+    return {"instructions": sum(best.values()), "opcodes": best}
 
 
 def loop_row(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | None, as_launched: bool,

@@ -163,15 +163,16 @@ def test_gluon_walk_matches_the_definition(dtype, seed, batch, groups, dg, n, le
     (1, 1, 8, 32, 64, 300),      # the paper's N, five chunks, the last of no whole sub-chunk
     (2, 1, 2, 16, 16, 1),        # one step
 ])
-@pytest.mark.parametrize("walk", ["chunked", "gluon"])
-def test_walked_gradients_match_float64(dtype, seed, batch, groups, dg, n, length, walk, monkeypatch):
+@pytest.mark.parametrize("walk,delta_in", [("chunked", "outside"), ("gluon", "outside"), ("gluon", "kernel")])
+def test_walked_gradients_match_float64(dtype, seed, batch, groups, dg, n, length, walk, delta_in, monkeypatch):
     # SS3D's scan under autograd on the walked route (selective_scan_paths_triton_grad: the forward,
-    # chunked or Gluon, leaves checkpoints and the Gluon backward follows the paths) against autograd
-    # through the gathered float64 reference
+    # chunked or Gluon, leaves checkpoints and the Gluon backward follows the paths, delta's bias and
+    # softplus applied around it or in it) against autograd through the gathered float64 reference
     from medsegmamba.ops.triton.selective_scan import paths_grad_available
 
     monkeypatch.delenv("MEDSEGMAMBA_PATHS", raising=False)
     monkeypatch.setenv("MEDSEGMAMBA_TRITON_WALK", walk)
+    monkeypatch.setenv("MEDSEGMAMBA_TRITON_BWD_DELTA", delta_in)
     # these grids are too small for "auto" to take the Gluon backward (paths_grad_available)
     monkeypatch.setenv("MEDSEGMAMBA_TRITON_BWD", "gluon")
     u, delta, A, B, C, paths, D, bias = random_inputs(batch, groups, dg, n, length, seed)
@@ -192,6 +193,32 @@ def test_walked_gradients_match_float64(dtype, seed, batch, groups, dg, n, lengt
     for name, a, b in zip(("u", "delta", "A", "B", "C", "D", "bias"), got, want):
         err = ((a.double().cpu() - b).norm() / b.norm().clamp_min(1e-12)).item()
         assert err < tol, (name, err)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available() or not _has_gluon(), reason="needs a CUDA device and Triton's Gluon")
+@pytest.mark.parametrize("bias,softplus", [(False, True), (True, False), (False, False)])
+def test_walked_gradients_with_deltas_bias_and_softplus_in_the_kernel(bias, softplus, monkeypatch):
+    # $MEDSEGMAMBA_TRITON_BWD_DELTA=kernel without a bias, or without softplus (SS3D passes both)
+    monkeypatch.delenv("MEDSEGMAMBA_PATHS", raising=False)
+    monkeypatch.setenv("MEDSEGMAMBA_TRITON_BWD", "gluon")
+    monkeypatch.setenv("MEDSEGMAMBA_TRITON_BWD_DELTA", "kernel")
+    u, delta, A, B, C, paths, D, delta_bias = random_inputs(2, 3, 40, 12, 131, seed=4)
+    delta = delta.abs() * 0.2 if not softplus else delta  # a step as it is must be positive
+    names = ("u", "delta", "A", "B", "C", "D") + (("bias",) if bias else ())
+    dy = torch.randn(2, 131, 3, 40, generator=torch.Generator().manual_seed(11))
+    ref_in = [t.double().requires_grad_() for t in (u, delta, A, B, C, D) + ((delta_bias,) if bias else ())]
+    y_ref = selective_scan_paths(*ref_in[:5], paths, D=ref_in[5], delta_bias=ref_in[6] if bias else None,
+                                 delta_softplus=softplus, impl="ref")
+    want = torch.autograd.grad((y_ref * dy.double()).sum(), ref_in)
+    gpu_in = [t.cuda().requires_grad_() for t in (u, delta, A, B, C, D) + ((delta_bias,) if bias else ())]
+    y = selective_scan_paths(*gpu_in[:5], paths.cuda(), D=gpu_in[5], delta_bias=gpu_in[6] if bias else None,
+                             delta_softplus=softplus, impl="triton")
+    assert "Paths" in type(y.grad_fn).__name__
+    got = torch.autograd.grad((y * dy.cuda()).sum(), gpu_in)
+    for name, a, b in zip(names, got, want):
+        err = ((a.double().cpu() - b).norm() / b.norm().clamp_min(1e-12)).item()
+        assert err < 2e-4, (name, err)
 
 
 def test_walked_gradients_only_where_the_gluon_backward_runs(monkeypatch):
@@ -227,6 +254,49 @@ class _Like:
     def __init__(self, device, *shape):
         self.shape = torch.Size(shape)
         self.device = torch.device(device, 0) if device == "cuda" else torch.device(device)
+
+
+@pytest.mark.parametrize("where", ["outside", "kernel"])
+def test_walked_backward_applies_deltas_bias_and_softplus_where_asked(where, monkeypatch):
+    # $MEDSEGMAMBA_TRITON_BWD_DELTA: "outside" hands the Gluon backward softplus(delta + bias) and
+    # takes ddelta = ddl sigmoid(x), dbias its sum, here; "kernel" hands it delta and the bias and
+    # takes its ddelta and dbias as they are. The kernels' launches stand in (Gluon needs a GPU)
+    pytest.importorskip("triton")
+    from medsegmamba.ops.triton import scan_kernels  # noqa: F401
+    from medsegmamba.ops.triton import selective_scan as ts
+
+    monkeypatch.setenv("MEDSEGMAMBA_TRITON_WALK", "chunked")
+    monkeypatch.setenv(ts.BWD_DELTA_ENV_VAR, where)
+
+    class Kernel:
+        def __getitem__(self, grid):
+            return lambda *args, **kw: None
+
+    monkeypatch.setattr(ts, "_scan_fwd_chunked_kernel", Kernel())
+    u, delta, A, B, C, paths, D, bias = random_inputs(batch=2, groups=3, dg=8, n=4, length=5)
+    g = torch.Generator().manual_seed(5)
+    ddl, dbias_kernel = torch.randn(delta.shape, generator=g), torch.randn(24, generator=g)
+    seen = {}
+
+    def gluon_bwd(u_, dl, dy, A_, B_, C_, D_, ckpt, paths_, groups, delta_bias=None, softplus=False):
+        seen.update(dl=dl, delta_bias=delta_bias, softplus=softplus)
+        zeros = torch.zeros_like
+        return (torch.zeros(2, 3, 5, 8), ddl, zeros(A_), zeros(B_), zeros(C_), zeros(D_), dbias_kernel)
+
+    monkeypatch.setattr(ts, "_gluon_bwd", gluon_bwd)
+    inputs = [t.requires_grad_() for t in (u, delta, A, B, C)]
+    y = ts._SelectiveScanPathsTriton.apply(*inputs, paths.to(torch.int32), D.requires_grad_(),
+                                           bias.requires_grad_(), True)
+    y.sum().backward()
+    x = delta.detach() + bias.detach().view(3, 1, 8)
+    if where == "kernel":
+        assert seen["dl"] is delta and seen["delta_bias"] is bias and seen["softplus"] is True
+        assert torch.equal(delta.grad, ddl) and torch.equal(bias.grad, dbias_kernel)
+    else:
+        assert torch.allclose(seen["dl"], torch.nn.functional.softplus(x)) and seen["delta_bias"] is None
+        assert seen["softplus"] is False
+        assert torch.allclose(delta.grad, ddl * torch.sigmoid(x))
+        assert torch.allclose(bias.grad, (ddl * torch.sigmoid(x)).sum((0, 2)).reshape(-1))
 
 
 def test_auto_walk_takes_gluon_where_its_grid_fills_the_gpu(monkeypatch):

@@ -285,7 +285,7 @@ def test_gluon_backward_sums_dB_and_dC_as_asked(bc, monkeypatch):
 
     class Kernel:
         def __getitem__(self, grid):
-            return lambda *args, **kw: launched.update(dB=args[13].clone(), grid=grid, atomic=kw["ATOMIC"])
+            return lambda *args, **kw: launched.update(dB=args[14].clone(), grid=grid, atomic=kw["ATOMIC"])
 
     monkeypatch.setattr(scan_gluon, "scan_bwd_kernel", Kernel())
     if bc is None:
@@ -300,6 +300,54 @@ def test_gluon_backward_sums_dB_and_dC_as_asked(bc, monkeypatch):
     assert launched["dB"].shape == ((1 if bc == "atomic" else 2), 2, 2, 64, 8)
     if bc == "atomic":
         assert not launched["dB"].any()  # the kernel adds into zeros
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_gluon_backward_takes_deltas_bias_and_softplus_when_given(bias, monkeypatch):
+    # With delta_bias or softplus the kernel gets delta itself, HAS_BIAS / SOFTPLUS, the bias, and a
+    # zeroed (B, D) dbias it writes per batch element, summed over the batch here. The launch stands
+    # in for the kernel (Gluon needs a GPU): it writes dbias rows 1 and 2
+    import torch
+
+    from medsegmamba.ops.triton import scan_gluon
+    from medsegmamba.ops.triton import selective_scan as tscan
+
+    launched = {}
+
+    class Kernel:
+        def __getitem__(self, grid):
+            def launch(*args, **kw):
+                launched.update(args=args, kw=kw, dbias_before=args[17].clone())
+                args[17][0].fill_(1.0)
+                args[17][1].fill_(2.0)
+            return launch
+
+    monkeypatch.setattr(scan_gluon, "scan_bwd_kernel", Kernel())
+    z = torch.zeros(2, 64, 8)
+    delta = torch.rand(2, 64, 8)
+    delta_bias = torch.rand(64) if bias else None
+    out = tscan._gluon_bwd_op(z, delta, z, torch.zeros(64, 64), torch.zeros(2, 2, 64, 8), torch.zeros(2, 2, 64, 8),
+                              None, torch.zeros(2 * 2 * 2, 1, 16, 64), None, 2, delta_bias, True)
+    args, kw = launched["args"], launched["kw"]
+    assert args[1] is delta and kw["SOFTPLUS"] is True and kw["HAS_BIAS"] is bias
+    assert args[10] is delta_bias if bias else args[10] is z  # a placeholder pointer without a bias
+    assert launched["dbias_before"].shape == (2, 64) and not launched["dbias_before"].any()
+    assert len(out) == 7 and torch.equal(out[6], torch.full((64,), 3.0))
+    tscan._gluon_bwd_op(z, delta, z, torch.zeros(64, 64), torch.zeros(2, 2, 64, 8), torch.zeros(2, 2, 64, 8), None,
+                        torch.zeros(2 * 2 * 2, 1, 16, 64), None, 2)
+    assert launched["kw"]["SOFTPLUS"] is False and launched["kw"]["HAS_BIAS"] is False  # dl as it is
+
+
+def test_bwd_delta_choice(monkeypatch):
+    from medsegmamba.ops.triton import selective_scan as tscan
+
+    monkeypatch.delenv(tscan.BWD_DELTA_ENV_VAR, raising=False)
+    assert tscan._bwd_delta() == "outside"  # until timed on a GPU
+    monkeypatch.setenv(tscan.BWD_DELTA_ENV_VAR, "kernel")
+    assert tscan._bwd_delta() == "kernel"
+    monkeypatch.setenv(tscan.BWD_DELTA_ENV_VAR, "inside")
+    with pytest.raises(ValueError, match=r"\$MEDSEGMAMBA_TRITON_BWD_DELTA must be one of outside, kernel, got 'inside'"):
+        tscan._bwd_delta()
 
 
 def test_auto_backward_takes_gluon_where_its_grid_fills_the_gpu(monkeypatch):

@@ -234,16 +234,38 @@ def _fwd_step(h, A, dl_r, dlu_r, B_r, k, LD: gl.constexpr, LWN: gl.constexpr):
 
 @gluon.jit
 def _stage_forward(dl_s, dlu_s, B_s, dl_base, u_base, B_base, s_td, s_tl, s_ud, s_ul, s_bn, s_bl, d_t, d_t_ok,
-                   n_t, n_t_ok, t0, length, path_row, PATHS: gl.constexpr, SUB: gl.constexpr, LGD: gl.constexpr,
-                   LGN: gl.constexpr, LRD: gl.constexpr, LRN: gl.constexpr):
+                   n_t, n_t_ok, t0, length, path_row, bias, PATHS: gl.constexpr, SUB: gl.constexpr, LGD: gl.constexpr,
+                   LGN: gl.constexpr, LRD: gl.constexpr, LRN: gl.constexpr, HAS_BIAS: gl.constexpr,
+                   SOFTPLUS: gl.constexpr):
     """Stages what a forward step reads of the sub-chunk at t0 (dl, dl u, B) as rows in shared
-    memory; returns its u tile in global memory's layout."""
-    dl = _tile(dl_base, s_td, s_tl, d_t, d_t_ok, t0, length, path_row, PATHS, SUB, LGD)
+    memory; returns its u tile and, with SOFTPLUS, d dl / dx (sigmoid(x), x = delta + bias) in
+    global memory's layout."""
+    x = _tile(dl_base, s_td, s_tl, d_t, d_t_ok, t0, length, path_row, PATHS, SUB, LGD)
+    if HAS_BIAS:
+        x = x + bias[None, :]
+    dl = x
+    sig = x
+    if SOFTPLUS:
+        dl, sig = _softplus_sigmoid(x)
+    if HAS_BIAS or SOFTPLUS:
+        # steps past the end: dl 0, so exp(0 A) = 1 and dl u B = 0 leave the state as it is
+        live = (t0 + gl.arange(0, SUB, layout=gl.SliceLayout(1, LGD))) < length
+        dl = gl.where(live[:, None], dl, 0.0)
     u = _tile(u_base, s_ud, s_ul, d_t, d_t_ok, t0, length, path_row, PATHS, SUB, LGD)
     dl_s.store(gl.convert_layout(dl, LRD))
     dlu_s.store(gl.convert_layout(dl * u, LRD))
     B_s.store(gl.convert_layout(_tile(B_base, s_bn, s_bl, n_t, n_t_ok, t0, length, path_row, PATHS, SUB, LGN), LRN))
-    return u
+    return u, sig
+
+
+@gluon.jit
+def _softplus_sigmoid(x):
+    """softplus(x) as scan_kernels._softplus computes it (torch's, threshold 20) and its derivative
+    sigmoid(x) = e^x / (1 + e^x), from the same exponential."""
+    z = gl.exp(gl.minimum(x, 20.0))
+    w = 1.0 + z
+    lp = gl.where(w == 1.0, z, gl.log(w) * (z / (w - 1.0)))
+    return gl.where(x > 20.0, x, lp), z / w
 
 
 @gluon.jit
@@ -267,16 +289,21 @@ def _bwd_step(g, a_next, h, ah, dl, dlu, dy, Bk, Ck, A, dA_acc, dB_r, dC_r, sA_r
 
 @gluon.jit
 def scan_bwd_kernel(
-    u_ptr, dl_ptr, A_ptr, B_ptr, C_ptr, Dskip_ptr, dy_ptr, ckpt_ptr, ws_ptr, path_ptr,
-    du_ptr, ddl_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr,
+    u_ptr, dl_ptr, A_ptr, B_ptr, C_ptr, Dskip_ptr, dy_ptr, ckpt_ptr, ws_ptr, path_ptr, bias_ptr,
+    du_ptr, ddl_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
     length, n_chunks, groups, dim, dim_group, n_state,
     s_ub, s_ug, s_ul, s_ud, s_tb, s_tg, s_tl, s_td, s_yb, s_yg, s_yl, s_yd, s_ad, s_an,
     s_bb, s_bg, s_bl, s_bn, s_cb, s_cg, s_cl, s_cn, o_b, o_g, o_l, o_d, part_stride, q_b, q_g, q_l, q_n,
     HAS_D: gl.constexpr, CHUNK: gl.constexpr, SPT_N: gl.constexpr, TPW_N: gl.constexpr, SPT_D: gl.constexpr,
-    SUB: gl.constexpr, PATHS: gl.constexpr, ATOMIC: gl.constexpr = False,
+    SUB: gl.constexpr, PATHS: gl.constexpr, ATOMIC: gl.constexpr = False, HAS_BIAS: gl.constexpr = False,
+    SOFTPLUS: gl.constexpr = False,
 ):
     # The backward of one scan in _scan_bwd_chunked_kernel's contract: delta's bias and softplus
-    # applied outside (dl given), the forward's checkpoints every CHUNK steps. Every tensor is
+    # applied outside (dl given), the forward's checkpoints every CHUNK steps. With HAS_BIAS or
+    # SOFTPLUS (`$MEDSEGMAMBA_TRITON_BWD_DELTA=kernel`) dl_ptr holds delta itself: its bias and
+    # softplus are applied as a sub-chunk is staged, once per (step, channel), outside the loops
+    # over states, ddl_ptr receives ddelta (ddl sigmoid(x), x = delta + bias), and dbias_ptr
+    # (B, D) its sums over the steps. Every tensor is
     # addressed as (batch, group, row, column) with a stride each (o_* for du and ddelta, q_* for
     # dB and dC, whose channel blocks' slices lie `part_stride` apart). Without PATHS: u, dl, dy
     # (B, D, L), B and C (B, G, N, L), du and ddelta (B, D, L), dB and dC (B, G, N, L), rows the
@@ -360,6 +387,12 @@ def scan_bwd_kernel(
     Dskip = gl.zeros([BLOCK_D], gl.float32, layout=gl.SliceLayout(0, LRD))
     if HAS_D:
         Dskip = gl.load(Dskip_ptr + pid_g * dim_group + d_r, mask=d_r_ok, other=0.0).to(gl.float32)
+    bias = gl.zeros([BLOCK_D], gl.float32, layout=gl.SliceLayout(0, LGD))
+    if HAS_BIAS:
+        bias = gl.load(bias_ptr + pid_g * dim_group + d_t, mask=d_t_ok, other=0.0).to(gl.float32)
+    # dbias's addends, summed over the sub-chunk's rows once at the end (a sum across warps each
+    # sub-chunk would cost barriers)
+    dbias_acc = gl.zeros([SUB, BLOCK_D], gl.float32, layout=LGD)
 
     u_base = u_ptr + b64 * s_ub + pid_g * s_ug
     dl_base = dl_ptr + b64 * s_tb + pid_g * s_tg
@@ -413,7 +446,8 @@ def scan_bwd_kernel(
         h = gl.load(ck_base + c * (BLOCK_D * BLOCK_N) + nd_off)
         for s in range(0, n_sub):
             _stage_forward(dl_s, dlu_s, B_s, dl_base, u_base, B_base, s_td, s_tl, s_ud, s_ul, s_bn, s_bl, d_t, d_t_ok,
-                           n_t, n_t_ok, c0 + s * SUB, length, path_row, PATHS, SUB, LGD, LGN, LRD, LRN)
+                           n_t, n_t_ok, c0 + s * SUB, length, path_row, bias, PATHS, SUB, LGD, LGN, LRD, LRN,
+                           HAS_BIAS, SOFTPLUS)
             gl.store(ws_base + s * (BLOCK_N * BLOCK_D) + nd_off, h)
             _barrier()
             for k in range(0, SUB):
@@ -424,8 +458,9 @@ def scan_bwd_kernel(
         for si in range(0, n_sub):
             s = n_sub - 1 - si
             t0 = c0 + s * SUB
-            u = _stage_forward(dl_s, dlu_s, B_s, dl_base, u_base, B_base, s_td, s_tl, s_ud, s_ul, s_bn, s_bl, d_t,
-                               d_t_ok, n_t, n_t_ok, t0, length, path_row, PATHS, SUB, LGD, LGN, LRD, LRN)
+            u, sig = _stage_forward(dl_s, dlu_s, B_s, dl_base, u_base, B_base, s_td, s_tl, s_ud, s_ul, s_bn, s_bl, d_t,
+                                  d_t_ok, n_t, n_t_ok, t0, length, path_row, bias, PATHS, SUB, LGD, LGN, LRD, LRN,
+                                  HAS_BIAS, SOFTPLUS)
             u_s.store(gl.convert_layout(u, LRD))
             dy = _tile(dy_base, s_yd, s_yl, d_t, d_t_ok, t0, length, path_row, PATHS, SUB, LGD)
             dy_s.store(gl.convert_layout(dy, LRD))
@@ -478,7 +513,12 @@ def scan_bwd_kernel(
             ok = live[:, None] & d_t_ok[None, :]
             out = out_base + rows[:, None].to(gl.int64) * o_l + d_t[None, :] * o_d
             gl.store(du_ptr + out, gl.convert_layout(du, LGD), mask=ok)
-            gl.store(ddl_ptr + out, gl.convert_layout(sA + gB * u, LGD), mask=ok)
+            ddl = gl.convert_layout(sA + gB * u, LGD)
+            if SOFTPLUS:
+                ddl = ddl * sig
+            gl.store(ddl_ptr + out, ddl, mask=ok)
+            if HAS_BIAS:
+                dbias_acc += gl.where(ok, ddl, 0.0)
             live, rows = _steps(t0, length, path_row, PATHS, SUB, LGN)
             ok_n = live[:, None] & n_t_ok[None, :]
             bc = bc_base + rows[:, None].to(gl.int64) * q_l + n_t[None, :] * q_n
@@ -494,3 +534,5 @@ def scan_bwd_kernel(
     gl.store(dA_ptr + (b64 * dim + dg3) * n_state + n3, dA_acc, mask=nd_ok)
     if HAS_D:
         gl.store(dD_ptr + b64 * dim + pid_g * dim_group + d_r, dD_acc, mask=d_r_ok)
+    if HAS_BIAS:
+        gl.store(dbias_ptr + b64 * dim + pid_g * dim_group + d_t, gl.sum(dbias_acc, axis=0), mask=d_t_ok)

@@ -486,14 +486,19 @@ def _launch_bwd_gluon(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt):
     if delta_bias is not None or softplus:
         raise ValueError("selective_scan_triton: the Gluon backward takes delta without bias or softplus "
                          "(_scan_bwd applies them outside the kernel)")
-    du, ddelta, dA, dB, dC, dD = _gluon_bwd(u, delta, dy, A, B, C, D, ckpt, None, B.shape[1])
+    du, ddelta, dA, dB, dC, dD, _ = _gluon_bwd(u, delta, dy, A, B, C, D, ckpt, None, B.shape[1])
     return (du.to(u.dtype), ddelta.to(delta.dtype), dA, dB, dC, dD,
             torch.zeros(u.shape[1], device=u.device, dtype=torch.float32))
 
 
-def _gluon_bwd(u, dl, dy, A, B, C, D, ckpt, paths, groups):
+def _gluon_bwd(u, dl, dy, A, B, C, D, ckpt, paths, groups, delta_bias=None, softplus=False):
     """scan_gluon.scan_bwd_kernel through the custom op `_gluon_bwd_op`: torch.compile traces
-    Triton's kernels but not Gluon's, so under it the launch is an op it keeps whole.
+    Triton's kernels but not Gluon's, so under it the launch is an op it keeps whole. Returns
+    (du, ddelta, dA, dB, dC, dD, dbias).
+
+    dl is the step, without bias or softplus, unless delta_bias or softplus are given: then dl is
+    delta, the kernel applies them, ddelta is the gradient for delta itself and dbias (G*Dg,) the
+    bias's (summed over the batch; zeros without a bias).
 
     Without paths, _scan_bwd_chunked_kernel's layouts: u, dl, dy (B, D, L), B and C (B, G, N, L);
     du and ddelta come back (B, D, L), dB and dC (B, G, N, L). With paths (G, L), SS3D's
@@ -502,7 +507,7 @@ def _gluon_bwd(u, dl, dy, A, B, C, D, ckpt, paths, groups):
     dA (G*Dg, N) and dD (G*Dg,) summed over the batch; all float32."""
     if interpreting():
         raise RuntimeError("selective_scan_triton: bwd_kernel='gluon' needs a GPU (Gluon has no interpreter)")
-    return _gluon_bwd_op(u, dl, dy, A, B, C, D, ckpt, paths, groups)
+    return _gluon_bwd_op(u, dl, dy, A, B, C, D, ckpt, paths, groups, delta_bias, bool(softplus))
 
 
 def _gluon_bwd_shapes(u, dl, A, B, paths, groups):
@@ -516,8 +521,9 @@ def _gluon_bwd_shapes(u, dl, A, B, paths, groups):
 @torch.library.custom_op("medsegmamba::scan_bwd_gluon", mutates_args=())
 def _gluon_bwd_op(u: torch.Tensor, dl: torch.Tensor, dy: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
                   C: torch.Tensor, D: Optional[torch.Tensor], ckpt: torch.Tensor, paths: Optional[torch.Tensor],
-                  groups: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
-                                        torch.Tensor]:
+                  groups: int, delta_bias: Optional[torch.Tensor] = None, softplus: bool = False
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                             torch.Tensor]:
     from .scan_gluon import scan_bwd_kernel
 
     n_state = A.shape[1]
@@ -543,6 +549,7 @@ def _gluon_bwd_op(u: torch.Tensor, dl: torch.Tensor, dy: torch.Tensor, A: torch.
         torch.empty((grid[2],) + bc_shape, device=dev, dtype=f32)
     dC = torch.zeros_like(dB) if atomic else torch.empty_like(dB)
     dD = torch.empty((batch, dim), device=dev, dtype=f32)
+    dbias = torch.zeros((batch, dim), device=dev, dtype=f32)
     # every tensor as (batch, group, row, column) with a stride each: rows the steps (or the paths'
     # positions), columns the channels or states
     if paths is None:
@@ -555,19 +562,22 @@ def _gluon_bwd_op(u: torch.Tensor, dl: torch.Tensor, dy: torch.Tensor, A: torch.
         sy = (dy.stride(0), dy.stride(2), dy.stride(1), dy.stride(3))
         st, sb, sc, so, sq = dl.stride(), B.stride(), C.stride(), du.stride(), dB.stride()
     scan_bwd_kernel[grid](u, dl, A, B, C, D if D is not None else u, dy, ckpt, ws, paths if paths is not None else u,
-                          du, ddl, dA, dB, dC, dD, length, n_chunks, groups, dim, dim_group, n_state,
+                          delta_bias if delta_bias is not None else u, du, ddl, dA, dB, dC, dD, dbias,
+                          length, n_chunks, groups, dim, dim_group, n_state,
                           *su, *st, *sy, *A.stride(), *sb, *sc, *so, *sq, HAS_D=D is not None, CHUNK=CHUNK,
                           SPT_N=spt_n, TPW_N=tpw_n, SPT_D=spt_d, SUB=sub, PATHS=paths is not None, ATOMIC=atomic,
+                          HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus,
                           num_warps=warps, **({"maxnreg": maxnreg} if maxnreg else {}))
-    return du, ddl, dA.sum(0), dB.sum(0), dC.sum(0), dD.sum(0)
+    return du, ddl, dA.sum(0), dB.sum(0), dC.sum(0), dD.sum(0), dbias.sum(0)
 
 
 @_gluon_bwd_op.register_fake
-def _gluon_bwd_fake(u, dl, dy, A, B, C, D, ckpt, paths, groups):
+def _gluon_bwd_fake(u, dl, dy, A, B, C, D, ckpt, paths, groups, delta_bias=None, softplus=False):
     out_shape, bc_shape = _gluon_bwd_shapes(u, dl, A, B, paths, groups)
     f32 = torch.float32
     return (u.new_empty(out_shape, dtype=f32), u.new_empty(out_shape, dtype=f32), A.new_empty(A.shape, dtype=f32),
-            u.new_empty(bc_shape, dtype=f32), u.new_empty(bc_shape, dtype=f32), A.new_empty(A.shape[0], dtype=f32))
+            u.new_empty(bc_shape, dtype=f32), u.new_empty(bc_shape, dtype=f32), A.new_empty(A.shape[0], dtype=f32),
+            A.new_empty(A.shape[0], dtype=f32))
 
 
 SPLIT_ENV_VAR = "MEDSEGMAMBA_TRITON_BWD_SPLIT"
@@ -647,6 +657,21 @@ def _segment_carries(dy, delta, A, C, delta_bias, softplus, grid, seg_len, n_seg
     _scan_bwd_carry_kernel[grid](A, gloc, dl_sum, carry, n_segs, groups, delta.shape[1] // groups, A.shape[1],
                                  *A.stride(), BLOCK_D=block_d, BLOCK_N=block_n, num_warps=num_warps)
     return carry
+
+
+BWD_DELTA_ENV_VAR = "MEDSEGMAMBA_TRITON_BWD_DELTA"
+BWD_DELTAS = ("outside", "kernel")
+
+
+def _bwd_delta() -> str:
+    """Where the walked route's backward (SS3D under autograd, `selective_scan_paths_triton_grad`)
+    applies delta's bias and softplus and takes their gradients, from $MEDSEGMAMBA_TRITON_BWD_DELTA:
+    "outside" (the default: in PyTorch, around the Gluon backward, as `_scan_bwd` does for every
+    backward) or "kernel" (in scan_gluon.scan_bwd_kernel, once per (step, channel) as it stages a
+    sub-chunk, sparing the (Bt, G, L, Dg) float32 tensors of x, softplus(x), sigmoid(x) and their
+    products; session 22's compiled profile gave those elementwise kernels ~0.9 ms of a 41 ms step).
+    Opt-in: built for sm_90 here (its loops unchanged), not yet run on a GPU."""
+    return _kernel_name(None, "delta", BWD_DELTA_ENV_VAR, BWD_DELTAS, "outside")
 
 
 BC_ENV_VAR = "MEDSEGMAMBA_TRITON_BC"
@@ -807,15 +832,19 @@ class _SelectiveScanPathsTriton(torch.autograd.Function):
     def backward(ctx, dy):
         u, delta, A, B, C, paths, D, delta_bias, ckpt = ctx.saved_tensors
         groups, dim_group = delta.shape[1], delta.shape[3]
-        # delta's bias and softplus here, their gradient after the kernel (as _scan_bwd does)
-        x = delta.float()
-        if delta_bias is not None:
-            x = x + delta_bias.float().view(groups, 1, dim_group)
-        dl = torch.nn.functional.softplus(x) if ctx.softplus else x  # (Bt, G, L, Dg), contiguous
-        # du per group (u is shared: summed below) and ddelta, in delta's layout
-        du, ddl, dA, dB, dC, dD = _gluon_bwd(u, dl, dy, A, B, C, D, ckpt, paths, groups)
-        ddelta = ddl * torch.sigmoid(x) if ctx.softplus else ddl  # d softplus(x) / dx = sigmoid(x)
-        dbias = ddelta.sum((0, 2)).reshape(-1) if delta_bias is not None else None
+        if _bwd_delta() == "kernel":  # delta's bias and softplus, and their gradients, in the kernel
+            du, ddelta, dA, dB, dC, dD, dbias = _gluon_bwd(u, delta, dy, A, B, C, D, ckpt, paths, groups, delta_bias,
+                                                           ctx.softplus)
+            dbias = dbias if delta_bias is not None else None
+        else:  # here, their gradient after the kernel (as _scan_bwd does)
+            x = delta.float()
+            if delta_bias is not None:
+                x = x + delta_bias.float().view(groups, 1, dim_group)
+            dl = torch.nn.functional.softplus(x) if ctx.softplus else x  # (Bt, G, L, Dg), contiguous
+            # du per group (u is shared: summed below) and ddelta, in delta's layout
+            du, ddl, dA, dB, dC, dD, _ = _gluon_bwd(u, dl, dy, A, B, C, D, ckpt, paths, groups)
+            ddelta = ddl * torch.sigmoid(x) if ctx.softplus else ddl  # d softplus(x) / dx = sigmoid(x)
+            dbias = ddelta.sum((0, 2)).reshape(-1) if delta_bias is not None else None
         return (du.sum(1).to(u.dtype), ddelta.to(delta.dtype), dA.to(A.dtype), dB.to(B.dtype), dC.to(C.dtype), None,
                 None if D is None else dD.to(D.dtype), None if dbias is None else dbias.to(delta_bias.dtype), None)
 
