@@ -221,13 +221,20 @@ def test_walked_gradients_with_deltas_bias_and_softplus_in_the_kernel(bias, soft
         assert err < 2e-4, (name, err)
 
 
-def test_walked_gradients_only_where_the_gluon_backward_runs(monkeypatch):
+@pytest.fixture
+def on_an_h100(monkeypatch):
+    """selective_scan's Triton module as if on an H100 with Gluon: 132 multiprocessors."""
     pytest.importorskip("triton")
     from medsegmamba.ops.triton import selective_scan as ts
 
-    monkeypatch.setattr(ts, "_multiprocessors", lambda index: 132)  # an H100
+    monkeypatch.setattr(ts, "_multiprocessors", lambda index: 132)
     monkeypatch.setattr(ts, "interpreting", lambda: False)
     monkeypatch.setattr(ts, "_gluon_available", lambda: True)
+    return ts
+
+
+def test_walked_gradients_only_where_the_gluon_backward_runs(on_an_h100, monkeypatch):
+    ts = on_an_h100
     monkeypatch.delenv("MEDSEGMAMBA_TRITON_BWD", raising=False)
 
     def meta(batch, dg, n, device="cuda"):  # u, delta, A as SS3D passes them, for 8 directions of L 1728
@@ -299,13 +306,8 @@ def test_walked_backward_applies_deltas_bias_and_softplus_where_asked(where, mon
         assert torch.allclose(bias.grad, (ddl * torch.sigmoid(x)).sum((0, 2)).reshape(-1))
 
 
-def test_auto_walk_takes_gluon_where_its_grid_fills_the_gpu(monkeypatch):
-    pytest.importorskip("triton")
-    from medsegmamba.ops.triton import selective_scan as ts
-
-    monkeypatch.setattr(ts, "_multiprocessors", lambda index: 132)  # an H100
-    monkeypatch.setattr(ts, "interpreting", lambda: False)
-    monkeypatch.setattr(ts, "_gluon_available", lambda: True)
+def test_auto_walk_takes_gluon_where_its_grid_fills_the_gpu(on_an_h100, monkeypatch):
+    ts = on_an_h100
     cuda = torch.device("cuda", 0)
     # the paper's SS3D: 8 groups x 1024 channels / 64 a program = 128 programs a batch element
     assert ts._auto_walk_kernel(1, 8, 1024, 64, cuda) == "chunked"
@@ -318,21 +320,18 @@ def test_auto_walk_takes_gluon_where_its_grid_fills_the_gpu(monkeypatch):
         ts._walk_kernel_name(None)
 
 
-def test_auto_training_walk_takes_gluon_where_each_multiprocessor_gets_four_programs(monkeypatch):
-    pytest.importorskip("triton")
-    from medsegmamba.ops.triton import selective_scan as ts
-
-    monkeypatch.setattr(ts, "_multiprocessors", lambda index: 132)  # an H100
-    monkeypatch.setattr(ts, "interpreting", lambda: False)
-    monkeypatch.setattr(ts, "_gluon_available", lambda: True)
+def test_auto_training_walk_takes_gluon_where_each_multiprocessor_gets_four_programs(on_an_h100, monkeypatch):
+    ts = on_an_h100
     cuda = torch.device("cuda", 0)
+    train = {"per_multiprocessor": ts._TRAIN_WALK_PROGRAMS}
+    assert train["per_multiprocessor"] == 4
     # the paper's SS3D, 128 programs a batch element: 1,024 at batch 8, 512 at 4 (under 4 x 132)
-    assert ts._auto_train_walk_kernel(8, 8, 1024, 64, cuda) == "gluon"
-    assert ts._auto_train_walk_kernel(4, 8, 1024, 64, cuda) == "chunked"
-    assert ts._auto_train_walk_kernel(2, 8, 1024, 64, cuda) == "chunked"  # where inference's "auto" takes Gluon
-    assert ts._auto_train_walk_kernel(8, 8, 1024, 64, torch.device("cpu")) == "chunked"
+    assert ts._auto_walk_kernel(8, 8, 1024, 64, cuda, **train) == "gluon"
+    assert ts._auto_walk_kernel(4, 8, 1024, 64, cuda, **train) == "chunked"
+    assert ts._auto_walk_kernel(2, 8, 1024, 64, cuda, **train) == "chunked"  # where inference's "auto" takes Gluon
+    assert ts._auto_walk_kernel(8, 8, 1024, 64, torch.device("cpu"), **train) == "chunked"
     monkeypatch.setattr(ts, "_gluon_available", lambda: False)
-    assert ts._auto_train_walk_kernel(8, 8, 1024, 64, cuda) == "chunked"
+    assert ts._auto_walk_kernel(8, 8, 1024, 64, cuda, **train) == "chunked"
 
 
 @pytest.mark.parametrize("walk,rule,want", [("chunked", "gluon", "chunked"), ("gluon", "chunked", "gluon"),
@@ -358,8 +357,10 @@ def test_training_walk_leaves_the_backwards_checkpoints(walk, rule, want, monkey
     monkeypatch.setattr(scan_gluon, "scan_paths_fwd_kernel", Kernel("gluon"))
     monkeypatch.setattr(ts, "_scan_fwd_chunked_kernel", Kernel("chunked"))
     monkeypatch.setenv("MEDSEGMAMBA_TRITON_WALK", walk)
-    monkeypatch.setattr(ts, "_auto_walk_kernel", lambda *args: "gluon")  # inference's rule: not the one used
-    monkeypatch.setattr(ts, "_auto_train_walk_kernel", lambda *args: rule)
+    # training's rule stands in as `rule`; inference's would give "gluon"
+    monkeypatch.setattr(ts, "_auto_walk_kernel",
+                        lambda *args, per_multiprocessor=1: rule if per_multiprocessor == ts._TRAIN_WALK_PROGRAMS
+                        else "gluon")
     u, delta, A, B, C, paths, D, bias = random_inputs(batch=2, groups=3, dg=40, n=12, length=131)
     y = ts._SelectiveScanPathsTriton.apply(u.requires_grad_(), delta, A, B, C, paths.to(torch.int32), D, bias, True)
     assert launched["name"] == want and y.shape == (2, 131, 3, 40)

@@ -346,7 +346,8 @@ def test_bwd_delta_choice(monkeypatch):
     monkeypatch.setenv(tscan.BWD_DELTA_ENV_VAR, "kernel")
     assert tscan._bwd_delta() == "kernel"
     monkeypatch.setenv(tscan.BWD_DELTA_ENV_VAR, "inside")
-    with pytest.raises(ValueError, match=r"\$MEDSEGMAMBA_TRITON_BWD_DELTA must be one of outside, kernel, got 'inside'"):
+    with pytest.raises(ValueError,
+                       match=r"\$MEDSEGMAMBA_TRITON_BWD_DELTA must be one of outside, kernel, got 'inside'"):
         tscan._bwd_delta()
 
 

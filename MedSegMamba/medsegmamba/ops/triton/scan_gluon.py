@@ -17,7 +17,7 @@ at batch 8 (benchmarks/results/2026-12-07-h100-s18/).
 Each chunk of T steps is loaded (the rows SS3D's path visits), converted to float32, its delta
 put through bias and softplus once per (step, channel), and stored in shared memory; the next
 chunk's loads are issued before this chunk's steps run, so their latency hides behind them. With
-STORE_CKPT (training, where `_auto_train_walk_kernel` takes it or `$MEDSEGMAMBA_TRITON_WALK=gluon`)
+STORE_CKPT (training, where its `auto` takes it or `$MEDSEGMAMBA_TRITON_WALK=gluon`)
 it also leaves the backward's checkpoints.
 
 `scan_bwd_kernel` is the scan's backward (selective_scan.py's "gluon", taken by "auto" on a GPU),

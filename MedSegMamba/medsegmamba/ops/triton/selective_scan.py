@@ -142,36 +142,26 @@ def _device_multiprocessors(device) -> int:
     return _multiprocessors(device.index if device.index is not None else torch.cuda.current_device())
 
 
-def _auto_walk_kernel(batch, groups, dim_group, n_state, device):
-    """"gluon" when its grid gives every multiprocessor a program, else "chunked".
+def _auto_walk_kernel(batch, groups, dim_group, n_state, device, per_multiprocessor=1):
+    """"gluon" when its grid gives every multiprocessor `per_multiprocessor` programs, else "chunked".
 
-    On an H100 at the paper's size (8 x 1024 channels, N 64, 12^3) the Gluon kernel took 2.84
-    against 4.27 ms at batch 8 and 0.89 against 1.12 ms at batch 2, where its grid has 256 programs
-    for 132 multiprocessors; at batch 1 (128 programs) 0.61-0.68 against 0.59 ms
-    (benchmarks/results/2026-12-07-h100-s18/)."""
+    Inference takes 1: on an H100 at the paper's size (8 x 1024 channels, N 64, 12^3) the Gluon
+    kernel took 2.84 against 4.27 ms at batch 8 and 0.89 against 1.12 ms at batch 2, where its grid
+    has 256 programs for 132 multiprocessors; at batch 1 (128 programs) 0.61-0.68 against 0.59 ms
+    (benchmarks/results/2026-12-07-h100-s18/). Training, where the Gluon walk also leaves the
+    backward's checkpoints, takes `_TRAIN_WALK_PROGRAMS`."""
     if interpreting() or device.type != "cuda" or not _gluon_available():  # Gluon has no interpreter
         return "chunked"
-    programs = _gluon_walk_programs(batch, groups, dim_group, n_state)
-    return "gluon" if programs >= _device_multiprocessors(device) else "chunked"
-
-
-def _gluon_walk_programs(batch, groups, dim_group, n_state) -> int:
-    """The programs of scan_gluon.scan_paths_fwd_kernel's grid."""
     spt_n, tpw_n, spt_d, _, warps = _gluon_walk_config(dim_group, n_state)
-    return batch * groups * triton.cdiv(dim_group, spt_d * (32 // tpw_n) * warps)
+    programs = batch * groups * triton.cdiv(dim_group, spt_d * (32 // tpw_n) * warps)
+    return "gluon" if programs >= per_multiprocessor * _device_multiprocessors(device) else "chunked"
 
 
-def _auto_train_walk_kernel(batch, groups, dim_group, n_state, device):
-    """The walk of a training forward under "auto": "gluon" (leaving the backward's checkpoints)
-    where its grid gives every multiprocessor at least 4 programs, else "chunked" (the checkpoints
-    from `_walk_ckpt`). The paper network's eager training step on an H100 took 52.7 ms a patch
-    with the Gluon walk against 54.5 with the chunked one at batch 8 (1,024 programs;
-    benchmarks/results/2026-12-07-h100-s22/), 61.8 against 60.2 at batch 2 (256 programs;
-    benchmarks/results/2026-12-07-h100-s21/)."""
-    if interpreting() or device.type != "cuda" or not _gluon_available():
-        return "chunked"
-    programs = _gluon_walk_programs(batch, groups, dim_group, n_state)
-    return "gluon" if programs >= 4 * _device_multiprocessors(device) else "chunked"
+# Programs a multiprocessor for training's "auto" to take the Gluon walk: the paper network's eager
+# training step on an H100 took 52.7 ms a patch with it against 54.5 with the chunked one at batch 8
+# (1,024 programs; benchmarks/results/2026-12-07-h100-s22/), 61.8 against 60.2 at batch 2 (256
+# programs; benchmarks/results/2026-12-07-h100-s21/).
+_TRAIN_WALK_PROGRAMS = 4
 
 
 def _bwd_kernel_name(kernel):
@@ -816,7 +806,8 @@ class _SelectiveScanPathsTriton(torch.autograd.Function):
         ckpt_block_d = _gluon_bwd_config(n_state)[4]
         walk = _walk_kernel_name(None)
         if walk == "auto":  # its own rule here: the Gluon walk also stores the checkpoints
-            walk = _auto_train_walk_kernel(u.shape[0], delta.shape[1], dim_group, n_state, u.device)
+            walk = _auto_walk_kernel(u.shape[0], delta.shape[1], dim_group, n_state, u.device,
+                                     per_multiprocessor=_TRAIN_WALK_PROGRAMS)
         if walk == "gluon":
             y, ckpt = _walk_gluon_ckpt_op(u, delta, A, B, C, paths, D, delta_bias, softplus,
                                           list(_gluon_walk_config(dim_group, n_state)), ckpt_block_d)
@@ -898,7 +889,8 @@ def _walk_gluon_fake(u, delta, A, B, C, paths, D, delta_bias, delta_softplus, co
 @torch.library.custom_op("medsegmamba::walk_gluon_ckpt", mutates_args=())
 def _walk_gluon_ckpt_op(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
                         paths: torch.Tensor, D: Optional[torch.Tensor], delta_bias: Optional[torch.Tensor],
-                        delta_softplus: bool, config: list[int], ckpt_block_d: int) -> tuple[torch.Tensor, torch.Tensor]:
+                        delta_softplus: bool, config: list[int], ckpt_block_d: int
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """`_walk_gluon_op` for training: y and the checkpoints the backward reads (`_walk_ckpt`)."""
     ckpt = _walk_ckpt(u, delta, A, ckpt_block_d)
     return _launch_walk_gluon(u, delta, A, B, C, paths, D, delta_bias, delta_softplus, config, ckpt, ckpt_block_d), ckpt
@@ -906,8 +898,7 @@ def _walk_gluon_ckpt_op(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B
 
 @_walk_gluon_ckpt_op.register_fake
 def _walk_gluon_ckpt_fake(u, delta, A, B, C, paths, D, delta_bias, delta_softplus, config, ckpt_block_d):
-    batch, length, dim_group = u.shape
-    return (u.new_empty((batch, length, delta.shape[1], dim_group), dtype=torch.float32),
+    return (_walk_gluon_fake(u, delta, A, B, C, paths, D, delta_bias, delta_softplus, config),
             u.new_empty(_walk_ckpt_shape(u, delta, A, ckpt_block_d), dtype=torch.float32))
 
 
