@@ -76,7 +76,7 @@ def device_times(prof, on_gpu: bool) -> dict[str, float]:
     return out
 
 
-def profile_case(model, mode, dtype, batch, patch, device, iters, channels_last=False):
+def profile_case(model, mode, dtype, batch, patch, device, iters, channels_last=False, top_n=25):
     x = torch.rand(batch, 1, patch, patch, patch, device=device)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last_3d)
@@ -112,7 +112,7 @@ def profile_case(model, mode, dtype, batch, patch, device, iters, channels_last=
     kinds: dict[str, float] = {}
     for name, ms in per_patch.items():
         kinds[kind_of(name)] = kinds.get(kind_of(name), 0.0) + ms
-    top = sorted(per_patch.items(), key=lambda kv: -kv[1])[:25]
+    top = sorted(per_patch.items(), key=lambda kv: -kv[1])[:top_n]
     return {"mode": mode, "dtype": dtype, "batch": batch, "channels_last": channels_last,
             "ms_per_patch": sum(per_patch.values()), "wall_ms_per_patch": wall,
             "kinds": dict(sorted(kinds.items(), key=lambda kv: -kv[1])),
@@ -152,6 +152,7 @@ def main(argv=None):
                     help="model and input in channels_last_3d memory")
     ap.add_argument("--modes", default="infer,train", help="comma-separated: infer, train")
     ap.add_argument("--train-batch", type=int, default=None, help="training step's batch (default 2; 1 with --smoke)")
+    ap.add_argument("--top", type=int, default=25, help="kernels listed per case")
     args = ap.parse_args(argv)
     device = torch.device("cpu" if args.smoke or not torch.cuda.is_available() else "cuda")
     if device.type == "cpu" and not args.smoke:
@@ -170,7 +171,7 @@ def main(argv=None):
     for cl in LAYOUTS[args.channels_last]:
         # a fresh model per layout: a compiled one is specialised to its input's strides
         model = build(args.variant, cfg, device, None, cl)
-        cases += [profile_case(model, m, dtype, batches[m], patch, device, iters, cl) for m in modes]
+        cases += [profile_case(model, m, dtype, batches[m], patch, device, iters, cl, args.top) for m in modes]
     meta = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
             "torch": torch.__version__,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
