@@ -62,12 +62,12 @@ def test_profile_gpu_smoke(tmp_path):
 
 def test_profile_gpu_layouts_and_modes(tmp_path):
     proc = run("profile_gpu.py", "--out", str(tmp_path), "--smoke", "--variant", "ours", "--channels-last", "both",
-               "--modes", "infer")
+               "--modes", "infer", "--top", "3")
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads((tmp_path / "results.json").read_text())
     assert res["meta"]["variant"] == "ours"
     assert [(c["mode"], c["channels_last"]) for c in res["cases"]] == [("infer", False), ("infer", True)]
-    assert all(c["wall_ms_per_patch"] > 0 for c in res["cases"])
+    assert all(c["wall_ms_per_patch"] > 0 and len(c["top"]) == 3 for c in res["cases"])
     assert "channels_last_3d" in (tmp_path / "results.md").read_text()
     bad = run("profile_gpu.py", "--out", str(tmp_path), "--smoke", "--modes", "infer,fly")
     assert bad.returncode == 2 and "--modes" in bad.stderr
@@ -209,6 +209,20 @@ def test_conv_layers_smoke(tmp_path):
     assert {r["in_layout"] for r in res["layouts"]["channels_last_3d"]} >= {"channels_last_3d"}
     assert all(r["ms_per_patch"] > 0 and r["transform_ms_per_patch"] == 0 for r in rows)  # a CPU has no cuDNN
     assert res["graphs"]["graphs"] >= 1
+
+
+def test_conv_layers_train_and_relayout(tmp_path):
+    # --train replays each convolution's forward and backward; --relayout each once more in the other layout
+    proc = run("conv_layers_gpu.py", "--out", str(tmp_path), "--smoke", "--channels-last", "no", "--no-explain",
+               "--train", "--relayout")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["meta"]["train"] is True
+    assert set(res["layouts"]) == {"contiguous", "contiguous, replayed in channels_last_3d"}
+    first, again = res["layouts"]["contiguous"], res["layouts"]["contiguous, replayed in channels_last_3d"]
+    assert [r["names"] for r in first] == [r["names"] for r in again]
+    assert {r["in_layout"] for r in again} == {"channels_last_3d"}
+    assert "forward + backward" in (tmp_path / "results.md").read_text()
 
 
 def test_scan_bwd_split_smoke(tmp_path):

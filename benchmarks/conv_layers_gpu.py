@@ -65,18 +65,32 @@ def record_convs(model, x, device, dtype):
     return seen
 
 
-def replay(entry, device, dtype, batch, warmup, iters):
-    """One recorded convolution alone, on random data in the recorded strides: ms per patch for all
-    its calls in the network, the share of that in layout transforms, and its kernels."""
+def replay(entry, device, dtype, batch, warmup, iters, train=False, layout=None):
+    """One recorded convolution alone, on random data in the recorded strides (or in `layout`,
+    "contiguous" or "channels_last_3d", input and weight): ms per patch for all its calls in the
+    network, the share of that in layout transforms, and its kernels. `train`: forward and backward
+    (input, weight and bias gradients, the output's gradient in the output's layout)."""
     mod = entry["module"]
     cdt = torch.bfloat16 if dtype == "bf16" else torch.float32
     x = torch.empty_strided(entry["shape"], entry["stride"], device=device, dtype=cdt).normal_()
     w = mod.weight.detach().to(cdt)  # keeps the weight's memory format, as autocast's cast does
     b = None if mod.bias is None else mod.bias.detach().to(cdt)
+    if layout is not None:
+        fmt = torch.channels_last_3d if layout == "channels_last_3d" else torch.contiguous_format
+        x, w = x.contiguous(memory_format=fmt), w.contiguous(memory_format=fmt)
+    args = (mod.stride, mod.padding, mod.dilation, mod.groups)
+    if train:
+        x, w = x.requires_grad_(), w.requires_grad_()
+        b = None if b is None else b.requires_grad_()
+        gy = torch.empty_like(F.conv3d(x.detach(), w.detach(), None if b is None else b.detach(), *args)).normal_()
 
-    def fn():
-        with torch.inference_mode():
-            F.conv3d(x, w, b, mod.stride, mod.padding, mod.dilation, mod.groups)
+        def fn():
+            y = F.conv3d(x, w, b, *args)
+            torch.autograd.grad(y, [t for t in (x, w, b) if t is not None], gy)
+    else:
+        def fn():
+            with torch.inference_mode():
+                F.conv3d(x, w, b, *args)
 
     calls = len(entry["names"])
     ms = timed(fn, device, warmup, iters) * calls / batch
@@ -89,7 +103,7 @@ def replay(entry, device, dtype, batch, warmup, iters):
         kernels = {k: v * calls / (iters * batch) for k, v in device_times(prof, on_gpu=True).items()}
     transform = sum(v for k, v in kernels.items() if TRANSFORM.search(k))
     return {"names": entry["names"], "calls": calls, "in_shape": list(entry["shape"][1:]),
-            "in_layout": entry["layout"], "weight": list(mod.weight.shape), "groups": mod.groups,
+            "in_layout": layout or entry["layout"], "weight": list(mod.weight.shape), "groups": mod.groups,
             "ms_per_patch": ms, "transform_ms_per_patch": transform,
             "kernels": [{"name": k[:100], "ms_per_patch": v} for k, v in sorted(kernels.items(), key=lambda kv: -kv[1])]}
 
@@ -106,7 +120,8 @@ def graph_count(model, x, device, dtype):
 def to_markdown(meta, layouts, graphs) -> str:
     lines = [f"# Convolutions one by one: {meta['device']}, torch {meta['torch']}, {meta['date']}", "",
              f"network: {meta['config']}; {meta['dtype']}, batch {meta['batch']}, eager, each convolution "
-             "replayed alone on its recorded input shape and strides (cudnn.benchmark on)", ""]
+             f"replayed alone on its recorded input shape ({'forward + backward' if meta.get('train') else 'forward'}; "
+             "cudnn.benchmark on)", ""]
     for name, rows in layouts.items():
         total = sum(r["ms_per_patch"] for r in rows)
         transform = sum(r["transform_ms_per_patch"] for r in rows)
@@ -133,6 +148,10 @@ def main(argv=None):
     ap.add_argument("--channels-last", default="both", choices=("no", "yes", "both"),
                     help="model and input in channels_last_3d memory")
     ap.add_argument("--no-explain", action="store_true", help="skip dynamo's graph count")
+    ap.add_argument("--train", action="store_true",
+                    help="forward + backward of each convolution (the training step's), not the forward alone")
+    ap.add_argument("--relayout", action="store_true",
+                    help="also replay each convolution with input and weight in the other memory layout")
     args = ap.parse_args(argv)
     device = torch.device("cpu" if args.smoke or not torch.cuda.is_available() else "cuda")
     if device.type == "cpu" and not args.smoke:
@@ -152,15 +171,19 @@ def main(argv=None):
         if cl:
             x = x.contiguous(memory_format=torch.channels_last_3d)
         seen = record_convs(model, x, device, dtype)
-        layouts["channels_last_3d" if cl else "contiguous"] = [
-            replay(e, device, dtype, batch, warmup, iters) for e in seen.values()]
+        name = "channels_last_3d" if cl else "contiguous"
+        layouts[name] = [replay(e, device, dtype, batch, warmup, iters, args.train) for e in seen.values()]
+        if args.relayout:  # the same convolutions with input and weight in the other layout
+            other = "contiguous" if cl else "channels_last_3d"
+            layouts[f"{name}, replayed in {other}"] = [
+                replay(e, device, dtype, batch, warmup, iters, args.train, other) for e in seen.values()]
         if graphs is None and not args.no_explain:
             graphs = graph_count(model, x[:1], device, dtype)
     meta = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
             "torch": torch.__version__,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()},
-            "patch": patch, "batch": batch, "dtype": dtype}
+            "patch": patch, "batch": batch, "dtype": dtype, "train": args.train}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps({"meta": meta, "layouts": layouts, "graphs": graphs}, indent=2))
     md = to_markdown(meta, layouts, graphs)

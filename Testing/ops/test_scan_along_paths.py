@@ -204,7 +204,8 @@ def test_walked_gradients_with_deltas_bias_and_softplus_in_the_kernel(bias, soft
     monkeypatch.setenv("MEDSEGMAMBA_TRITON_BWD", "gluon")
     monkeypatch.setenv("MEDSEGMAMBA_TRITON_BWD_DELTA", "kernel")
     u, delta, A, B, C, paths, D, delta_bias = random_inputs(2, 3, 40, 12, 131, seed=4)
-    delta = delta.abs() * 0.2 if not softplus else delta  # a step as it is must be positive
+    if not softplus:  # a step as it is, delta + bias, must be positive (a negative one grows e^(-dl A))
+        delta, delta_bias = delta.abs() * 0.2, delta_bias.abs() * 0.1
     names = ("u", "delta", "A", "B", "C", "D") + (("bias",) if bias else ())
     dy = torch.randn(2, 131, 3, 40, generator=torch.Generator().manual_seed(11))
     ref_in = [t.double().requires_grad_() for t in (u, delta, A, B, C, D) + ((delta_bias,) if bias else ())]
@@ -263,17 +264,22 @@ class _Like:
         self.device = torch.device(device, 0) if device == "cuda" else torch.device(device)
 
 
-@pytest.mark.parametrize("where", ["outside", "kernel"])
-def test_walked_backward_applies_deltas_bias_and_softplus_where_asked(where, monkeypatch):
+@pytest.mark.parametrize("env,compiling,where", [
+    ("outside", False, "outside"), ("kernel", False, "kernel"), ("kernel", True, "kernel"),
+    ("auto", False, "kernel"), ("auto", True, "outside"),
+])
+def test_walked_backward_applies_deltas_bias_and_softplus_where_asked(env, compiling, where, monkeypatch):
     # $MEDSEGMAMBA_TRITON_BWD_DELTA: "outside" hands the Gluon backward softplus(delta + bias) and
     # takes ddelta = ddl sigmoid(x), dbias its sum, here; "kernel" hands it delta and the bias and
-    # takes its ddelta and dbias as they are. The kernels' launches stand in (Gluon needs a GPU)
+    # takes its ddelta and dbias as they are; "auto" is "outside" where the forward ran under
+    # torch.compile. The kernels' launches stand in (Gluon needs a GPU)
     pytest.importorskip("triton")
     from medsegmamba.ops.triton import scan_kernels  # noqa: F401
     from medsegmamba.ops.triton import selective_scan as ts
 
     monkeypatch.setenv("MEDSEGMAMBA_TRITON_WALK", "chunked")
-    monkeypatch.setenv(ts.BWD_DELTA_ENV_VAR, where)
+    monkeypatch.setenv(ts.BWD_DELTA_ENV_VAR, env)
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: compiling)
 
     class Kernel:
         def __getitem__(self, grid):

@@ -342,12 +342,14 @@ def test_bwd_delta_choice(monkeypatch):
     from medsegmamba.ops.triton import selective_scan as tscan
 
     monkeypatch.delenv(tscan.BWD_DELTA_ENV_VAR, raising=False)
-    assert tscan._bwd_delta() == "outside"  # until timed on a GPU
-    monkeypatch.setenv(tscan.BWD_DELTA_ENV_VAR, "kernel")
-    assert tscan._bwd_delta() == "kernel"
+    # auto: in the kernel when eager (faster there), around it under torch.compile (faster there)
+    assert tscan._bwd_delta() == "kernel" and tscan._bwd_delta(compiling=True) == "outside"
+    for where in ("kernel", "outside"):
+        monkeypatch.setenv(tscan.BWD_DELTA_ENV_VAR, where)
+        assert tscan._bwd_delta() == where and tscan._bwd_delta(compiling=True) == where
     monkeypatch.setenv(tscan.BWD_DELTA_ENV_VAR, "inside")
     with pytest.raises(ValueError,
-                       match=r"\$MEDSEGMAMBA_TRITON_BWD_DELTA must be one of outside, kernel, got 'inside'"):
+                       match=r"\$MEDSEGMAMBA_TRITON_BWD_DELTA must be one of auto, outside, kernel, got 'inside'"):
         tscan._bwd_delta()
 
 

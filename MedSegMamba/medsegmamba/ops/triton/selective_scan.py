@@ -650,18 +650,23 @@ def _segment_carries(dy, delta, A, C, delta_bias, softplus, grid, seg_len, n_seg
 
 
 BWD_DELTA_ENV_VAR = "MEDSEGMAMBA_TRITON_BWD_DELTA"
-BWD_DELTAS = ("outside", "kernel")
+BWD_DELTAS = ("auto", "outside", "kernel")
 
 
-def _bwd_delta() -> str:
+def _bwd_delta(compiling: bool = False) -> str:
     """Where the walked route's backward (SS3D under autograd, `selective_scan_paths_triton_grad`)
     applies delta's bias and softplus and takes their gradients, from $MEDSEGMAMBA_TRITON_BWD_DELTA:
-    "outside" (the default: in PyTorch, around the Gluon backward, as `_scan_bwd` does for every
-    backward) or "kernel" (in scan_gluon.scan_bwd_kernel, once per (step, channel) as it stages a
-    sub-chunk, sparing the (Bt, G, L, Dg) float32 tensors of x, softplus(x), sigmoid(x) and their
-    products; session 22's compiled profile gave those elementwise kernels ~0.9 ms of a 41 ms step).
-    Opt-in: built for sm_90 here (its loops unchanged), not yet run on a GPU."""
-    return _kernel_name(None, "delta", BWD_DELTA_ENV_VAR, BWD_DELTAS, "outside")
+    "outside" (in PyTorch, around the Gluon backward, as `_scan_bwd` does for every backward),
+    "kernel" (in scan_gluon.scan_bwd_kernel, once per (step, channel) as it stages a sub-chunk,
+    sparing the (Bt, G, L, Dg) float32 tensors of x, softplus(x), sigmoid(x) and their products), or
+    "auto" (the default): "outside" where the forward ran under torch.compile (`compiling`: inductor
+    fuses those elementwise kernels with their neighbours), else "kernel". The paper network's
+    training step at batch 8 on an H100 (benchmarks/results/2026-12-07-h100-s23/): eager 50.8 ms a
+    patch with "kernel" against 51.8 "outside"; compiled 41.2 against 40.5."""
+    choice = _kernel_name(None, "delta", BWD_DELTA_ENV_VAR, BWD_DELTAS, "auto")
+    if choice == "auto":
+        return "outside" if compiling else "kernel"
+    return choice
 
 
 BC_ENV_VAR = "MEDSEGMAMBA_TRITON_BC"
@@ -817,13 +822,15 @@ class _SelectiveScanPathsTriton(torch.autograd.Function):
                               ckpt, ckpt_block_d)
         ctx.save_for_backward(u, delta, A, B, C, paths, D, delta_bias, ckpt)
         ctx.softplus = softplus
+        # decided here: in the backward torch.compiler.is_compiling() is False even as AOTAutograd traces it
+        ctx.delta = _bwd_delta(compiling=torch.compiler.is_compiling())
         return y
 
     @staticmethod
     def backward(ctx, dy):
         u, delta, A, B, C, paths, D, delta_bias, ckpt = ctx.saved_tensors
         groups, dim_group = delta.shape[1], delta.shape[3]
-        if _bwd_delta() == "kernel":  # delta's bias and softplus, and their gradients, in the kernel
+        if ctx.delta == "kernel":  # delta's bias and softplus, and their gradients, in the kernel
             du, ddelta, dA, dB, dC, dD, dbias = _gluon_bwd(u, delta, dy, A, B, C, D, ckpt, paths, groups, delta_bias,
                                                            ctx.softplus)
             dbias = dbias if delta_bias is not None else None
