@@ -300,10 +300,10 @@ def scan_bwd_kernel(
 ):
     # The backward of one scan in _scan_bwd_chunked_kernel's contract: delta's bias and softplus
     # applied outside (dl given), the forward's checkpoints every CHUNK steps. With HAS_BIAS or
-    # SOFTPLUS (`$MEDSEGMAMBA_TRITON_BWD_DELTA=kernel`) dl_ptr holds delta itself: its bias and
-    # softplus are applied as a sub-chunk is staged, once per (step, channel), outside the loops
-    # over states, ddl_ptr receives ddelta (ddl sigmoid(x), x = delta + bias), and dbias_ptr
-    # (B, D) its sums over the steps. Every tensor is
+    # SOFTPLUS (the walked route run eagerly: `$MEDSEGMAMBA_TRITON_BWD_DELTA`) dl_ptr holds delta
+    # itself: its bias and softplus are applied as a sub-chunk is staged, once per (step, channel),
+    # outside the loops over states, ddl_ptr receives ddelta (ddl sigmoid(x), x = delta + bias),
+    # and dbias_ptr (B, D) its sums over the steps. Every tensor is
     # addressed as (batch, group, row, column) with a stride each (o_* for du and ddelta, q_* for
     # dB and dC, whose channel blocks' slices lie `part_stride` apart). Without PATHS: u, dl, dy
     # (B, D, L), B and C (B, G, N, L), du and ddelta (B, D, L), dB and dC (B, G, N, L), rows the
