@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Session 24 (issue #2): where the Gluon backward's warps wait at the batch training runs (8), not
+# Session 23, call 5 (issue #2): where the Gluon backward's warps wait at the batch training runs (8), not
 # at batch 1 (session 19's profile, 1.29 waves): Nsight Compute on scan_gluon.scan_bwd_kernel, one
 # paper-size scan, dB/dC added atomically; stall reasons and the stall samples per SASS line
 # (ncu_sass_summary.py). Session 23 counted, as built for sm_90, 64 shuffles and ~60 shared-memory
 # wavefronts a warp per pair of steps against 362 instructions: if the MIO pipe (shuffles and
 # shared memory together) bounds the loop, the short-scoreboard and MIO-throttle stalls will lead.
 # ~3 min. Text reports in $OUT.
-#   bash scripts/gpu_session24.sh $OUT          (carry .whl)
+#   bash scripts/gpu_session23d.sh $OUT          (carry .whl)
 source "$(dirname "$0")/device_preamble.sh" "$@"
 NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -n 1)
 echo "ncu: $NCU"
