@@ -163,7 +163,8 @@ def test_gluon_walk_matches_the_definition(dtype, seed, batch, groups, dg, n, le
     (1, 1, 8, 32, 64, 300),      # the paper's N, five chunks, the last of no whole sub-chunk
     (2, 1, 2, 16, 16, 1),        # one step
 ])
-@pytest.mark.parametrize("walk,delta_in", [("chunked", "outside"), ("gluon", "outside"), ("gluon", "kernel")])
+@pytest.mark.parametrize("walk,delta_in", [("chunked", "outside"), ("chunked", "kernel"), ("gluon", "outside"),
+                                           ("gluon", "kernel")])
 def test_walked_gradients_match_float64(dtype, seed, batch, groups, dg, n, length, walk, delta_in, monkeypatch):
     # SS3D's scan under autograd on the walked route (selective_scan_paths_triton_grad: the forward,
     # chunked or Gluon, leaves checkpoints and the Gluon backward follows the paths, delta's bias and
