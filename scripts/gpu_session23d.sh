@@ -5,9 +5,12 @@
 # (ncu_sass_summary.py). Session 23 counted, as built for sm_90, 64 shuffles and ~60 shared-memory
 # wavefronts a warp per pair of steps against 362 instructions: if the MIO pipe (shuffles and
 # shared memory together) bounds the loop, the short-scoreboard and MIO-throttle stalls will lead.
-# ~3 min. Text reports in $OUT.
+# First the walked route's gradients with the chunked walk and delta's softplus in the kernel
+# (eager's default at batches 2 and 4). ~3 min. Text reports in $OUT.
 #   bash scripts/gpu_session23d.sh $OUT          (carry .whl)
 source "$(dirname "$0")/device_preamble.sh" "$@"
+timeout 60 python3 -m pytest -q -p no:cacheprovider -m gpu Testing/ops/test_scan_along_paths.py \
+  -k "walked_gradients_match and chunked-kernel" 2>&1 | tail -n 2
 NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -n 1)
 echo "ncu: $NCU"
 timeout 400 "$NCU" --clock-control none --target-processes all --kernel-name regex:scan_bwd_kernel \
