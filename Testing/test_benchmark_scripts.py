@@ -287,6 +287,7 @@ def test_the_gluon_backward_walking_the_paths_builds_for_sm90_here():
     cells = proc.stdout.splitlines()[2].split("|")[1:-1]
     assert cells[0].strip() == "bwd-gluon-paths"
     assert int(cells[6]) <= 128 and int(cells[9]) == 4 and int(cells[14]) == 0
+    assert int(cells[17]) > 0  # shared loads and stores in it (the steps' inputs at least)
 
 
 def test_the_gluon_backwards_atomic_sums_build_for_sm90_here(monkeypatch):

@@ -239,7 +239,9 @@ def loop_row(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int
     local = sum(v for op, v in loop["opcodes"].items() if op.startswith(("LDL", "STL")))  # spills in the loop
     count = lambda prefix: sum(v for op, v in loop["opcodes"].items() if op.startswith(prefix))  # noqa: E731
     return {"instructions": loop["instructions"], "ex2": exps, "per_step": loop["instructions"] / per_step,
-            "ex2_per_step": exps / per_step, "local": local, "shfl": count("SHFL"), "bar": count("BAR")}
+            "ex2_per_step": exps / per_step, "local": local, "shfl": count("SHFL"), "bar": count("BAR"),
+            # shuffles and shared-memory accesses share the MIO pipe (session 23: a bound candidate)
+            "shared": count("LDS") + count("STS")}
 
 
 def main(argv=None) -> int:
@@ -269,10 +271,11 @@ def main(argv=None) -> int:
         launches = {k: LAUNCHES[k] for k in kernels}
     os.environ.setdefault("TRITON_CACHE_DIR", tempfile.mkdtemp(prefix="triton-sm90-"))
     loops = ("| loop instructions | of them MUFU.EX2 | instructions per element-step | EX2 per element-step "
-             "| of them local loads and stores (spills) | shuffles | barriers " if args.loops else "")
+             "| of them local loads and stores (spills) | shuffles | barriers | shared loads and stores "
+             if args.loops else "")
     print("| kernel | N | block_d | T | warps | register cap | registers | stack (spills), bytes | shared, bytes | "
           f"programs / SM (by registers and shared memory) {loops}|")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" * 7 if args.loops else ""))
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" * 8 if args.loops else ""))
     for kernel, grid in launches.items():
         cap = args.maxnreg or MAXNREG.get(kernel)
         for n, block_d, t, warps in grid:
@@ -281,7 +284,7 @@ def main(argv=None) -> int:
             if args.loops:
                 lp = loop_row(kernel, n, block_d, t, warps, cap, args.as_launched, args.softplus_in_kernel)
                 extra = (f" {lp['instructions']} | {lp['ex2']} | {lp['per_step']:.1f} | {lp['ex2_per_step']:.2f} | "
-                         f"{lp['local']} | {lp['shfl']} | {lp['bar']} |")
+                         f"{lp['local']} | {lp['shfl']} | {lp['bar']} | {lp['shared']} |")
             print(f"| {kernel} | {n} | {block_d} | {t} | {warps} | {cap or '-'} | {r['regs']} | {r['stack']} | "
                   f"{r['shared']} | {r['programs_per_sm']} |{extra}", flush=True)
     return 0
