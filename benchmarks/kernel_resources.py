@@ -236,12 +236,12 @@ def loop_row(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int
     # loop walks a pair of steps (its sub-chunk, T, holds T / 2 pairs)
     per_step = (2 if kernel.startswith("bwd-gluon") else t) * n * block_d / (32 * warps)
     exps = loop["opcodes"]["MUFU.EX2"]
-    local = sum(v for op, v in loop["opcodes"].items() if op.startswith(("LDL", "STL")))  # spills in the loop
     count = lambda prefix: sum(v for op, v in loop["opcodes"].items() if op.startswith(prefix))  # noqa: E731
     return {"instructions": loop["instructions"], "ex2": exps, "per_step": loop["instructions"] / per_step,
-            "ex2_per_step": exps / per_step, "local": local, "shfl": count("SHFL"), "bar": count("BAR"),
+            "ex2_per_step": exps / per_step, "local": count(("LDL", "STL")),  # spills in the loop
+            "shfl": count("SHFL"), "bar": count("BAR"),
             # shuffles and shared-memory accesses share the MIO pipe (session 23: a bound candidate)
-            "shared": count("LDS") + count("STS")}
+            "shared": count(("LDS", "STS"))}
 
 
 def main(argv=None) -> int:

@@ -204,11 +204,17 @@ def _pick(flag, if_true, if_false):
 
 
 @gluon.jit
+def _live(t0, length, SUB: gl.constexpr, LAY: gl.constexpr):
+    """Steps t0 .. t0+SUB-1 along axis 0 of LAY, and whether each is live (< length)."""
+    t = t0 + gl.arange(0, SUB, layout=gl.SliceLayout(1, LAY))
+    return t, t < length
+
+
+@gluon.jit
 def _steps(t0, length, path_row, PATHS: gl.constexpr, SUB: gl.constexpr, LAY: gl.constexpr):
     """Steps t0 .. t0+SUB-1 along axis 0 of LAY: whether each is live (< length) and the row it
     reads and writes: the step itself, or with PATHS the position its group's path visits."""
-    t = t0 + gl.arange(0, SUB, layout=gl.SliceLayout(1, LAY))
-    live = t < length
+    t, live = _live(t0, length, SUB, LAY)
     if PATHS:
         t = gl.load(path_row + t, mask=live, other=0)
     return live, t
@@ -249,7 +255,7 @@ def _stage_forward(dl_s, dlu_s, B_s, dl_base, u_base, B_base, s_td, s_tl, s_ud, 
         dl, sig = _softplus_sigmoid(x)
     if HAS_BIAS or SOFTPLUS:
         # steps past the end: dl 0, so exp(0 A) = 1 and dl u B = 0 leave the state as it is
-        live = (t0 + gl.arange(0, SUB, layout=gl.SliceLayout(1, LGD))) < length
+        _, live = _live(t0, length, SUB, LGD)
         dl = gl.where(live[:, None], dl, 0.0)
     u = _tile(u_base, s_ud, s_ul, d_t, d_t_ok, t0, length, path_row, PATHS, SUB, LGD)
     dl_s.store(gl.convert_layout(dl, LRD))
