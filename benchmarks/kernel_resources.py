@@ -30,6 +30,7 @@ timings; they set floors (issue #2's results say which).
 from __future__ import annotations
 
 import argparse
+import inspect
 import itertools
 import os
 import collections
@@ -82,6 +83,10 @@ KERNELS = {
     # and applying delta's bias and softplus as it stages each sub-chunk ($MEDSEGMAMBA_TRITON_BWD_DELTA=kernel)
     "bwd-gluon-delta-paths": ("scan_bwd_kernel", {"HAS_D": True, "PATHS": True, "ATOMIC": True, "HAS_BIAS": True,
                                                   "SOFTPLUS": True}),
+    # the atomic one with its per-step sums and pairs' states in split shared buffers, for fewer barriers
+    # ($MEDSEGMAMBA_TRITON_BWD_BUFFERS=split)
+    "bwd-gluon-split-paths": ("scan_bwd_kernel", {"HAS_D": True, "PATHS": True, "ATOMIC": True, "HAS_BIAS": False,
+                                                   "SOFTPLUS": False, "SPLIT": True}),
 }
 # the launches the package makes (selective_scan.py's configs): (N, block_d, T, warps)
 LAUNCHES = {
@@ -100,10 +105,11 @@ LAUNCHES = {
     "bwd-gluon-paths": [(64, 16, 8, 4), (16, 16, 8, 1)],
     "bwd-gluon-atomic-paths": [(64, 16, 8, 4), (16, 16, 8, 1)],
     "bwd-gluon-delta-paths": [(64, 16, 8, 4), (16, 16, 8, 1)],
+    "bwd-gluon-split-paths": [(64, 16, 8, 4), (16, 16, 8, 1)],
 }
 # register caps the package sets at those launches (selective_scan.py's _STEPS_MAXNREG, _GLUON_MAXNREG)
 MAXNREG = {"bwd-steps": 128, "bwd-gluon": 128, "bwd-gluon-paths": 128, "bwd-gluon-atomic-paths": 128,
-           "bwd-gluon-delta-paths": 128}
+           "bwd-gluon-delta-paths": 128, "bwd-gluon-split-paths": 128}
 # arguments that are 1 for contiguous inputs (--as-launched): the strides along L, and A's along N
 UNIT_STRIDES = ("s_ul", "s_tl", "s_yl", "s_bl", "s_cl", "s_an")
 # fwd-paths reads SS3D's layouts, whose channels (and states) are contiguous instead
@@ -111,6 +117,7 @@ UNIT_STRIDES_OF = {"fwd-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an")
                    "bwd-gluon-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an"),
                    "bwd-gluon-atomic-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an"),
                    "bwd-gluon-delta-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an"),
+                   "bwd-gluon-split-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an"),
                    "walk-gluon": ("s_bn", "s_cn", "s_an"), "walk-gluon-ckpt": ("s_bn", "s_cn", "s_an")}
 
 
@@ -153,6 +160,9 @@ def build(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int | 
     if as_launched:
         wanted |= dict.fromkeys(UNIT_STRIDES_OF.get(kernel, UNIT_STRIDES), 1)
     constexprs = {k: v for k, v in wanted.items() if k in fn.arg_names}
+    # a constexpr left out would be built as a runtime i32 (both sides of its `if`s): its default instead
+    constexprs |= {q.name: q.default for q in fn.params
+                   if q.is_constexpr and q.name not in constexprs and q.default is not inspect.Parameter.empty}
     # the walks read SS3D's bf16 activations (the backward's dl is float32); the rest is built on float32 pointers
     pointer = lambda a: "*i32" if a == "path_ptr" else (  # noqa: E731
         "*bf16" if (kernel.startswith("walk-gluon") and a in ("u_ptr", "dt_ptr", "B_ptr", "C_ptr"))
@@ -233,8 +243,9 @@ def loop_row(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int
     compiled = build(kernel, n, block_d, t, warps, maxnreg, as_launched, softplus_in_kernel)
     loop = longest_loop(cuobjdump(compiled, "-sass"))
     # element-steps of one thread in one pass of the loop: T steps, but the Gluon backward's longest
-    # loop walks a pair of steps (its sub-chunk, T, holds T / 2 pairs)
-    per_step = (2 if kernel.startswith("bwd-gluon") else t) * n * block_d / (32 * warps)
+    # loop walks a pair of steps (its sub-chunk, T, holds T / 2 pairs), two pairs with split buffers
+    steps = t if not kernel.startswith("bwd-gluon") else 4 if KERNELS[kernel][1].get("SPLIT") and t >= 4 else 2
+    per_step = steps * n * block_d / (32 * warps)
     exps = loop["opcodes"]["MUFU.EX2"]
     count = lambda prefix: sum(v for op, v in loop["opcodes"].items() if op.startswith(prefix))  # noqa: E731
     return {"instructions": loop["instructions"], "ex2": exps, "per_step": loop["instructions"] / per_step,
