@@ -73,6 +73,21 @@ def test_profile_gpu_layouts_and_modes(tmp_path):
     assert bad.returncode == 2 and "--modes" in bad.stderr
 
 
+def test_profile_gpu_names_the_operators_and_their_callers(tmp_path):
+    # --ops: the operators whose own kernels (here: CPU time) cost most, each with the model code that
+    # called it, or in the backward with the autograd node that ran it
+    proc = run("profile_gpu.py", "--out", str(tmp_path), "--smoke", "--variant", "ours", "--modes", "train",
+               "--ops", "4", "--top", "3")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (case,) = json.loads((tmp_path / "results.json").read_text())["cases"]
+    ops = case["ops"]
+    assert len(ops) == 4 and all(o["op"].startswith("aten::") and o["calls"] >= 1 for o in ops)
+    assert [o["ms_per_patch"] for o in ops] == sorted((o["ms_per_patch"] for o in ops), reverse=True)
+    frames = [f for o in ops for f in o["stack"]]
+    assert any("medsegmamba/models/" in f for f in frames) and any(f.endswith("Backward0") for f in frames)
+    assert "| operator | its own kernels, ms / patch |" in (tmp_path / "results.md").read_text()
+
+
 def test_profile_kinds(load_script):
     mod = load_script("benchmarks/profile_gpu.py")
     assert mod.kind_of("_chunked_scan_fwd_kernel") == "scan"

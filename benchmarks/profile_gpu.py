@@ -8,6 +8,10 @@ largest part.
 
     python3 benchmarks/profile_gpu.py --out "$OUT"            # CUDA, paper network, ~1 min
     python3 benchmarks/profile_gpu.py --out /tmp/p --smoke    # CPU, tiny widths, seconds
+
+--ops N also lists the N operators whose own kernels take the most device time, each with the
+Python lines that called it (the profiler's stacks): a kernel name such as direct_copy_kernel_cuda
+says what ran, not which operator, inside which op or compiled graph, asked for it.
 """
 
 from __future__ import annotations
@@ -76,7 +80,33 @@ def device_times(prof, on_gpu: bool) -> dict[str, float]:
     return out
 
 
-def profile_case(model, mode, dtype, batch, patch, device, iters, channels_last=False, top_n=25):
+def operator_times(prof, on_gpu: bool, top_n: int) -> list[dict]:
+    """The `top_n` (operator, caller) pairs by the self time of their own kernels (GPU) or their own
+    CPU time: ms summed over the profiled region, calls, and the innermost Python frames outside
+    torch that led to them (the profiler records frames as the operators' parent events; a compiled
+    graph's frames are inductor's generated module), after the autograd node for the backward's."""
+    sums: dict[tuple, list] = {}
+    for e in prof.events():
+        if not e.name.startswith("aten::"):
+            continue
+        t = e.self_device_time_total if on_gpu else e.self_cpu_time_total
+        if t <= 0:
+            continue
+        frames, parent = [], e.cpu_parent
+        while parent is not None and len(frames) < 3:
+            if ".py(" in parent.name and "torch/" not in parent.name.split(".py(")[0]:
+                frames.append(parent.name)
+            elif parent.name.startswith("autograd::engine::evaluate_function: ") and not frames:
+                frames.append(parent.name.split(": ", 1)[1])  # in the backward: the node that ran it
+            parent = parent.cpu_parent
+        entry = sums.setdefault((e.name, tuple(frames)), [0.0, 0])
+        entry[0] += t / 1e3
+        entry[1] += 1
+    rows = [{"op": op, "ms": ms, "calls": n, "stack": list(frames)} for (op, frames), (ms, n) in sums.items()]
+    return sorted(rows, key=lambda r: -r["ms"])[:top_n]
+
+
+def profile_case(model, mode, dtype, batch, patch, device, iters, channels_last=False, top_n=25, ops_n=0):
     x = torch.rand(batch, 1, patch, patch, patch, device=device)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last_3d)
@@ -100,7 +130,8 @@ def profile_case(model, mode, dtype, batch, patch, device, iters, channels_last=
     if device.type == "cuda":
         torch.cuda.synchronize()
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    with profile(activities=activities) as prof:
+    # stacks only on request: recording them slows the host side of every step
+    with profile(activities=activities, with_stack=ops_n > 0) as prof:
         for _ in range(iters):
             step()
         if device.type == "cuda":
@@ -113,7 +144,9 @@ def profile_case(model, mode, dtype, batch, patch, device, iters, channels_last=
     for name, ms in per_patch.items():
         kinds[kind_of(name)] = kinds.get(kind_of(name), 0.0) + ms
     top = sorted(per_patch.items(), key=lambda kv: -kv[1])[:top_n]
-    return {"mode": mode, "dtype": dtype, "batch": batch, "channels_last": channels_last,
+    ops = [{**r, "ms_per_patch": r.pop("ms") / (iters * batch)}
+           for r in operator_times(prof, device.type == "cuda", ops_n)] if ops_n else []
+    return {"ops": ops, "mode": mode, "dtype": dtype, "batch": batch, "channels_last": channels_last,
             "ms_per_patch": sum(per_patch.values()), "wall_ms_per_patch": wall,
             "kinds": dict(sorted(kinds.items(), key=lambda kv: -kv[1])),
             "top": [{"name": n[:120], "kind": kind_of(n), "ms_per_patch": ms} for n, ms in top]}
@@ -135,6 +168,11 @@ def to_markdown(meta, cases) -> str:
         lines += [f"| {k} | {v:.2f} | {100 * v / c['ms_per_patch']:.0f} % |" for k, v in c["kinds"].items()]
         lines += ["", "| kernel | kind | ms / patch |", "|---|---|---:|"]
         lines += [f"| `{t['name']}` | {t['kind']} | {t['ms_per_patch']:.2f} |" for t in c["top"]]
+        if c.get("ops"):
+            lines += ["", "| operator | its own kernels, ms / patch | calls | called from (innermost first) |",
+                      "|---|---:|---:|---|"]
+            lines += [f"| `{o['op']}` | {o['ms_per_patch']:.2f} | {o['calls']} | "
+                      f"{'<br>'.join(f'`{f}`' for f in o['stack']) or '(no Python frame)'} |" for o in c["ops"]]
         lines.append("")
     return "\n".join(lines)
 
@@ -153,6 +191,8 @@ def main(argv=None):
     ap.add_argument("--modes", default="infer,train", help="comma-separated: infer, train")
     ap.add_argument("--train-batch", type=int, default=None, help="training step's batch (default 2; 1 with --smoke)")
     ap.add_argument("--top", type=int, default=25, help="kernels listed per case")
+    ap.add_argument("--ops", type=int, default=0, help="also list this many operators by their kernels' "
+                    "time, with their Python callers (records stacks)")
     args = ap.parse_args(argv)
     device = torch.device("cpu" if args.smoke or not torch.cuda.is_available() else "cuda")
     if device.type == "cpu" and not args.smoke:
@@ -171,7 +211,8 @@ def main(argv=None):
     for cl in LAYOUTS[args.channels_last]:
         # a fresh model per layout: a compiled one is specialised to its input's strides
         model = build(args.variant, cfg, device, None, cl)
-        cases += [profile_case(model, m, dtype, batches[m], patch, device, iters, cl, args.top) for m in modes]
+        cases += [profile_case(model, m, dtype, batches[m], patch, device, iters, cl, args.top, args.ops)
+                  for m in modes]
     meta = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
             "torch": torch.__version__,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
