@@ -139,6 +139,37 @@ def test_argument_errors():
         MedSegMamba((1, 8, 16, 32, 64, 16), num_blocks=1)(torch.zeros(1, 1, 64, 64, 64))
 
 
+@pytest.mark.parametrize("shape, channels_last", [((2, 5, 3, 4, 6), False), ((2, 5, 3, 4, 6), True),
+                                                   ((1, 1, 2, 3, 1), True), ((3, 8, 1, 5, 2), True)])
+def test_nearest_upsampling_matches_nn_upsample(shape, channels_last):
+    """NearestUp2 against nn.Upsample (its twin) on random inputs: the same values and gradients, and
+    a channels_last_3d input stays channels_last_3d (nn.Upsample's layout otherwise)."""
+    from medsegmamba.models.layers import NearestUp2
+
+    torch.manual_seed(sum(shape))
+    x = torch.randn(*shape, requires_grad=True)
+    xin = x.contiguous(memory_format=torch.channels_last_3d) if channels_last else x
+    y, want = NearestUp2()(xin), torch.nn.Upsample(scale_factor=2, mode="nearest")(x)
+    assert y.shape == want.shape and torch.equal(y, want)
+    # a single channel or a single voxel is both layouts at once; otherwise the output keeps the input's
+    assert y.is_contiguous(memory_format=torch.channels_last_3d) == (channels_last or shape[1] == 1)
+    assert y.is_contiguous() == (not channels_last or shape[1] == 1)
+    g = torch.randn_like(want)
+    (gx,), (wx,) = torch.autograd.grad(y, x, g), torch.autograd.grad(want, x, g)
+    assert torch.allclose(gx, wx, atol=1e-5)
+
+
+def test_nearest_upsampling_compiles_in_both_layouts():
+    from medsegmamba.models.layers import NearestUp2
+
+    up = torch.compile(NearestUp2(), backend="aot_eager", fullgraph=True)
+    x = torch.randn(2, 4, 3, 2, 5)
+    for xin in (x, x.contiguous(memory_format=torch.channels_last_3d)):
+        y = up(xin)
+        assert torch.equal(y, torch.nn.functional.interpolate(x, scale_factor=2.0, mode="nearest"))
+        assert y.is_contiguous(memory_format=torch.channels_last_3d) == (xin is not x)
+
+
 @pytest.mark.parametrize("batch, bias, channels_last", [(1, True, False), (3, True, True), (2, False, False)])
 def test_pointwise_conv_matches_conv3d(batch, bias, channels_last):
     """PointwiseConv3d's CPU product against F.conv3d (its twin) on random inputs: values and

@@ -144,13 +144,34 @@ class DownBlock3D(nn.Module):
         return self.down(x)
 
 
+class NearestUp2(nn.Module):
+    """Nearest upsampling by 2 along the three spatial axes of (B, C, D, H, W): the values of
+    ``nn.Upsample(scale_factor=2, mode="nearest")`` (each voxel repeated 2 x 2 x 2), which it calls,
+    except that a channels_last_3d input gives a channels_last_3d output, written in that order.
+
+    torch.compile decomposes the upsampling into an index gather computed in channels-first order
+    and then copied into the input's layout. On channels_last_3d tensors that copy writes strided:
+    the compiled training step's kernel holding it took 2.88 ms a patch against 0.36 for its
+    channels-first twin (one H100, batch 8, benchmarks/results/2026-12-07-h100-s23/). Here a
+    channels_last_3d tensor is repeated as the (B, D, H, W, C) array it is in memory (an expand and
+    a reshape), so each output row of channels is written whole; its gradient is a sum over each
+    2 x 2 x 2 block instead of a scatter."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 5 and x.is_contiguous(memory_format=torch.channels_last_3d) and not x.is_contiguous():
+            b, c, d, h, w = x.shape
+            rows = x.permute(0, 2, 3, 4, 1)[:, :, None, :, None, :, None, :].expand(b, d, 2, h, 2, w, 2, c)
+            return rows.reshape(b, 2 * d, 2 * h, 2 * w, c).permute(0, 4, 1, 2, 3)
+        return F.interpolate(x, scale_factor=2.0, mode="nearest")
+
+
 class UpBlock3D(nn.Module):
     """Nearest upsample x2 -> Conv3 -> GN -> ReLU (keys ``up.0.1``, ``up.1.0``)."""
 
     def __init__(self, c_in: int, c_out: int):
         super().__init__()
         self.up = nn.Sequential(
-            nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), conv3(c_in, c_out)),
+            nn.Sequential(NearestUp2(), conv3(c_in, c_out)),
             nn.Sequential(GroupNorm(GN_GROUPS, c_out), nn.ReLU(inplace=True)),
         )
 
@@ -208,6 +229,6 @@ def check_channels(name: str, value: int, multiple: int = GN_GROUPS) -> None:
 
 
 __all__ = [
-    "GroupNorm", "group_norm_fused", "Conv3d", "ResConvBlock3D", "ConvBlock3D", "DownBlock3D", "UpBlock3D",
-    "DropPath", "Mlp", "set_fused_groupnorm", "check_channels",
+    "GroupNorm", "group_norm_fused", "Conv3d", "ResConvBlock3D", "ConvBlock3D", "DownBlock3D", "NearestUp2",
+    "UpBlock3D", "DropPath", "Mlp", "set_fused_groupnorm", "check_channels",
 ]
