@@ -597,9 +597,11 @@ def scan_bwd_kernel(
                     ah1 = a1 * h0
                     h1 = ah1 + dlu1[None, None, :] * B1[:, :, None]
                     g, dA_acc = _bwd_step(g, a_next, h1, ah1, dl1, dlu1, dy_r.index(k1).load(LD), B1,
-                                          C_r.index(k1).load(LWN), A, dA_acc, sums0[0], sums0[1], sums0[2], sums0[3], k1)
+                                          C_r.index(k1).load(LWN), A, dA_acc, sums0[0], sums0[1], sums0[2],
+                                          sums0[3], k1)
                     g, dA_acc = _bwd_step(g, a1, h0, ah0, dl0, dlu0, dy_r.index(k0).load(LD), B0,
-                                          C_r.index(k0).load(LWN), A, dA_acc, sums0[0], sums0[1], sums0[2], sums0[3], k0)
+                                          C_r.index(k0).load(LWN), A, dA_acc, sums0[0], sums0[1], sums0[2],
+                                          sums0[3], k0)
                     a_next = a0
             _barrier()
             # the sub-chunk's outputs: du = dl sum g B + D dy, ddelta = sum g A ah + u sum g B,
