@@ -10,8 +10,8 @@ largest part.
     python3 benchmarks/profile_gpu.py --out /tmp/p --smoke    # CPU, tiny widths, seconds
 
 --ops N also lists the N operators whose own kernels take the most device time, each with the
-Python lines that called it (the profiler's stacks): a kernel name such as direct_copy_kernel_cuda
-says what ran, not which operator, inside which op or compiled graph, asked for it.
+Python lines that called it (recorded with the profiler's stacks): a kernel name such as
+direct_copy_kernel_cuda says what ran, not which operator, inside which op or compiled graph, asked for it.
 """
 
 from __future__ import annotations
@@ -62,34 +62,38 @@ def flops_per_patch(model, patch, device) -> float:
     return float(counter.get_total_flops())
 
 
+def self_time(e, on_gpu: bool) -> float:
+    """An event's self time in microseconds: on its device (GPU; older torch names it "cuda") or on the CPU."""
+    if not on_gpu:
+        return e.self_cpu_time_total
+    t = getattr(e, "self_device_time_total", None)
+    return getattr(e, "self_cuda_time_total", 0.0) if t is None else t
+
+
 def device_times(prof, on_gpu: bool) -> dict[str, float]:
     """Self time (ms) per kernel (GPU) or per operator (CPU) over the profiled region."""
     out: dict[str, float] = {}
     for e in prof.key_averages():
+        t = self_time(e, on_gpu)
         if on_gpu:
-            t = getattr(e, "self_device_time_total", None)
-            t = getattr(e, "self_cuda_time_total", 0.0) if t is None else t
-            is_kernel = str(getattr(e, "device_type", "")).endswith("CUDA")
-            if not is_kernel or t <= 0:
+            if not str(getattr(e, "device_type", "")).endswith("CUDA") or t <= 0:
                 continue
-        else:
-            t = e.self_cpu_time_total
-            if t <= 0 or not e.key.startswith("aten::"):
-                continue
+        elif t <= 0 or not e.key.startswith("aten::"):
+            continue
         out[e.key] = out.get(e.key, 0.0) + t / 1e3
     return out
 
 
-def operator_times(prof, on_gpu: bool, top_n: int) -> list[dict]:
+def operator_times(prof, on_gpu: bool, top_n: int, patches: int) -> list[dict]:
     """The `top_n` (operator, caller) pairs by the self time of their own kernels (GPU) or their own
-    CPU time: ms summed over the profiled region, calls, and the innermost Python frames outside
+    CPU time: ms per patch (the profiled region held `patches`), calls, and the innermost Python frames outside
     torch that led to them (the profiler records frames as the operators' parent events; a compiled
     graph's frames are inductor's generated module), after the autograd node for the backward's."""
     sums: dict[tuple, list] = {}
     for e in prof.events():
         if not e.name.startswith("aten::"):
             continue
-        t = e.self_device_time_total if on_gpu else e.self_cpu_time_total
+        t = self_time(e, on_gpu)
         if t <= 0:
             continue
         frames, parent = [], e.cpu_parent
@@ -102,8 +106,9 @@ def operator_times(prof, on_gpu: bool, top_n: int) -> list[dict]:
         entry = sums.setdefault((e.name, tuple(frames)), [0.0, 0])
         entry[0] += t / 1e3
         entry[1] += 1
-    rows = [{"op": op, "ms": ms, "calls": n, "stack": list(frames)} for (op, frames), (ms, n) in sums.items()]
-    return sorted(rows, key=lambda r: -r["ms"])[:top_n]
+    rows = [{"op": op, "ms_per_patch": ms / patches, "calls": n, "stack": list(frames)}
+            for (op, frames), (ms, n) in sums.items()]
+    return sorted(rows, key=lambda r: -r["ms_per_patch"])[:top_n]
 
 
 def profile_case(model, mode, dtype, batch, patch, device, iters, channels_last=False, top_n=25, ops_n=0):
@@ -144,8 +149,7 @@ def profile_case(model, mode, dtype, batch, patch, device, iters, channels_last=
     for name, ms in per_patch.items():
         kinds[kind_of(name)] = kinds.get(kind_of(name), 0.0) + ms
     top = sorted(per_patch.items(), key=lambda kv: -kv[1])[:top_n]
-    ops = [{**r, "ms_per_patch": r.pop("ms") / (iters * batch)}
-           for r in operator_times(prof, device.type == "cuda", ops_n)] if ops_n else []
+    ops = operator_times(prof, device.type == "cuda", ops_n, iters * batch) if ops_n else []
     return {"ops": ops, "mode": mode, "dtype": dtype, "batch": batch, "channels_last": channels_last,
             "ms_per_patch": sum(per_patch.values()), "wall_ms_per_patch": wall,
             "kinds": dict(sorted(kinds.items(), key=lambda kv: -kv[1])),

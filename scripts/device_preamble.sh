@@ -13,3 +13,23 @@ fi
 mkdir -p "$OUT"
 date -u
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
+
+# ncu_profile NAME KERNEL_REGEX COMMAND...: Nsight Compute on the first launch of the kernel matching
+# KERNEL_REGEX that COMMAND makes; leaves $OUT/NAME_details.txt and $OUT/NAME_sass.md (stall samples
+# per SASS line, ncu_sass_summary.py) and prints their heads
+ncu_profile() {
+  local name=$1 kernel=$2 ncu
+  shift 2
+  ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -n 1)
+  timeout 150 "$ncu" --clock-control none --target-processes all --kernel-name "regex:$kernel" --launch-count 1 \
+    --section SpeedOfLight --section Occupancy --section SchedulerStats --section WarpStateStats \
+    --section InstructionStats --section ComputeWorkloadAnalysis --section SourceCounters \
+    --export "$OUT/$name" "$@" > "$OUT/$name.log" 2>&1
+  echo "ncu $name exit $?"; tail -n 2 "$OUT/$name.log"; rm -f "$OUT/$name.log"
+  "$ncu" --import "$OUT/$name.ncu-rep" --page details > "$OUT/${name}_details.txt" 2>&1
+  "$ncu" --import "$OUT/$name.ncu-rep" --page source --csv --print-source sass > "$OUT/$name.csv" 2>&1
+  python3 benchmarks/ncu_sass_summary.py "$OUT/$name.csv" --top 30 > "$OUT/${name}_sass.md" 2>&1
+  rm -f "$OUT/$name.csv" "$OUT/$name.ncu-rep"
+  grep -i "duration\|issue slots\|warps per\|eligible\|cycles per issued\|pipe" "$OUT/${name}_details.txt" | head -n 16
+  sed -n 1,24p "$OUT/${name}_sass.md"
+}

@@ -29,22 +29,9 @@ for b in shared split; do
   rm -f "$OUT/train_$b/results.json"
 done
 date -u
-NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -n 1)
-profile() {  # name, then the command under ncu
-  local name=$1; shift
-  timeout 150 "$NCU" --clock-control none --target-processes all --kernel-name regex:scan_bwd_kernel --launch-count 1 \
-    --section SpeedOfLight --section Occupancy --section SchedulerStats --section WarpStateStats \
-    --section InstructionStats --section SourceCounters --export "$OUT/$name" "$@" > "$OUT/$name.log" 2>&1
-  echo "ncu $name exit $?"; tail -n 2 "$OUT/$name.log"; rm -f "$OUT/$name.log"
-  "$NCU" --import "$OUT/$name.ncu-rep" --page details > "$OUT/${name}_details.txt" 2>&1
-  "$NCU" --import "$OUT/$name.ncu-rep" --page source --csv --print-source sass > "$OUT/$name.csv" 2>&1
-  python3 benchmarks/ncu_sass_summary.py "$OUT/$name.csv" --top 30 > "$OUT/${name}_sass.md" 2>&1
-  rm -rf "$OUT/$name.csv" "$OUT/$name.ncu-rep" "$OUT/run"
-  grep -i "duration\|issue slots\|warps per\|eligible\|cycles per issued" "$OUT/${name}_details.txt" | head -n 12
-  sed -n 1,24p "$OUT/${name}_sass.md"
-}
 for b in shared split; do
-  MEDSEGMAMBA_TRITON_BWD_BUFFERS=$b profile "ncu_$b" python3 benchmarks/scan_bwd_gluon.py --out "$OUT/run" --once \
-    --batches 8 --bc atomic
+  MEDSEGMAMBA_TRITON_BWD_BUFFERS=$b ncu_profile "ncu_$b" scan_bwd_kernel python3 benchmarks/scan_bwd_gluon.py \
+    --out "$OUT/run" --once --batches 8 --bc atomic
+  rm -rf "$OUT/run"
 done
 date -u

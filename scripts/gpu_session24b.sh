@@ -19,17 +19,6 @@ for b in shared split; do
   rm -f "$OUT/train_compiled_$b/results.json"
 done
 date -u
-NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -n 1)
-name=ncu_walk
-timeout 150 "$NCU" --clock-control none --target-processes all --kernel-name regex:scan_paths_fwd_kernel \
-  --launch-count 1 --section SpeedOfLight --section Occupancy --section SchedulerStats --section WarpStateStats \
-  --section InstructionStats --section ComputeWorkloadAnalysis --section SourceCounters --export "$OUT/$name" \
-  python3 benchmarks/scan_walk_gpu.py --out "$OUT/run" --batches 8 --iters 1 > "$OUT/$name.log" 2>&1
-echo "ncu $name exit $?"; tail -n 2 "$OUT/$name.log"; rm -f "$OUT/$name.log"
-"$NCU" --import "$OUT/$name.ncu-rep" --page details > "$OUT/${name}_details.txt" 2>&1
-"$NCU" --import "$OUT/$name.ncu-rep" --page source --csv --print-source sass > "$OUT/$name.csv" 2>&1
-python3 benchmarks/ncu_sass_summary.py "$OUT/$name.csv" --top 30 > "$OUT/${name}_sass.md" 2>&1
-rm -rf "$OUT/$name.csv" "$OUT/$name.ncu-rep" "$OUT/run"
-grep -i "duration\|issue slots\|warps per\|eligible\|cycles per issued\|pipe" "$OUT/${name}_details.txt" | head -n 16
-sed -n 1,24p "$OUT/${name}_sass.md"
+ncu_profile ncu_walk scan_paths_fwd_kernel python3 benchmarks/scan_walk_gpu.py --out "$OUT/run" --batches 8 --iters 1
+rm -rf "$OUT/run"
 date -u

@@ -579,6 +579,9 @@ def scan_bwd_kernel(
                     pair_r.index(kk).store(h)
                     for j in gl.static_range(2):
                         h = _fwd_step(h, A, dl_r, dlu_r, B_r, 2 * kk + j, LD, LWN)
+                # `_pair_back`'s steps, written out: through that call this loop built 4 instructions
+                # longer, with 8 bytes of spills, at the default model's launch (N 16, one warp; sm_90,
+                # Triton 3.6, session 24), and written out it builds as it did before SPLIT existed
                 for kr in range(0, HALF):
                     kk = HALF - 1 - kr
                     k0 = 2 * kk
