@@ -2,7 +2,8 @@
 
 Compares our fast layout ("ours"), ours with the fused float32-statistics GroupNorm ("ours+fusedGN")
 and the authors' layout of SS3D (rot90/transposes/flips, "authors-layout"), each with the scan
-implementation given by --scan-impl; on request ours compiled ("ours+compile"), compiled with
+implementation given by --scan-impl; on request ours compiled ("ours+compile"; "ours+fusedGN+compile" with
+the fused GroupNorm, whose output keeps a channels_last_3d input's layout), compiled with
 inductor's channels-last layout forced on ("ours+compile+forcecl"), "+gathered": SS3D's scan
 through copies into sequences, as before session 16, instead of walking its paths, and "+gluon" or
 "+chunked": the walk on that kernel ($MEDSEGMAMBA_TRITON_WALK; by default the package's choice).
@@ -82,11 +83,11 @@ def build(variant, cfg, device, scan_impl, channels_last):
     torch.manual_seed(0)
     bottleneck = "vss3d-authors" if variant == "authors-layout" else "vss3d"
     m = MedSegMamba(**cfg, bottleneck=bottleneck, scan_impl=scan_impl).to(device)
-    if variant == "ours+fusedGN":
+    if variant in ("ours+fusedGN", "ours+fusedGN+compile"):
         m.set_fused_groupnorm(True)
     if channels_last:
         m = m.to(memory_format=torch.channels_last_3d)
-    if variant == "ours+compile":
+    if variant in ("ours+compile", "ours+fusedGN+compile"):
         # inductor fuses the GroupNorms, activations, adds and layout copies around the convolutions
         # and the scan (issue #2's profile: over half the time); forward (inference) and
         # forward_logits (training) are compiled on the instance, so state_dict keys do not change
@@ -142,7 +143,7 @@ def correctness(cfg, device, scan_impl, patch):
             "fast_vs_authors_layout_max_abs_fp32": (pt - p32).abs().max().item()}
 
 
-VARIANTS_ON_REQUEST = ("ours+fusedGN+gathered", "ours+compile", "ours+compile+gathered", "ours+compile+forcecl",
+VARIANTS_ON_REQUEST = ("ours+fusedGN+gathered", "ours+compile", "ours+fusedGN+compile", "ours+compile+gathered", "ours+compile+forcecl",
                        "ours+fusedGN+gluon", "ours+compile+gluon", "ours+fusedGN+chunked", "ours+compile+chunked")
 
 

@@ -170,6 +170,34 @@ def test_nearest_upsampling_compiles_in_both_layouts():
         assert y.is_contiguous(memory_format=torch.channels_last_3d) == (xin is not x)
 
 
+def test_upsampling_block_follows_its_convolutions_layout_under_compile():
+    """A channels_last_3d UpBlock3D behind a convolution, compiled: its forward graph holds no
+    upsampling gather. The convolution's traced (fake) output reports contiguous strides on the CPU,
+    (at batch 1), so a rule reading x's strides falls back to F.interpolate there (the compiled GPU
+    network did too, session 25's profile); the block reads its convolution's weights instead."""
+    from functorch.compile import make_boxed_func
+    from torch._dynamo.backends.common import aot_autograd
+    from medsegmamba.models.layers import UpBlock3D
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv3d(3, 16, 3, padding=1), UpBlock3D(16, 8))
+    x = torch.randn(1, 3, 4, 3, 5)  # batch 1: the CPU's traced convolution reports contiguous strides
+    want = net(x)
+    net = net.to(memory_format=torch.channels_last_3d)
+    graphs = []
+
+    def keep(gm, example_inputs):
+        graphs.append({str(n.target) for n in gm.graph.nodes if n.op == "call_function"})
+        return make_boxed_func(gm.forward)
+
+    torch._dynamo.reset()
+    y = torch.compile(net, backend=aot_autograd(fw_compiler=keep), fullgraph=True)(
+        x.contiguous(memory_format=torch.channels_last_3d))
+    assert torch.allclose(y, want, atol=1e-5)
+    gathers = [op for op in graphs[0] if "upsample" in op or "_unsafe_index" in op]
+    assert graphs and not gathers, gathers
+
+
 @pytest.mark.parametrize("batch, bias, channels_last", [(1, True, False), (3, True, True), (2, False, False)])
 def test_pointwise_conv_matches_conv3d(batch, bias, channels_last):
     """PointwiseConv3d's CPU product against F.conv3d (its twin) on random inputs: values and

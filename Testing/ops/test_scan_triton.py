@@ -272,43 +272,6 @@ def test_gluon_backward_launch_override_is_checked(monkeypatch, value):
     assert tscan._gluon_bwd_config(64) == (2, 8, 1, 4, 4, 64, 168, 8)
 
 
-def test_gluon_backward_buffers_are_checked(monkeypatch):
-    from medsegmamba.ops.triton import selective_scan as tscan
-
-    monkeypatch.delenv(tscan.GLUON_BUFFERS_ENV_VAR, raising=False)
-    assert tscan._gluon_bwd_buffers() == "shared"
-    monkeypatch.setenv(tscan.GLUON_BUFFERS_ENV_VAR, "split")
-    assert tscan._gluon_bwd_buffers() == "split"
-    monkeypatch.setenv(tscan.GLUON_BUFFERS_ENV_VAR, "many")
-    with pytest.raises(ValueError, match=r"\$MEDSEGMAMBA_TRITON_BWD_BUFFERS must be one of shared, split, got 'many'"):
-        tscan._gluon_bwd_buffers()
-
-
-@pytest.mark.parametrize("buffers", ["shared", "split", None])
-def test_gluon_backward_launches_with_the_buffers_asked(buffers, monkeypatch):
-    # the launch stands in for the kernel (Gluon needs a GPU): SPLIT as $MEDSEGMAMBA_TRITON_BWD_BUFFERS says
-    import torch
-
-    from medsegmamba.ops.triton import scan_gluon
-    from medsegmamba.ops.triton import selective_scan as tscan
-
-    launched = {}
-
-    class Kernel:
-        def __getitem__(self, grid):
-            return lambda *args, **kw: launched.update(split=kw["SPLIT"])
-
-    monkeypatch.setattr(scan_gluon, "scan_bwd_kernel", Kernel())
-    if buffers is None:
-        monkeypatch.delenv(tscan.GLUON_BUFFERS_ENV_VAR, raising=False)
-    else:
-        monkeypatch.setenv(tscan.GLUON_BUFFERS_ENV_VAR, buffers)
-    z = torch.zeros(1, 32, 8)
-    tscan._gluon_bwd_op(z, z, z, torch.zeros(32, 64), torch.zeros(1, 1, 64, 8), torch.zeros(1, 1, 64, 8), None,
-                        torch.zeros(2, 1, 16, 64), None, 1)
-    assert launched["split"] == (buffers == "split")
-
-
 @pytest.mark.parametrize("bc", ["partial", "atomic", None])
 def test_gluon_backward_sums_dB_and_dC_as_asked(bc, monkeypatch):
     # $MEDSEGMAMBA_TRITON_BC: a slice per channel block, summed after the kernel, or one zeroed
@@ -431,14 +394,10 @@ def test_gluon_backward_refuses_the_interpreter(monkeypatch):
     (2, 32, 2, 16, 70, "bfloat16"),
     (1, 48, 1, 64, 300, "float32"),    # 3 channel blocks, 5 chunks, the last of 2 whole sub-chunks and a part
 ])
-@pytest.mark.parametrize("buffers", ["shared", "split"])
-def test_gluon_backward_matches_the_reference_on_the_gpu(batch, dim, groups, n, length, dtype, buffers, monkeypatch):
-    """The Gluon backward ($MEDSEGMAMBA_TRITON_BWD=gluon), its shared buffers one per quantity or
-    split: every gradient against the float64 reference's, as the chunked backward is checked under
-    the interpreter."""
+def test_gluon_backward_matches_the_reference_on_the_gpu(batch, dim, groups, n, length, dtype):
+    """The Gluon backward ($MEDSEGMAMBA_TRITON_BWD=gluon): every gradient against the float64
+    reference's, as the chunked backward is checked under the interpreter."""
     import torch
-
-    monkeypatch.setenv("MEDSEGMAMBA_TRITON_BWD_BUFFERS", buffers)
 
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA device")

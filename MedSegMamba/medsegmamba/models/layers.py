@@ -155,10 +155,17 @@ class NearestUp2(nn.Module):
     channels-first twin (one H100, batch 8, benchmarks/results/2026-12-07-h100-s23/). Here a
     channels_last_3d tensor is repeated as the (B, D, H, W, C) array it is in memory (an expand and
     a reshape), so each output row of channels is written whole; its gradient is a sum over each
-    2 x 2 x 2 block instead of a scatter."""
+    2 x 2 x 2 block instead of a scatter.
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 5 and x.is_contiguous(memory_format=torch.channels_last_3d) and not x.is_contiguous():
+    ``channels_last`` picks the output's layout; None follows the input's. Under torch.compile the
+    input's strides are those of a fake tensor, which need not be the eager ones (a convolution or a
+    GroupNorm traced on channels_last_3d data may report contiguous strides), so UpBlock3D passes
+    the layout of its convolution's weights, which are real parameters."""
+
+    def forward(self, x: torch.Tensor, channels_last: bool | None = None) -> torch.Tensor:
+        if channels_last is None:
+            channels_last = is_channels_last_3d(x)
+        if x.dim() == 5 and channels_last:
             b, c, d, h, w = x.shape
             rows = x.permute(0, 2, 3, 4, 1)[:, :, None, :, None, :, None, :].expand(b, d, 2, h, 2, w, 2, c)
             return rows.reshape(b, 2 * d, 2 * h, 2 * w, c).permute(0, 4, 1, 2, 3)
@@ -176,7 +183,14 @@ class UpBlock3D(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.up(x)
+        (upsample, conv), norm = self.up
+        # the convolution's layout, not x's strides: see NearestUp2
+        return norm(conv(upsample(x, channels_last=is_channels_last_3d(conv.weight))))
+
+
+def is_channels_last_3d(t: torch.Tensor) -> bool:
+    """Whether ``t`` is laid out channels_last_3d and not also contiguous (one channel, say)."""
+    return t.dim() == 5 and t.is_contiguous(memory_format=torch.channels_last_3d) and not t.is_contiguous()
 
 
 class DropPath(nn.Module):

@@ -294,64 +294,6 @@ def _bwd_step(g, a_next, h, ah, dl, dlu, dy, Bk, Ck, A, dA_acc, dB_r, dC_r, sA_r
 
 
 @gluon.jit
-def _pair_back(h_start, g, a_next, dA_acc, A, k0, dl_r, dlu_r, B_r, C_r, dy_r, sums1, row1, sums0, row0,
-               LD: gl.constexpr, LWN: gl.constexpr):
-    """Steps k0 + 1 and k0 of the adjoint (`_bwd_step`), their states recomputed from h_start, the
-    state before step k0. Step k0 + 1's sums go to row1 of the buffers `sums1` (dB, dC, sA, gB
-    as `_bwd_step` takes them), step k0's to row0 of `sums0`. Returns g, dA_acc and step k0's
-    exp(dl A), the decay of the adjoint's next step."""
-    k1 = k0 + 1
-    dl0 = dl_r.index(k0).load(LD)
-    dl1 = dl_r.index(k1).load(LD)
-    dlu0 = dlu_r.index(k0).load(LD)
-    dlu1 = dlu_r.index(k1).load(LD)
-    B0 = B_r.index(k0).load(LWN)
-    B1 = B_r.index(k1).load(LWN)
-    a0 = _exp2_ftz((dl0 * LOG2E)[None, None, :] * A)
-    ah0 = a0 * h_start
-    h0 = ah0 + dlu0[None, None, :] * B0[:, :, None]
-    a1 = _exp2_ftz((dl1 * LOG2E)[None, None, :] * A)
-    ah1 = a1 * h0
-    h1 = ah1 + dlu1[None, None, :] * B1[:, :, None]
-    g, dA_acc = _bwd_step(g, a_next, h1, ah1, dl1, dlu1, dy_r.index(k1).load(LD), B1, C_r.index(k1).load(LWN), A,
-                          dA_acc, sums1[0], sums1[1], sums1[2], sums1[3], row1)
-    g, dA_acc = _bwd_step(g, a1, h0, ah0, dl0, dlu0, dy_r.index(k0).load(LD), B0, C_r.index(k0).load(LWN), A,
-                          dA_acc, sums0[0], sums0[1], sums0[2], sums0[3], row0)
-    return g, dA_acc, a0
-
-
-@gluon.jit
-def _sums_buffers(ROWS: gl.constexpr, W: gl.constexpr, NW: gl.constexpr, BLOCK_D: gl.constexpr,
-                  SH2: gl.constexpr, SH3: gl.constexpr):
-    """Shared buffers for ROWS steps' sums: dB, dC (ROWS, W * NW) and sA, gB (ROWS, W, BLOCK_D), and
-    the views `_bwd_step` stores through: dB, dC as (ROWS, W, NW), sA, gB as (ROWS, W, BLOCK_D)."""
-    dB_s = gl.allocate_shared_memory(gl.float32, [ROWS, W * NW], SH2)
-    dC_s = gl.allocate_shared_memory(gl.float32, [ROWS, W * NW], SH2)
-    sA_s = gl.allocate_shared_memory(gl.float32, [ROWS, W, BLOCK_D], SH3)
-    gB_s = gl.allocate_shared_memory(gl.float32, [ROWS, W, BLOCK_D], SH3)
-    views = (dB_s._reinterpret(gl.float32, [ROWS, W, NW], SH2), dC_s._reinterpret(gl.float32, [ROWS, W, NW], SH2),
-             sA_s._reinterpret(gl.float32, [ROWS, W, BLOCK_D], SH2),
-             gB_s._reinterpret(gl.float32, [ROWS, W, BLOCK_D], SH2))
-    return (dB_s, dC_s, sA_s, gB_s), views
-
-
-@gluon.jit
-def _steps_every(t_first, stride, length, path_row, PATHS: gl.constexpr, ROWS: gl.constexpr, LAY: gl.constexpr):
-    """`_steps` of steps t_first, t_first + stride, ... (ROWS of them)."""
-    t = t_first + stride * gl.arange(0, ROWS, layout=gl.SliceLayout(1, LAY))
-    live = t < length
-    if PATHS:
-        t = gl.load(path_row + t, mask=live, other=0)
-    return live, t
-
-
-@gluon.jit
-def _part(buf, p: gl.constexpr, PARTS: gl.constexpr, ROWS: gl.constexpr, WIDTH: gl.constexpr, SH: gl.constexpr):
-    """Rows p, p + PARTS, ... of a (ROWS * PARTS, WIDTH) row-major shared buffer, as a (ROWS, WIDTH) view."""
-    return buf._reinterpret(gl.float32, [ROWS, PARTS * WIDTH], SH).slice(p * WIDTH, WIDTH, dim=1)
-
-
-@gluon.jit
 def scan_bwd_kernel(
     u_ptr, dl_ptr, A_ptr, B_ptr, C_ptr, Dskip_ptr, dy_ptr, ckpt_ptr, ws_ptr, path_ptr, bias_ptr,
     du_ptr, ddl_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
@@ -360,7 +302,7 @@ def scan_bwd_kernel(
     s_bb, s_bg, s_bl, s_bn, s_cb, s_cg, s_cl, s_cn, o_b, o_g, o_l, o_d, part_stride, q_b, q_g, q_l, q_n,
     HAS_D: gl.constexpr, CHUNK: gl.constexpr, SPT_N: gl.constexpr, TPW_N: gl.constexpr, SPT_D: gl.constexpr,
     SUB: gl.constexpr, PATHS: gl.constexpr, ATOMIC: gl.constexpr = False, HAS_BIAS: gl.constexpr = False,
-    SOFTPLUS: gl.constexpr = False, SPLIT: gl.constexpr = False,
+    SOFTPLUS: gl.constexpr = False,
 ):
     # The backward of one scan in _scan_bwd_chunked_kernel's contract: delta's bias and softplus
     # applied outside (dl given), the forward's checkpoints every CHUNK steps. With HAS_BIAS or
@@ -397,12 +339,6 @@ def scan_bwd_kernel(
     # (steps) through Triton's conflict-free scratch.
     # dB, dC: a slice per channel block (`part_stride` apart), summed by the launcher, or with
     # ATOMIC added into one zeroed tensor; dA (B, D, N), dD (B, D).
-    # Triton's barrier analysis tracks a shared buffer whole: two stores to one buffer get a
-    # barrier between them even where their rows differ, so the walk back costs two barriers a
-    # pair (the first step's sums after the last pair's, the second's after the first's) and
-    # the forward that keeps the pairs' states one a pair. With SPLIT (sub-chunks of 4 steps or
-    # more) the sums go to four sets of buffers, one per step modulo 4, and the pairs' states to
-    # two, one per pair parity, and both loops take two pairs a pass: one barrier a pass in each.
     W: gl.constexpr = gl.num_warps()
     TPW_D: gl.constexpr = 32 // TPW_N
     NW: gl.constexpr = SPT_N * TPW_N
@@ -462,10 +398,7 @@ def scan_bwd_kernel(
         bias = gl.load(bias_ptr + pid_g * dim_group + d_t, mask=d_t_ok, other=0.0).to(gl.float32)
     # dbias's addends, summed over the sub-chunk's rows once at the end (a sum across warps each
     # sub-chunk would cost barriers)
-    SPLIT4: gl.constexpr = _pick(SPLIT, SUB >= 4, False)
-    PARTS: gl.constexpr = _pick(SPLIT4, 4, 1)
-    ROWS: gl.constexpr = SUB // PARTS  # a set of sums buffers' rows
-    dbias_acc = gl.zeros([ROWS, BLOCK_D], gl.float32, layout=LGD)
+    dbias_acc = gl.zeros([SUB, BLOCK_D], gl.float32, layout=LGD)
 
     u_base = u_ptr + b64 * s_ub + pid_g * s_ug
     dl_base = dl_ptr + b64 * s_tb + pid_g * s_tg
@@ -490,37 +423,27 @@ def scan_bwd_kernel(
     dy_s = gl.allocate_shared_memory(gl.float32, [SUB, BLOCK_D], SH2)
     B_s = gl.allocate_shared_memory(gl.float32, [SUB, BLOCK_N], SH2)
     C_s = gl.allocate_shared_memory(gl.float32, [SUB, BLOCK_N], SH2)
-    sums_s0, sums0 = _sums_buffers(ROWS, W, NW, BLOCK_D, SH2, SH3)
-    sums_s1, sums1 = sums_s0, sums0
-    sums_s2, sums2 = sums_s0, sums0
-    sums_s3, sums3 = sums_s0, sums0
-    if SPLIT4:
-        sums_s1, sums1 = _sums_buffers(ROWS, W, NW, BLOCK_D, SH2, SH3)
-        sums_s2, sums2 = _sums_buffers(ROWS, W, NW, BLOCK_D, SH2, SH3)
-        sums_s3, sums3 = _sums_buffers(ROWS, W, NW, BLOCK_D, SH2, SH3)
-    pair_s = gl.allocate_shared_memory(gl.float32, [HALF // _pick(SPLIT4, 2, 1), BLOCK_N * BLOCK_D], SH2)
-    pair_odd_s = pair_s
-    sig_s = dl_s
-    if SPLIT4:
-        pair_odd_s = gl.allocate_shared_memory(gl.float32, [HALF // 2, BLOCK_N * BLOCK_D], SH2)
-        if SOFTPLUS:  # softplus's derivative, for the outputs' rows
-            sig_s = gl.allocate_shared_memory(gl.float32, [SUB, BLOCK_D], SH2)
+    dB_s = gl.allocate_shared_memory(gl.float32, [SUB, BLOCK_N], SH2)
+    dC_s = gl.allocate_shared_memory(gl.float32, [SUB, BLOCK_N], SH2)
+    sA_s = gl.allocate_shared_memory(gl.float32, [SUB, W, BLOCK_D], SH3)
+    gB_s = gl.allocate_shared_memory(gl.float32, [SUB, W, BLOCK_D], SH3)
+    pair_s = gl.allocate_shared_memory(gl.float32, [HALF, BLOCK_N * BLOCK_D], SH2)
     dl_r = dl_s._reinterpret(gl.float32, [SUB, BLOCK_D], ROW1)
     dlu_r = dlu_s._reinterpret(gl.float32, [SUB, BLOCK_D], ROW1)
     dy_r = dy_s._reinterpret(gl.float32, [SUB, BLOCK_D], ROW1)
     B_r = B_s._reinterpret(gl.float32, [SUB, W, NW], SH2)
     C_r = C_s._reinterpret(gl.float32, [SUB, W, NW], SH2)
+    dB_r = dB_s._reinterpret(gl.float32, [SUB, W, NW], SH2)
+    dC_r = dC_s._reinterpret(gl.float32, [SUB, W, NW], SH2)
+    sA_r = sA_s._reinterpret(gl.float32, [SUB, W, BLOCK_D], SH2)
+    gB_r = gB_s._reinterpret(gl.float32, [SUB, W, BLOCK_D], SH2)
     # a pair's starting state (W, NW, BLOCK_D) as the workspace holds it: states, channels, warps
-    PAIR_SH: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [1, 2, 0])
-    pair_r = pair_s._reinterpret(gl.float32, [HALF // _pick(SPLIT4, 2, 1), W, NW, BLOCK_D], PAIR_SH)
-    pair_odd_r = pair_odd_s._reinterpret(gl.float32, [HALF // _pick(SPLIT4, 2, 1), W, NW, BLOCK_D], PAIR_SH)
+    pair_r = pair_s._reinterpret(gl.float32, [HALF, W, NW, BLOCK_D], gl.SwizzledSharedLayout(1, 1, 1, [1, 2, 0]))
 
     g = gl.zeros([W, NW, BLOCK_D], gl.float32, layout=L3)
     a_next = gl.zeros([W, NW, BLOCK_D], gl.float32, layout=L3)
     dA_acc = gl.zeros([W, NW, BLOCK_D], gl.float32, layout=L3)
     dD_acc = gl.zeros([BLOCK_D], gl.float32, layout=gl.SliceLayout(0, LRD))
-    # with SPLIT dD's addends, summed over the rows once at the end (a sum over rows costs barriers)
-    dD_rows = gl.zeros([ROWS, BLOCK_D], gl.float32, layout=LRD)
     for i in range(0, n_chunks):
         c = n_chunks - 1 - i
         c0 = c * CHUNK
@@ -545,9 +468,6 @@ def scan_bwd_kernel(
                                   d_t_ok, n_t, n_t_ok, t0, length, path_row, bias, PATHS, SUB, LGD, LGN, LRD, LRN,
                                   HAS_BIAS, SOFTPLUS)
             u_s.store(gl.convert_layout(u, LRD))
-            if SPLIT4:
-                if SOFTPLUS:
-                    sig_s.store(gl.convert_layout(sig, LRD))
             dy = _tile(dy_base, s_yd, s_yl, d_t, d_t_ok, t0, length, path_row, PATHS, SUB, LGD)
             dy_s.store(gl.convert_layout(dy, LRD))
             C_s.store(gl.convert_layout(_tile(C_base, s_cn, s_cl, n_t, n_t_ok, t0, length, path_row, PATHS, SUB, LGN),
@@ -557,102 +477,68 @@ def scan_bwd_kernel(
             _barrier()
             # the sub-chunk's forward again, keeping each pair's starting state in shared memory
             # (each thread its own elements)
-            if SPLIT4:
-                for m in range(0, HALF // 2):
-                    pair_r.index(m).store(h)
-                    for j in gl.static_range(2):
-                        h = _fwd_step(h, A, dl_r, dlu_r, B_r, 4 * m + j, LD, LWN)
-                    pair_odd_r.index(m).store(h)
-                    for j in gl.static_range(2):
-                        h = _fwd_step(h, A, dl_r, dlu_r, B_r, 4 * m + 2 + j, LD, LWN)
-                # once here, not at each pass of the loop below (where the analysis would put it)
-                _barrier()
-                # two pairs a pass, the odd one first, each from its own buffer
-                for mr in range(0, HALF // 2):
-                    m = HALF // 2 - 1 - mr
-                    g, dA_acc, a_next = _pair_back(pair_odd_r.index(m).load(L3), g, a_next, dA_acc, A, 4 * m + 2,
-                                                   dl_r, dlu_r, B_r, C_r, dy_r, sums3, m, sums2, m, LD, LWN)
-                    g, dA_acc, a_next = _pair_back(pair_r.index(m).load(L3), g, a_next, dA_acc, A, 4 * m,
-                                                   dl_r, dlu_r, B_r, C_r, dy_r, sums1, m, sums0, m, LD, LWN)
-            else:
-                for kk in range(0, HALF):
-                    pair_r.index(kk).store(h)
-                    for j in gl.static_range(2):
-                        h = _fwd_step(h, A, dl_r, dlu_r, B_r, 2 * kk + j, LD, LWN)
-                # `_pair_back`'s steps, written out: through that call this loop built 4 instructions
-                # longer, with 8 bytes of spills, at the default model's launch (N 16, one warp; sm_90,
-                # Triton 3.6, session 24), and written out it builds as it did before SPLIT existed
-                for kr in range(0, HALF):
-                    kk = HALF - 1 - kr
-                    k0 = 2 * kk
-                    k1 = 2 * kk + 1
-                    h_start = pair_r.index(kk).load(L3)
-                    dl0 = dl_r.index(k0).load(LD)
-                    dl1 = dl_r.index(k1).load(LD)
-                    dlu0 = dlu_r.index(k0).load(LD)
-                    dlu1 = dlu_r.index(k1).load(LD)
-                    B0 = B_r.index(k0).load(LWN)
-                    B1 = B_r.index(k1).load(LWN)
-                    a0 = _exp2_ftz((dl0 * LOG2E)[None, None, :] * A)
-                    ah0 = a0 * h_start
-                    h0 = ah0 + dlu0[None, None, :] * B0[:, :, None]
-                    a1 = _exp2_ftz((dl1 * LOG2E)[None, None, :] * A)
-                    ah1 = a1 * h0
-                    h1 = ah1 + dlu1[None, None, :] * B1[:, :, None]
-                    g, dA_acc = _bwd_step(g, a_next, h1, ah1, dl1, dlu1, dy_r.index(k1).load(LD), B1,
-                                          C_r.index(k1).load(LWN), A, dA_acc, sums0[0], sums0[1], sums0[2],
-                                          sums0[3], k1)
-                    g, dA_acc = _bwd_step(g, a1, h0, ah0, dl0, dlu0, dy_r.index(k0).load(LD), B0,
-                                          C_r.index(k0).load(LWN), A, dA_acc, sums0[0], sums0[1], sums0[2],
-                                          sums0[3], k0)
-                    a_next = a0
+            for kk in range(0, HALF):
+                pair_r.index(kk).store(h)
+                for j in gl.static_range(2):
+                    h = _fwd_step(h, A, dl_r, dlu_r, B_r, 2 * kk + j, LD, LWN)
+            for kr in range(0, HALF):
+                kk = HALF - 1 - kr
+                k0 = 2 * kk
+                k1 = 2 * kk + 1
+                h_start = pair_r.index(kk).load(L3)
+                dl0 = dl_r.index(k0).load(LD)
+                dl1 = dl_r.index(k1).load(LD)
+                dlu0 = dlu_r.index(k0).load(LD)
+                dlu1 = dlu_r.index(k1).load(LD)
+                B0 = B_r.index(k0).load(LWN)
+                B1 = B_r.index(k1).load(LWN)
+                a0 = _exp2_ftz((dl0 * LOG2E)[None, None, :] * A)
+                ah0 = a0 * h_start
+                h0 = ah0 + dlu0[None, None, :] * B0[:, :, None]
+                a1 = _exp2_ftz((dl1 * LOG2E)[None, None, :] * A)
+                ah1 = a1 * h0
+                h1 = ah1 + dlu1[None, None, :] * B1[:, :, None]
+                g, dA_acc = _bwd_step(g, a_next, h1, ah1, dl1, dlu1, dy_r.index(k1).load(LD), B1,
+                                      C_r.index(k1).load(LWN), A, dA_acc, dB_r, dC_r, sA_r, gB_r, k1)
+                g, dA_acc = _bwd_step(g, a1, h0, ah0, dl0, dlu0, dy_r.index(k0).load(LD), B0,
+                                      C_r.index(k0).load(LWN), A, dA_acc, dB_r, dC_r, sA_r, gB_r, k0)
+                a_next = a0
             _barrier()
             # the sub-chunk's outputs: du = dl sum g B + D dy, ddelta = sum g A ah + u sum g B,
-            # dB and dC, computed with lanes along the rows and stored with lanes along the steps;
-            # with SPLIT a set of rows at a time, steps p, p + 4, ...
-            for p in gl.static_range(PARTS):
-                sums_s = (sums_s0, sums_s1, sums_s2, sums_s3)[p]
-                gB = gl.sum(sums_s[3].load(LRWD), axis=1)
-                sA = gl.sum(sums_s[2].load(LRWD), axis=1)
-                dl = _part(dl_s, p, PARTS, ROWS, BLOCK_D, SH2).load(LRD)
-                u = _part(u_s, p, PARTS, ROWS, BLOCK_D, SH2).load(LRD)
-                du = gB * dl
-                if HAS_D:
-                    dy = _part(dy_s, p, PARTS, ROWS, BLOCK_D, SH2).load(LRD)
-                    du += Dskip[None, :] * dy
-                    if SPLIT4:
-                        dD_rows += dy * u
-                    else:
-                        dD_acc += gl.sum(dy * u, axis=0)
-                live, rows = _steps_every(t0 + p, PARTS, length, path_row, PATHS, ROWS, LGD)
-                ok = live[:, None] & d_t_ok[None, :]
-                out = out_base + rows[:, None].to(gl.int64) * o_l + d_t[None, :] * o_d
-                gl.store(du_ptr + out, gl.convert_layout(du, LGD), mask=ok)
-                ddl = gl.convert_layout(sA + gB * u, LGD)
-                if SOFTPLUS:
-                    if SPLIT4:
-                        ddl = ddl * gl.convert_layout(_part(sig_s, p, PARTS, ROWS, BLOCK_D, SH2).load(LRD), LGD)
-                    else:
-                        ddl = ddl * sig
-                gl.store(ddl_ptr + out, ddl, mask=ok)
-                if HAS_BIAS:
-                    dbias_acc += gl.where(ok, ddl, 0.0)
-                live, rows = _steps_every(t0 + p, PARTS, length, path_row, PATHS, ROWS, LGN)
-                ok_n = live[:, None] & n_t_ok[None, :]
-                bc = bc_base + rows[:, None].to(gl.int64) * q_l + n_t[None, :] * q_n
-                dB = gl.convert_layout(sums_s[0].load(LRN), LGN)
-                dC = gl.convert_layout(sums_s[1].load(LRN), LGN)
-                if ATOMIC:
-                    gl.atomic_add(dB_ptr + bc, dB, mask=ok_n, sem="relaxed")
-                    gl.atomic_add(dC_ptr + bc, dC, mask=ok_n, sem="relaxed")
-                else:
-                    gl.store(dB_ptr + bc, dB, mask=ok_n)
-                    gl.store(dC_ptr + bc, dC, mask=ok_n)
+            # dB and dC, computed with lanes along the rows and stored with lanes along the steps
+            gB = gl.sum(gB_s.load(LRWD), axis=1)
+            sA = gl.sum(sA_s.load(LRWD), axis=1)
+            dl = dl_s.load(LRD)
+            u = u_s.load(LRD)
+            du = gB * dl
+            if HAS_D:
+                dy = dy_s.load(LRD)
+                du += Dskip[None, :] * dy
+                dD_acc += gl.sum(dy * u, axis=0)
+            live, rows = _steps(t0, length, path_row, PATHS, SUB, LGD)
+            ok = live[:, None] & d_t_ok[None, :]
+            out = out_base + rows[:, None].to(gl.int64) * o_l + d_t[None, :] * o_d
+            gl.store(du_ptr + out, gl.convert_layout(du, LGD), mask=ok)
+            ddl = gl.convert_layout(sA + gB * u, LGD)
+            if SOFTPLUS:
+                ddl = ddl * sig
+            gl.store(ddl_ptr + out, ddl, mask=ok)
+            if HAS_BIAS:
+                dbias_acc += gl.where(ok, ddl, 0.0)
+            live, rows = _steps(t0, length, path_row, PATHS, SUB, LGN)
+            ok_n = live[:, None] & n_t_ok[None, :]
+            bc = bc_base + rows[:, None].to(gl.int64) * q_l + n_t[None, :] * q_n
+            dB = gl.convert_layout(dB_s.load(LRN), LGN)
+            dC = gl.convert_layout(dC_s.load(LRN), LGN)
+            if ATOMIC:
+                gl.atomic_add(dB_ptr + bc, dB, mask=ok_n, sem="relaxed")
+                gl.atomic_add(dC_ptr + bc, dC, mask=ok_n, sem="relaxed")
+            else:
+                gl.store(dB_ptr + bc, dB, mask=ok_n)
+                gl.store(dC_ptr + bc, dC, mask=ok_n)
             _barrier()
     gl.store(dA_ptr + (b64 * dim + dg3) * n_state + n3, dA_acc, mask=nd_ok)
     if HAS_D:
-        if SPLIT4:
-            dD_acc += gl.sum(dD_rows, axis=0)
         gl.store(dD_ptr + b64 * dim + pid_g * dim_group + d_r, dD_acc, mask=d_r_ok)
     if HAS_BIAS:
         gl.store(dbias_ptr + b64 * dim + pid_g * dim_group + d_t, gl.sum(dbias_acc, axis=0), mask=d_t_ok)

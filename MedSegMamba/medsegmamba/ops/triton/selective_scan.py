@@ -471,22 +471,6 @@ def _gluon_bwd_config(n_state):
     return spt_n, tpw_n, spt_d, warps, spt_d * (32 // tpw_n), block_n, maxnreg, sub
 
 
-GLUON_BUFFERS_ENV_VAR = "MEDSEGMAMBA_TRITON_BWD_BUFFERS"
-GLUON_BUFFERS = ("shared", "split")
-
-
-def _gluon_bwd_buffers() -> str:
-    """How scan_gluon.scan_bwd_kernel lays out its per-step sums and pairs' states in shared memory,
-    from $MEDSEGMAMBA_TRITON_BWD_BUFFERS: "shared" (the default: one buffer per quantity) or
-    "split" (the sums in four sets of buffers by step modulo 4, the pairs' states in two by pair
-    parity; sub-chunks of 4 steps or more). Same results. Triton's barrier analysis tracks a
-    buffer whole, so "split" leaves 8 barriers a sub-chunk of 8 steps instead of 17, and the walk
-    back executes 354 instructions a pair instead of 362 (as built for sm_90 with Triton 3.6,
-    `benchmarks/kernel_resources.py --kernels bwd-gluon-split-paths --as-launched --loops`).
-    Opt-in until timed on a GPU."""
-    return _kernel_name(None, "buffers", GLUON_BUFFERS_ENV_VAR, GLUON_BUFFERS, "shared")
-
-
 def _launch_bwd_gluon(dy, u, delta, A, B, C, D, delta_bias, softplus, ckpt):
     """`_launch_bwd` on scan_gluon.scan_bwd_kernel ("gluon", or "auto" where `_auto_gluon_bwd` takes it)."""
     if delta_bias is not None or softplus:
@@ -573,8 +557,7 @@ def _gluon_bwd_op(u: torch.Tensor, dl: torch.Tensor, dy: torch.Tensor, A: torch.
                           *su, *st, *sy, *A.stride(), *sb, *sc, *so, *sq, HAS_D=D is not None, CHUNK=CHUNK,
                           SPT_N=spt_n, TPW_N=tpw_n, SPT_D=spt_d, SUB=sub, PATHS=paths is not None, ATOMIC=atomic,
                           HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus,
-                          SPLIT=_gluon_bwd_buffers() == "split", num_warps=warps,
-                          **({"maxnreg": maxnreg} if maxnreg else {}))
+                          num_warps=warps, **({"maxnreg": maxnreg} if maxnreg else {}))
     return du, ddl, dA.sum(0), dB.sum(0), dC.sum(0), dD.sum(0), dbias.sum(0)
 
 
