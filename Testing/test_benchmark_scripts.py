@@ -168,23 +168,6 @@ def test_kernel_resources_counts_the_forward_loop_here():
     assert 128 * 5 <= instructions <= 128 * 12
 
 
-def test_split_buffers_cut_the_backwards_barriers_per_pair(load_script):
-    """scan_gluon.scan_bwd_kernel as launched on SS3D's paper-size scan (N 64, 16 channels, 8-step
-    sub-chunks, 4 warps), built for sm_90: the loop that walks back (the one with shuffles) has
-    two barriers a pair with one buffer per quantity, one per two pairs with them split
-    ($MEDSEGMAMBA_TRITON_BWD_BUFFERS=split). A pair is 16 exponentials a thread (4 states x 2
-    channels x 2 steps)."""
-    mod = load_script("benchmarks/kernel_resources.py")
-    per_pair = {}
-    for kernel in ("bwd-gluon-atomic-paths", "bwd-gluon-split-paths"):
-        sass = mod.cuobjdump(mod.build(kernel, 64, 16, 8, 4, 128, as_launched=True), "-sass")
-        walk_back = [loop for loop in mod.inner_loops(sass) if loop["SHFL.BFLY"]]
-        assert len(walk_back) == 1, kernel
-        barriers = sum(v for op, v in walk_back[0].items() if op.startswith("BAR"))
-        per_pair[kernel] = barriers / (walk_back[0]["MUFU.EX2"] / 16)
-    assert per_pair == {"bwd-gluon-atomic-paths": 2, "bwd-gluon-split-paths": 0.5}
-
-
 def test_flop_table_counts_a_known_layer(load_script):
     mod = load_script("benchmarks/flop_table.py")
     cfg = dict(channels=(1, 8, 16, 32, 64, 16), num_blocks=2, d_state=4, num_classes=4)

@@ -83,10 +83,6 @@ KERNELS = {
     # and applying delta's bias and softplus as it stages each sub-chunk ($MEDSEGMAMBA_TRITON_BWD_DELTA=kernel)
     "bwd-gluon-delta-paths": ("scan_bwd_kernel", {"HAS_D": True, "PATHS": True, "ATOMIC": True, "HAS_BIAS": True,
                                                   "SOFTPLUS": True}),
-    # the atomic one with its per-step sums and pairs' states in split shared buffers, for fewer barriers
-    # ($MEDSEGMAMBA_TRITON_BWD_BUFFERS=split)
-    "bwd-gluon-split-paths": ("scan_bwd_kernel", {"HAS_D": True, "PATHS": True, "ATOMIC": True, "HAS_BIAS": False,
-                                                   "SOFTPLUS": False, "SPLIT": True}),
 }
 # the launches the package makes (selective_scan.py's configs): (N, block_d, T, warps)
 LAUNCHES = {
@@ -105,11 +101,10 @@ LAUNCHES = {
     "bwd-gluon-paths": [(64, 16, 8, 4), (16, 16, 8, 1)],
     "bwd-gluon-atomic-paths": [(64, 16, 8, 4), (16, 16, 8, 1)],
     "bwd-gluon-delta-paths": [(64, 16, 8, 4), (16, 16, 8, 1)],
-    "bwd-gluon-split-paths": [(64, 16, 8, 4), (16, 16, 8, 1)],
 }
 # register caps the package sets at those launches (selective_scan.py's _STEPS_MAXNREG, _GLUON_MAXNREG)
 MAXNREG = {"bwd-steps": 128, "bwd-gluon": 128, "bwd-gluon-paths": 128, "bwd-gluon-atomic-paths": 128,
-           "bwd-gluon-delta-paths": 128, "bwd-gluon-split-paths": 128}
+           "bwd-gluon-delta-paths": 128}
 # arguments that are 1 for contiguous inputs (--as-launched): the strides along L, and A's along N
 UNIT_STRIDES = ("s_ul", "s_tl", "s_yl", "s_bl", "s_cl", "s_an")
 # fwd-paths reads SS3D's layouts, whose channels (and states) are contiguous instead
@@ -117,7 +112,6 @@ UNIT_STRIDES_OF = {"fwd-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an")
                    "bwd-gluon-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an"),
                    "bwd-gluon-atomic-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an"),
                    "bwd-gluon-delta-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an"),
-                   "bwd-gluon-split-paths": ("s_ud", "s_td", "s_yd", "s_bn", "s_cn", "s_an"),
                    "walk-gluon": ("s_bn", "s_cn", "s_an"), "walk-gluon-ckpt": ("s_bn", "s_cn", "s_an")}
 
 
@@ -243,9 +237,8 @@ def loop_row(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int
     compiled = build(kernel, n, block_d, t, warps, maxnreg, as_launched, softplus_in_kernel)
     loop = longest_loop(cuobjdump(compiled, "-sass"))
     # element-steps of one thread in one pass of the loop: T steps, but the Gluon backward's longest
-    # loop walks a pair of steps (its sub-chunk, T, holds T / 2 pairs), two pairs with split buffers
-    steps = t if not kernel.startswith("bwd-gluon") else 4 if KERNELS[kernel][1].get("SPLIT") and t >= 4 else 2
-    per_step = steps * n * block_d / (32 * warps)
+    # loop walks a pair of steps (its sub-chunk, T, holds T / 2 pairs)
+    per_step = (2 if kernel.startswith("bwd-gluon") else t) * n * block_d / (32 * warps)
     exps = loop["opcodes"]["MUFU.EX2"]
     count = lambda prefix: sum(v for op, v in loop["opcodes"].items() if op.startswith(prefix))  # noqa: E731
     return {"instructions": loop["instructions"], "ex2": exps, "per_step": loop["instructions"] / per_step,

@@ -163,22 +163,17 @@ def test_gluon_walk_matches_the_definition(dtype, seed, batch, groups, dg, n, le
     (1, 1, 8, 32, 64, 300),      # the paper's N, five chunks, the last of no whole sub-chunk
     (2, 1, 2, 16, 16, 1),        # one step
 ])
-@pytest.mark.parametrize("walk,delta_in,buffers", [
-    ("chunked", "outside", "shared"), ("chunked", "kernel", "shared"), ("gluon", "outside", "shared"),
-    ("gluon", "kernel", "shared"), ("chunked", "kernel", "split"), ("gluon", "outside", "split"),
-    ("gluon", "kernel", "split")])
-def test_walked_gradients_match_float64(dtype, seed, batch, groups, dg, n, length, walk, delta_in, buffers,
-                                        monkeypatch):
+@pytest.mark.parametrize("walk,delta_in", [("chunked", "outside"), ("chunked", "kernel"), ("gluon", "outside"),
+                                           ("gluon", "kernel")])
+def test_walked_gradients_match_float64(dtype, seed, batch, groups, dg, n, length, walk, delta_in, monkeypatch):
     # SS3D's scan under autograd on the walked route (selective_scan_paths_triton_grad: the forward,
     # chunked or Gluon, leaves checkpoints and the Gluon backward follows the paths, delta's bias and
-    # softplus applied around it or in it, its shared buffers one per quantity or split) against
-    # autograd through the gathered float64 reference
+    # softplus applied around it or in it) against autograd through the gathered float64 reference
     from medsegmamba.ops.triton.selective_scan import paths_grad_available
 
     monkeypatch.delenv("MEDSEGMAMBA_PATHS", raising=False)
     monkeypatch.setenv("MEDSEGMAMBA_TRITON_WALK", walk)
     monkeypatch.setenv("MEDSEGMAMBA_TRITON_BWD_DELTA", delta_in)
-    monkeypatch.setenv("MEDSEGMAMBA_TRITON_BWD_BUFFERS", buffers)
     # these grids are too small for "auto" to take the Gluon backward (paths_grad_available)
     monkeypatch.setenv("MEDSEGMAMBA_TRITON_BWD", "gluon")
     u, delta, A, B, C, paths, D, bias = random_inputs(batch, groups, dg, n, length, seed)
@@ -204,11 +199,9 @@ def test_walked_gradients_match_float64(dtype, seed, batch, groups, dg, n, lengt
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available() or not _has_gluon(), reason="needs a CUDA device and Triton's Gluon")
 @pytest.mark.parametrize("bias,softplus", [(False, True), (True, False), (False, False)])
-@pytest.mark.parametrize("buffers", ["shared", "split"])
-def test_walked_gradients_with_deltas_bias_and_softplus_in_the_kernel(bias, softplus, buffers, monkeypatch):
+def test_walked_gradients_with_deltas_bias_and_softplus_in_the_kernel(bias, softplus, monkeypatch):
     # $MEDSEGMAMBA_TRITON_BWD_DELTA=kernel without a bias, or without softplus (SS3D passes both)
     monkeypatch.delenv("MEDSEGMAMBA_PATHS", raising=False)
-    monkeypatch.setenv("MEDSEGMAMBA_TRITON_BWD_BUFFERS", buffers)
     monkeypatch.setenv("MEDSEGMAMBA_TRITON_BWD", "gluon")
     monkeypatch.setenv("MEDSEGMAMBA_TRITON_BWD_DELTA", "kernel")
     u, delta, A, B, C, paths, D, delta_bias = random_inputs(2, 3, 40, 12, 131, seed=4)
