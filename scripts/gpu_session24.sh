@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Session 25 ran parts of it (gpu_session25*.sh) and removed the split buffers: $MEDSEGMAMBA_TRITON_BWD_BUFFERS is now ignored.
+# Session 25 ran parts of it (gpu_session25*.sh) and removed the split buffers
+# ($MEDSEGMAMBA_TRITON_BWD_BUFFERS is now ignored).
 # Session 24 wrote it; no machine was lent that session. Issue #2: the Gluon backward with fewer
 # barriers ($MEDSEGMAMBA_TRITON_BWD_BUFFERS=split: per-step sums in four sets of shared buffers by step
 # modulo 4 and pair states in two by pair parity, so Triton's barrier analysis, which tracks a

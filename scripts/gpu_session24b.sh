@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Session 25 ran parts of it (gpu_session25*.sh) and removed the split buffers: $MEDSEGMAMBA_TRITON_BWD_BUFFERS is now ignored.
+# Session 25 ran parts of it (gpu_session25*.sh) and removed the split buffers
+# ($MEDSEGMAMBA_TRITON_BWD_BUFFERS is now ignored).
 # Session 24 wrote it; no machine was lent that session. Issue #2, right after gpu_session24.sh on the
 # same machine:
 # 0. The paper network's compiled training step at batch 8, $MEDSEGMAMBA_TRITON_BWD_BUFFERS shared / split.
