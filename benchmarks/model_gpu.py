@@ -207,7 +207,9 @@ def main(argv=None):
     ap.add_argument("--variants", nargs="+", default=None,
                     choices=("ours", "ours+fusedGN", "authors-layout") + VARIANTS_ON_REQUEST,
                     help="only these variants (default: ours, ours+fusedGN, authors-layout)")
-    ap.add_argument("--no-channels-last", action="store_true", help="skip the channels_last_3d cases")
+    layouts = ap.add_mutually_exclusive_group()
+    layouts.add_argument("--no-channels-last", action="store_true", help="skip the channels_last_3d cases")
+    layouts.add_argument("--only-channels-last", action="store_true", help="only the channels_last_3d cases")
     ap.add_argument("--default-model", action="store_true", help="the shipped default model's size, not the paper's")
     ap.add_argument("--batches", default=None, metavar="INFER:TRAIN",
                     help="batch sizes, e.g. 1,8:2,16 (default 1,8:1,2)")
@@ -229,7 +231,7 @@ def main(argv=None):
     models = {}
     for variant, mode, dtype, batch, cl in cases(args.smoke, args.batches):
         wanted = args.variants or ("ours", "ours+fusedGN", "authors-layout")
-        if variant not in wanted or (args.no_channels_last and cl):
+        if variant not in wanted or (args.no_channels_last and cl) or (args.only_channels_last and not cl):
             continue
         key = (variant, cl)
         if key not in models:
