@@ -143,8 +143,9 @@ def correctness(cfg, device, scan_impl, patch):
             "fast_vs_authors_layout_max_abs_fp32": (pt - p32).abs().max().item()}
 
 
-VARIANTS_ON_REQUEST = ("ours+fusedGN+gathered", "ours+compile", "ours+fusedGN+compile", "ours+compile+gathered", "ours+compile+forcecl",
-                       "ours+fusedGN+gluon", "ours+compile+gluon", "ours+fusedGN+chunked", "ours+compile+chunked")
+VARIANTS_ON_REQUEST = ("ours+fusedGN+gathered", "ours+compile", "ours+fusedGN+compile", "ours+compile+gathered",
+                       "ours+compile+forcecl", "ours+fusedGN+gluon", "ours+compile+gluon", "ours+fusedGN+chunked",
+                       "ours+compile+chunked")
 
 
 def cases(smoke, batches=None):

@@ -188,7 +188,8 @@ def main(argv=None):
     ap.add_argument("--iters", type=int, default=None, help="profiled steps per case")
     ap.add_argument("--variant", default="ours+fusedGN",
                     choices=("ours", "ours+fusedGN", "ours+compile", "ours+fusedGN+compile", "ours+compile+forcecl",
-                             "ours+fusedGN+gluon", "ours+compile+gluon", "ours+fusedGN+chunked", "ours+compile+chunked"),
+                             "ours+fusedGN+gluon", "ours+compile+gluon", "ours+fusedGN+chunked",
+                             "ours+compile+chunked"),
                     help="model_gpu.py's variant: eager (default) or torch.compile")
     ap.add_argument("--channels-last", default="no", choices=("no", "yes", "both"),
                     help="model and input in channels_last_3d memory")

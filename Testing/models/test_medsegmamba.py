@@ -172,8 +172,8 @@ def test_nearest_upsampling_compiles_in_both_layouts():
 
 def test_upsampling_block_follows_its_convolutions_layout_under_compile():
     """A channels_last_3d UpBlock3D behind a convolution, compiled: its forward graph holds no
-    upsampling gather. The convolution's traced (fake) output reports contiguous strides on the CPU,
-    (at batch 1), so a rule reading x's strides falls back to F.interpolate there (the compiled GPU
+    upsampling gather. The convolution's traced (fake) output reports contiguous strides on the CPU
+    at batch 1, so a rule reading x's strides falls back to F.interpolate there (the compiled GPU
     network did too, session 25's profile); the block reads its convolution's weights instead."""
     from functorch.compile import make_boxed_func
     from torch._dynamo.backends.common import aot_autograd
