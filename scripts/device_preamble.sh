@@ -14,6 +14,9 @@ mkdir -p "$OUT"
 date -u
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 
+# quiet: drops the profiler's and PyTorch's warnings, traceback frames and blank lines from a stream
+quiet() { grep -v "^USDT\|profiler_st\|UserWarning\|warn_once\|This call originates\|File \"\|if interpreting\|return _multi\|^ *$"; }
+
 # ncu_profile NAME KERNEL_REGEX COMMAND...: Nsight Compute on the first launch of the kernel matching
 # KERNEL_REGEX that COMMAND makes; leaves $OUT/NAME_details.txt and $OUT/NAME_sass.md (stall samples
 # per SASS line, ncu_sass_summary.py) and prints their heads

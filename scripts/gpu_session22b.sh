@@ -6,7 +6,6 @@
 # time goes at batch 8. ~9 min.
 #   bash scripts/gpu_session22b.sh $OUT
 source "$(dirname "$0")/device_preamble.sh" "$@"
-quiet() { grep -v "^USDT\|profiler_st\|UserWarning\|warn_once\|This call originates\|File \"\|if interpreting\|return _multi\|^ *$"; }
 timeout 130 python3 benchmarks/model_gpu.py --out "$OUT/train_eager" --variants ours+fusedGN --no-channels-last \
   --batches :4,8 2>&1 | quiet | grep "| train\|Error\|correctness"
 date -u

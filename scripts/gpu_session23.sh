@@ -6,7 +6,6 @@
 # at batch 8 with each (no checks). ~8 min.
 #   bash scripts/gpu_session23.sh $OUT
 source "$(dirname "$0")/device_preamble.sh" "$@"
-quiet() { grep -v "^USDT\|profiler_st\|UserWarning\|warn_once\|This call originates\|File \"\|if interpreting\|return _multi\|^ *$"; }
 timeout 120 python3 -m pytest -q -p no:cacheprovider -m gpu Testing/ops/test_scan_along_paths.py \
   Testing/ops/test_scan_triton.py -k "gluon or walked" 2>&1 | grep -v "^E  *[+ ]" | tail -n 12
 for where in outside kernel; do

@@ -8,7 +8,6 @@
 # passes through from the command line. ~6 min.
 #   bash scripts/gpu_session23b.sh $OUT
 source "$(dirname "$0")/device_preamble.sh" "$@"
-quiet() { grep -v "^USDT\|profiler_st\|UserWarning\|warn_once\|This call originates\|File \"\|if interpreting\|return _multi\|^ *$"; }
 timeout 150 python3 benchmarks/scan_bwd_gluon.py --out "$OUT/bwd_launches" --batches 8 --bc atomic \
   --launches default 2,4,2,8,80,8 2,4,2,8,96,8 2,4,4,8,128,8 2,8,4,4,128,8 4,4,2,4,128,16 2>&1 | quiet | tail -n 14
 date -u

@@ -6,7 +6,6 @@
 # transforms in training). ~4 min.
 #   bash scripts/gpu_session23c.sh $OUT
 source "$(dirname "$0")/device_preamble.sh" "$@"
-quiet() { grep -v "^USDT\|profiler_st\|UserWarning\|warn_once\|This call originates\|File \"\|if interpreting\|return _multi\|^ *$"; }
 timeout 100 python3 -m pytest -q -p no:cacheprovider -m gpu Testing/ops/test_scan_along_paths.py 2>&1 | tail -n 3
 timeout 90 python3 benchmarks/model_gpu.py --no-check --out "$OUT/train_eager" --variants ours+fusedGN \
   --no-channels-last --batches :8 2>&1 | quiet | grep "| train\|Error"

@@ -13,7 +13,6 @@
 # ~9 min. Text reports in $OUT. If split is faster and its tests pass, make it the default.
 #   bash scripts/gpu_session24.sh $OUT          (carry .whl)
 source "$(dirname "$0")/device_preamble.sh" "$@"
-quiet() { grep -v "^USDT\|profiler_st\|UserWarning\|warn_once\|This call originates\|File \"\|if interpreting\|return _multi\|^ *$"; }
 timeout 200 python3 -m pytest -q -p no:cacheprovider -m gpu \
   Testing/ops/test_scan_along_paths.py Testing/ops/test_scan_triton.py -k "gradients or backward" 2>&1 | tail -n 3
 date -u

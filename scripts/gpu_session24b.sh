@@ -13,7 +13,6 @@
 # ~6 min. Text reports in $OUT.
 #   bash scripts/gpu_session24b.sh $OUT          (carry .whl)
 source "$(dirname "$0")/device_preamble.sh" "$@"
-quiet() { grep -v "^USDT\|profiler_st\|UserWarning\|warn_once\|This call originates\|File \"\|if interpreting\|return _multi\|^ *$"; }
 for b in shared split; do
   MEDSEGMAMBA_TRITON_BWD_BUFFERS=$b timeout 170 python3 benchmarks/model_gpu.py --no-check \
     --out "$OUT/train_compiled_$b" --variants ours+compile --no-channels-last --batches :8 2>&1 | quiet \

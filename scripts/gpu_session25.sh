@@ -9,7 +9,6 @@
 # ~9 min. Text reports in $OUT. The rest of session 24's scripts (launches, ncu) follow if time allows.
 #   bash scripts/gpu_session25.sh $OUT          (carry .whl)
 source "$(dirname "$0")/device_preamble.sh" "$@"
-quiet() { grep -v "^USDT\|profiler_st\|UserWarning\|warn_once\|This call originates\|File \"\|if interpreting\|return _multi\|^ *$"; }
 timeout 150 python3 -m pytest -q -p no:cacheprovider -m gpu \
   Testing/ops/test_scan_along_paths.py Testing/ops/test_scan_triton.py -k "(gradients or backward) and split" 2>&1 | tail -n 3
 date -u

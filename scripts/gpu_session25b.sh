@@ -10,7 +10,6 @@
 # ~8 min. Text reports in $OUT.
 #   bash scripts/gpu_session25b.sh $OUT          (carry .whl)
 source "$(dirname "$0")/device_preamble.sh" "$@"
-quiet() { grep -v "^USDT\|profiler_st\|UserWarning\|warn_once\|This call originates\|File \"\|if interpreting\|return _multi\|^ *$"; }
 timeout 240 python3 benchmarks/profile_gpu.py --out "$OUT/profile_train_compiled_cl" --variant ours+compile \
   --modes train --train-batch 8 --channels-last yes --top 40 --ops 20 2>&1 | quiet | grep "^## \|Error"
 rm -f "$OUT/profile_train_compiled_cl/results.json"

@@ -7,7 +7,6 @@
 # default, contiguous). ~4 min.
 #   bash scripts/gpu_session25c.sh $OUT          (carry .whl)
 source "$(dirname "$0")/device_preamble.sh" "$@"
-quiet() { grep -v "^USDT\|profiler_st\|UserWarning\|warn_once\|This call originates\|File \"\|if interpreting\|return _multi\|^ *$"; }
 timeout 150 python3 benchmarks/model_gpu.py --no-check --out "$OUT/a" --variants ours+fusedGN+compile \
   --only-channels-last --batches :8 2>&1 | quiet | grep "| train\|Error"
 date -u
