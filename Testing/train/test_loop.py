@@ -209,6 +209,53 @@ def test_compile_wraps_the_training_path(tmp_path, make_blob_map, monkeypatch):
     assert not build_config(parser.parse_args([])).compile
 
 
+def test_channels_last_gives_the_same_gradients(tmp_path, make_blob_map):
+    # --channels-last changes only the memory order: the model and its activations are channels_last_3d,
+    # with dropout off its loss and gradients are the contiguous model's, and its checkpoint resumes.
+    # In training the dropout masks fall in memory order, so steps differ. The gradients match to 0.4 %
+    # only: the convolutions round differently (2e-5 of an activation's range), and this small untrained
+    # network's gradients move as much for 2e-5 relative noise on the patch (max-pooling's winners
+    # change); a wrong permutation would move them by their own size
+    import argparse
+
+    from medsegmamba.models.layers import is_channels_last_3d
+    from medsegmamba.train.command import add_arguments, build_config
+    from medsegmamba.train.loop import Trainer
+    from medsegmamba.train.losses import segmentation_loss
+
+    # batch 2: at batch 1 the CPU's convolution takes the one-channel patch, which is also contiguous,
+    # for a contiguous one and answers contiguous whatever its weights
+    plain = Trainer(_config(tmp_path, "a", make_blob_map, max_iters=1, batch_size=2, accum=1), device="cpu")
+    last = Trainer(_config(tmp_path, "b", max_iters=1, batch_size=2, accum=1, channels_last=True), device="cpu")
+    img, tgt = plain.gen.sample(2)
+    losses, grads = [], []
+    for trainer in (plain, last):
+        trainer.model.eval()
+        loss, _ = segmentation_loss(trainer.model.forward_logits(img), tgt, trainer.weights, True)
+        loss.backward()
+        losses.append(loss.item())
+        grads.append(torch.cat([p.grad.flatten() for p in trainer.model.parameters()]))
+        trainer.model.zero_grad(set_to_none=True)
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+    assert (grads[1] - grads[0]).norm() < 0.02 * grads[0].norm()
+
+    convs = [m for m in last.model.modules() if isinstance(m, torch.nn.Conv3d) and m.kernel_size[0] > 1]
+    seen = []  # the second convolution's input: an activation
+    convs[1].register_forward_pre_hook(lambda m, args: seen.append(is_channels_last_3d(args[0])))
+    last.run()
+    assert seen and all(seen), "the activations are not channels_last_3d"
+    assert all(m.weight.is_contiguous(memory_format=torch.channels_last_3d) for m in convs)  # after AdamW
+    resumed = Trainer(_config(tmp_path, "c", max_iters=1, batch_size=2, accum=1, channels_last=True,
+                              resume=str(tmp_path / "b/last.safetensors")), device="cpu")
+    assert resumed.iteration == 1
+    b = _params(last.model)
+    assert all(torch.equal(b[k], v) for k, v in _params(resumed.model).items())
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert build_config(parser.parse_args(["--channels-last"])).channels_last
+    assert not build_config(parser.parse_args([])).channels_last
+
+
 def test_seed_class_flag_reaches_the_config():
     import argparse
 

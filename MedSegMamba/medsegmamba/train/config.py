@@ -50,6 +50,7 @@ class TrainConfig:
     seed_classes: list = field(default_factory=list)  # ["24=14"]: once, after resuming (state.seed_class)
     bf16: bool = True                    # autocast on CUDA only
     compile: bool = False                # torch.compile the training step (forward + loss + backward)
+    channels_last: bool = False          # model and heads in channels_last_3d memory
     self_distill: float = 0.0            # > 0: multi-scale self-distillation, its terms x this
     synth: dict = field(default_factory=dict)
 
