@@ -25,6 +25,11 @@ register cap leaves some outside the loop only), its MUFU.EX2 (the exponentials,
 multiprocessor on an H100), and both per element-step, i.e. per (step, state, channel) that one
 thread handles in one pass of the loop (T * N * block_d / threads). Static counts of what runs, not
 timings; they set floors (issue #2's results say which).
+
+--all-loops lists every innermost loop of each kernel instead (address range, instructions,
+exponentials, shuffles, shared-memory accesses, barriers, spills), for kernels whose longest loop is
+not the one of interest: with Triton 3.8 the Gluon backward's pass over a sub-chunk's forward is
+unrolled and outgrows its loop over pairs of steps, which Triton 3.6 (the device's) leaves longest.
 """
 
 from __future__ import annotations
@@ -214,13 +219,31 @@ def inner_loops(sass: str) -> list[collections.Counter]:
     with the tile loops inside it."""
     lines = [(int(m.group(1), 16), re.sub(r"^@!?U?P[T0-9]+\s+", "", m.group(2).strip()))
              for m in map(_SASS_LINE.match, sass.splitlines()) if m]
+    return [ops for _, _, ops in _inner_ranges(lines)]
+
+
+def _inner_ranges(lines: list[tuple[int, str]]) -> list[tuple[int, int, collections.Counter]]:
+    """(start, end, opcodes) of each innermost loop of the (address, instruction) lines, in address order."""
     loops = []
     for addr, text in lines:
         target = re.search(r"0x([0-9a-f]+)", text) if text.startswith("BRA") else None
         if target and int(target.group(1), 16) < addr:
             loops.append((int(target.group(1), 16), addr))
     inner = [(lo, hi) for lo, hi in loops if not any(lo <= a < b <= hi and (a, b) != (lo, hi) for a, b in loops)]
-    return [collections.Counter(t.split()[0] for a, t in lines if lo <= a <= hi) for lo, hi in sorted(inner)]
+    return [(lo, hi, collections.Counter(t.split()[0] for a, t in lines if lo <= a <= hi)) for lo, hi in sorted(inner)]
+
+
+def loop_table(sass: str) -> list[dict]:
+    """Every innermost loop of a listing (`inner_loops`' bodies, with their address ranges), counted."""
+    lines = [(int(m.group(1), 16), re.sub(r"^@!?U?P[T0-9]+\s+", "", m.group(2).strip()))
+             for m in map(_SASS_LINE.match, sass.splitlines()) if m]
+    rows = []
+    for lo, hi, ops in _inner_ranges(lines):
+        count = lambda prefixes: sum(v for op, v in ops.items() if op.startswith(prefixes))  # noqa: E731
+        rows.append({"start": lo, "end": hi, "instructions": sum(ops.values()), "ex2": ops["MUFU.EX2"],
+                     "shfl": count("SHFL"), "shared": count(("LDS", "STS")), "bar": count("BAR"),
+                     "local": count(("LDL", "STL"))})
+    return rows
 
 
 def longest_loop(sass: str) -> dict:
@@ -260,6 +283,8 @@ def main(argv=None) -> int:
     ap.add_argument("--as-launched", action="store_true",
                     help="specialize unit strides and 16-divisibility as a launch on contiguous inputs does")
     ap.add_argument("--loops", action="store_true", help="also the instructions of each kernel's longest loop")
+    ap.add_argument("--all-loops", action="store_true",
+                    help="then every innermost loop of each kernel, one table per launch")
     ap.add_argument("--softplus-in-kernel", action="store_true",
                     help="build the backward kernels with delta's bias and softplus inside, as before session 16")
     args = ap.parse_args(argv)
@@ -291,6 +316,17 @@ def main(argv=None) -> int:
                          f"{lp['local']} | {lp['shfl']} | {lp['bar']} | {lp['shared']} |")
             print(f"| {kernel} | {n} | {block_d} | {t} | {warps} | {cap or '-'} | {r['regs']} | {r['stack']} | "
                   f"{r['shared']} | {r['programs_per_sm']} |{extra}", flush=True)
+    if args.all_loops:
+        for kernel, grid in launches.items():
+            cap = args.maxnreg or MAXNREG.get(kernel)
+            for n, block_d, t, warps in grid:
+                compiled = build(kernel, n, block_d, t, warps, cap, args.as_launched, args.softplus_in_kernel)
+                print(f"\n{kernel}, N {n}, block_d {block_d}, T {t}, {warps} warps, register cap {cap or '-'}: "
+                      "innermost loops\n\n| addresses | instructions | MUFU.EX2 | shuffles | shared loads and stores "
+                      "| barriers | local loads and stores (spills) |\n|---|---:|---:|---:|---:|---:|---:|")
+                for r in loop_table(cuobjdump(compiled, "-sass")):
+                    print(f"| {r['start']:#06x}-{r['end']:#06x} | {r['instructions']} | {r['ex2']} | {r['shfl']} | "
+                          f"{r['shared']} | {r['bar']} | {r['local']} |", flush=True)
     return 0
 
 
