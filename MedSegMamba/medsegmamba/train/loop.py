@@ -128,8 +128,8 @@ class Trainer:
         self.self_distill = self._self_distill() if cfg.self_distill > 0 else None
         if cfg.channels_last:
             # cuDNN's 3D convolutions work in channels-last order: without it each one transposes its
-            # input and output (benchmarks/results/2026-12-07-h100-s25/). The activations follow the
-            # weights; a one-channel patch is the same array in either order
+            # input and output (benchmarks/results/2026-12-07-h100-s25/). cuDNN answers in its weights'
+            # layout, so the activations follow; a one-channel patch is the same array in either order
             self.model.to(memory_format=torch.channels_last_3d)
             if self.self_distill is not None:
                 self.self_distill.to(memory_format=torch.channels_last_3d)
