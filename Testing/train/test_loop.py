@@ -212,10 +212,10 @@ def test_compile_wraps_the_training_path(tmp_path, make_blob_map, monkeypatch):
 def test_channels_last_gives_the_same_gradients(tmp_path, make_blob_map):
     # --channels-last changes only the memory order: the model and its activations are channels_last_3d,
     # with dropout off its loss and gradients are the contiguous model's, and its checkpoint resumes.
-    # In training the dropout masks fall in memory order, so steps differ. The gradients match to 0.4 %
-    # here (2 % allowed) only: the convolutions round differently (2e-5 of an activation's range), and this small untrained
-    # network's gradients move as much for 2e-5 relative noise on the patch (max-pooling's winners
-    # change); a wrong permutation would move them by their own size
+    # In training the dropout masks fall in memory order, so steps differ. The gradients match to
+    # 0.4 % here (2 % allowed) only: the convolutions round differently (2e-5 of an activation's
+    # range), and this small untrained network's gradients move as much for 2e-5 relative noise on
+    # the patch (max-pooling's winners change); a wrong permutation would move them by their own size
     import argparse
 
     from medsegmamba.models.layers import is_channels_last_3d
