@@ -1,0 +1,12 @@
+# Sourced by gpu_session27a.sh and gpu_session27b.sh: the Gluon backward's file as it is (before) and with
+# session 26's patches applied in turn (scripts/patches/, see benchmarks/results/2026-12-08-s26/), saved as
+# /tmp/k_{before,p1,p2,p3,p2full}.py; the tree's copy is left at p3. Only this call's copy of the tree changes.
+F=MedSegMamba/medsegmamba/ops/triton/scan_gluon.py
+cp "$F" /tmp/k_before.py
+for p in p1:bwd_skip_unread_steps p2:bwd_lane_sums p3:bwd_state_sums; do
+  patch -p1 --forward < "scripts/patches/${p#*:}.patch" > /dev/null || { echo "${p#*:}.patch did not apply"; exit 1; }
+  cp "$F" "/tmp/k_${p%%:*}.py"
+done
+# p2 with a group of channels a lane (no shuffles for dB and dC; three programs a multiprocessor)
+sed 's|KEEP: gl.constexpr = TPW_D // 2 if TPW_D > 1 else 1|KEEP: gl.constexpr = TPW_D|' /tmp/k_p2.py > /tmp/k_p2full.py
+cmp -s /tmp/k_p2.py /tmp/k_p2full.py && { echo "p2full: the KEEP line was not found"; exit 1; }
