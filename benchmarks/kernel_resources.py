@@ -217,13 +217,13 @@ def inner_loops(sass: str) -> list[collections.Counter]:
     their modifiers, predicates dropped) of each body, from a backward branch's target to the
     branch. Innermost: the body holds no other loop, so an outer loop over chunks is not counted
     with the tile loops inside it."""
+    return [ops for _, _, ops in _inner_ranges(sass)]
+
+
+def _inner_ranges(sass: str) -> list[tuple[int, int, collections.Counter]]:
+    """(start, end, opcodes) of each innermost loop of a listing (`inner_loops`), in address order."""
     lines = [(int(m.group(1), 16), re.sub(r"^@!?U?P[T0-9]+\s+", "", m.group(2).strip()))
              for m in map(_SASS_LINE.match, sass.splitlines()) if m]
-    return [ops for _, _, ops in _inner_ranges(lines)]
-
-
-def _inner_ranges(lines: list[tuple[int, str]]) -> list[tuple[int, int, collections.Counter]]:
-    """(start, end, opcodes) of each innermost loop of the (address, instruction) lines, in address order."""
     loops = []
     for addr, text in lines:
         target = re.search(r"0x([0-9a-f]+)", text) if text.startswith("BRA") else None
@@ -233,17 +233,18 @@ def _inner_ranges(lines: list[tuple[int, str]]) -> list[tuple[int, int, collecti
     return [(lo, hi, collections.Counter(t.split()[0] for a, t in lines if lo <= a <= hi)) for lo, hi in sorted(inner)]
 
 
+def _loop_counts(ops: collections.Counter) -> dict:
+    """A loop body's instructions, exponentials, shuffles, shared-memory accesses, barriers and local
+    loads and stores (spills). Shuffles and shared-memory accesses share the MIO pipe (session 23: a
+    bound candidate)."""
+    count = lambda prefixes: sum(v for op, v in ops.items() if op.startswith(prefixes))  # noqa: E731
+    return {"instructions": sum(ops.values()), "ex2": ops["MUFU.EX2"], "shfl": count("SHFL"),
+            "shared": count(("LDS", "STS")), "bar": count("BAR"), "local": count(("LDL", "STL"))}
+
+
 def loop_table(sass: str) -> list[dict]:
     """Every innermost loop of a listing (`inner_loops`' bodies, with their address ranges), counted."""
-    lines = [(int(m.group(1), 16), re.sub(r"^@!?U?P[T0-9]+\s+", "", m.group(2).strip()))
-             for m in map(_SASS_LINE.match, sass.splitlines()) if m]
-    rows = []
-    for lo, hi, ops in _inner_ranges(lines):
-        count = lambda prefixes: sum(v for op, v in ops.items() if op.startswith(prefixes))  # noqa: E731
-        rows.append({"start": lo, "end": hi, "instructions": sum(ops.values()), "ex2": ops["MUFU.EX2"],
-                     "shfl": count("SHFL"), "shared": count(("LDS", "STS")), "bar": count("BAR"),
-                     "local": count(("LDL", "STL"))})
-    return rows
+    return [{"start": lo, "end": hi, **_loop_counts(ops)} for lo, hi, ops in _inner_ranges(sass)]
 
 
 def longest_loop(sass: str) -> dict:
@@ -262,13 +263,8 @@ def loop_row(kernel: str, n: int, block_d: int, t: int, warps: int, maxnreg: int
     # element-steps of one thread in one pass of the loop: T steps, but the Gluon backward's longest
     # loop walks a pair of steps (its sub-chunk, T, holds T / 2 pairs)
     per_step = (2 if kernel.startswith("bwd-gluon") else t) * n * block_d / (32 * warps)
-    exps = loop["opcodes"]["MUFU.EX2"]
-    count = lambda prefix: sum(v for op, v in loop["opcodes"].items() if op.startswith(prefix))  # noqa: E731
-    return {"instructions": loop["instructions"], "ex2": exps, "per_step": loop["instructions"] / per_step,
-            "ex2_per_step": exps / per_step, "local": count(("LDL", "STL")),  # spills in the loop
-            "shfl": count("SHFL"), "bar": count("BAR"),
-            # shuffles and shared-memory accesses share the MIO pipe (session 23: a bound candidate)
-            "shared": count(("LDS", "STS"))}
+    counts = _loop_counts(loop["opcodes"])
+    return {**counts, "per_step": counts["instructions"] / per_step, "ex2_per_step": counts["ex2"] / per_step}
 
 
 def main(argv=None) -> int:
