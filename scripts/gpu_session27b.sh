@@ -7,14 +7,16 @@
 source "$(dirname "$0")/device_preamble.sh" "$@"
 source "$(dirname "$0")/gpu_patched_kernels.sh"
 K=${2:-p3}
+# train_time VARIANT LAYOUT LABEL: model_gpu.py's training step at batch 8, its table line labelled
+train_time() {
+  timeout 130 python3 benchmarks/model_gpu.py --no-check --out "$OUT/t" --variants "$1" "$2" --batches :8 2>&1 \
+    | quiet | grep "| train\|Error" | sed "s/^/$3 /"
+}
 cp "/tmp/k_$K.py" "$F"
-timeout 130 python3 benchmarks/model_gpu.py --no-check --out "$OUT/t" --variants ours+compile \
-  --no-channels-last --batches :8 2>&1 | quiet | grep "| train\|Error" | sed "s/^/$K /"
-timeout 130 python3 benchmarks/model_gpu.py --no-check --out "$OUT/t" --variants ours+fusedGN+compile \
-  --only-channels-last --batches :8 2>&1 | quiet | grep "| train\|Error" | sed "s/^/$K /"
+train_time ours+compile --no-channels-last "$K"
+train_time ours+fusedGN+compile --only-channels-last "$K"
 date -u
 cp /tmp/k_before.py "$F"
-timeout 130 python3 benchmarks/model_gpu.py --no-check --out "$OUT/t" --variants ours+compile \
-  --no-channels-last --batches :8 2>&1 | quiet | grep "| train\|Error" | sed "s/^/before /"
+train_time ours+compile --no-channels-last before
 rm -rf "$OUT/t"
 date -u
