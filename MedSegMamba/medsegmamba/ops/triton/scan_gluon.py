@@ -27,7 +27,9 @@ chunked Triton backward (benchmarks/results/2026-12-07-h100-s19/).
 
 Gluon has no interpreter: this compiles anywhere (tests build it for sm_90 on the CPU machine) but
 runs only on a CUDA GPU, where Testing/ops/test_scan_along_paths.py (`pytest -m gpu`) checks it
-against a float64 loop and benchmarks/scan_walk_gpu.py times it against the chunked kernel.
+against a float64 loop and benchmarks/scan_walk_gpu.py times it against the chunked kernel. On the
+CPU, gluon_emulator.py runs both kernels' arithmetic and addressing, though not their layouts or
+barriers (Testing/ops/test_gluon_emulated.py, against float64 references).
 """
 
 from triton.experimental import gluon
