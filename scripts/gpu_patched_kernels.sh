@@ -9,4 +9,4 @@ for p in p1:bwd_skip_unread_steps p2:bwd_lane_sums p3:bwd_state_sums; do
 done
 # p2 with a group of channels a lane (no shuffles for dB and dC; three programs a multiprocessor)
 sed 's|KEEP: gl.constexpr = TPW_D // 2 if TPW_D > 1 else 1|KEEP: gl.constexpr = TPW_D|' /tmp/k_p2.py > /tmp/k_p2full.py
-cmp -s /tmp/k_p2.py /tmp/k_p2full.py && { echo "p2full: the KEEP line was not found"; exit 1; }
+if cmp -s /tmp/k_p2.py /tmp/k_p2full.py; then echo "p2full: the KEEP line was not found"; exit 1; fi
