@@ -1,10 +1,14 @@
-# Sourced by gpu_session27a.sh and gpu_session27b.sh: the Gluon backward's file as it is (before) and with
-# session 26's patches applied in turn (scripts/patches/, see benchmarks/results/2026-12-08-s26/), saved as
-# /tmp/k_{before,p1,p2,p3,p2full}.py; the tree's copy is left at p3. Only this call's copy of the tree changes.
+# Sourced by gpu_session27a.sh, gpu_session27b.sh and check_patches_emulated.sh: the Gluon backward's file in
+# five versions, saved as /tmp/k_{before,p1,p2,p3,p2full}.py (scripts/patches/, see
+# benchmarks/results/2026-12-08-s26/): before (session 25's kernel: p1 reversed), p1 (main's since session
+# 27), then p2 and p3 applied in turn; the tree's copy is left at p3. Only this call's copy of the tree changes.
 F=MedSegMamba/medsegmamba/ops/triton/scan_gluon.py
+cp "$F" /tmp/k_p1.py
+patch -p1 -R --silent < scripts/patches/bwd_skip_unread_steps.patch || { echo "p1 did not reverse"; exit 1; }
 cp "$F" /tmp/k_before.py
-for p in p1:bwd_skip_unread_steps p2:bwd_lane_sums p3:bwd_state_sums; do
-  patch -p1 --forward < "scripts/patches/${p#*:}.patch" > /dev/null || { echo "${p#*:}.patch did not apply"; exit 1; }
+cp /tmp/k_p1.py "$F"
+for p in p2:bwd_lane_sums p3:bwd_state_sums; do
+  patch -p1 --forward --silent < "scripts/patches/${p#*:}.patch" || { echo "${p#*:}.patch did not apply"; exit 1; }
   cp "$F" "/tmp/k_${p%%:*}.py"
 done
 # p2 with a group of channels a lane (no shuffles for dB and dC; three programs a multiprocessor)

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# For session 27, issue #2 (written in session 26, whose device calls all got no machine): three changes to the
-# Gluon backward, as patches applied to this call's copy of the tree only (gpu_patched_kernels.sh); main keeps
-# its kernel until this shows them right and faster. Built for sm_90 on the CPU (Triton 3.6), never run;
+# For issue #2 (written in session 26, whose device calls all got no machine): three changes to the Gluon
+# backward, as patches applied to this call's copy of the tree only (gpu_patched_kernels.sh); main keeps its
+# kernel until this shows them right and faster. Built for sm_90 on the CPU (Triton 3.6), never run on a GPU;
 # counts in benchmarks/results/2026-12-08-s26/ (the loop over pairs of steps, default launch: 362 instructions
 # and 64 shuffles before, 298 / 32 with p2, 282 / 24 with p3, 267 / 16 with p2full at three programs an SM).
+# Session 27 ran them all through the Gluon emulator (check_patches_emulated.sh: right on the CPU) and put p1
+# on main (exact: the same outputs to the bit there); "before" is p1 reversed.
 # - p1 bwd_skip_unread_steps: no recomputed steps whose states nothing reads (2.6 exponentials, not 3);
 # - p2 bwd_lane_sums (over p1): dB and dC summed per step in TPW_D / 2 groups of channels, the groups
 #   added once per sub-chunk; p2full: a group a lane;

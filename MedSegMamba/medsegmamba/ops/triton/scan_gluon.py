@@ -23,7 +23,9 @@ it also leaves the backward's checkpoints.
 `scan_bwd_kernel` is the scan's backward (selective_scan.py's "gluon", taken by "auto" on a GPU),
 for the (B, D, L) layouts and, with PATHS, for SS3D's walk under autograd; its comments say how it
 runs. On an H100 one paper-size scan's forward + backward takes 3.39 ms with it, 7.07 ms with the
-chunked Triton backward (benchmarks/results/2026-12-07-h100-s19/).
+chunked Triton backward (benchmarks/results/2026-12-07-h100-s19/). Since session 27 it no longer
+recomputes the forward steps whose states nothing reads (2.6 exponentials an element-step instead of
+3): its outputs are the same to the bit under the emulator, and the change is not yet timed.
 
 Gluon has no interpreter: this compiles anywhere (tests build it for sm_90 on the CPU machine) but
 runs only on a CUDA GPU, where Testing/ops/test_scan_along_paths.py (`pytest -m gpu`) checks it
@@ -326,16 +328,16 @@ def scan_bwd_kernel(
     # per sub-chunk through shared memory, not per step.
     # Per checkpoint chunk (last first): pass A runs the forward from the chunk's checkpoint and
     # keeps the state at the start of each sub-chunk of SUB steps (the workspace: global, 16 MB
-    # at the paper's size and batch 1, each thread its own elements). Pass B takes the sub-chunks
-    # last first: it runs the sub-chunk's forward again from its starting state, keeping the
-    # state at the start of each pair of steps in shared memory, then walks the sub-chunk
-    # backwards a pair at a time,
-    # recomputing the pair's two steps, whose exp(dl A) doubles as the adjoint's decay: three
-    # exponentials per element-step, and no global traffic for the pairs' states (session 19's
-    # first two versions kept them in a global workspace too big for L2: 5.2 GB of DRAM traffic
-    # a paper-size call). Inputs are read a sub-chunk at a time by coalesced loads (steps
-    # contiguous) into shared memory; pass B stages its per-step sums there too and writes du,
-    # ddelta, dB, dC a sub-chunk at a time, steps contiguous.
+    # at the paper's size and batch 1, each thread its own elements), all but the last sub-chunk's
+    # steps. Pass B takes the sub-chunks last first: it runs the sub-chunk's forward again from its
+    # starting state, all but the last pair of steps, keeping the state at the start of each pair
+    # in shared memory, then walks the sub-chunk backwards a pair at a time,
+    # recomputing the pair's two steps, whose exp(dl A) doubles as the adjoint's decay: 2.6
+    # exponentials per element-step at CHUNK 64 and SUB 8 (7/8 + 3/4 + 1), and no global traffic
+    # for the pairs' states (session 19's first two versions kept them in a global workspace too
+    # big for L2: 5.2 GB of DRAM traffic a paper-size call). Inputs are read a sub-chunk at a time
+    # by coalesced loads (steps contiguous) into shared memory; pass B stages its per-step sums
+    # there too and writes du, ddelta, dB, dC a sub-chunk at a time, steps contiguous.
     # Shared rows are written and read with lanes along the row (channels or states), free of
     # bank conflicts; convert_layout turns tiles between those lanes and the global memory's
     # (steps) through Triton's conflict-free scratch.
@@ -450,9 +452,10 @@ def scan_bwd_kernel(
         c = n_chunks - 1 - i
         c0 = c * CHUNK
         n_sub = gl.cdiv(gl.minimum(length - c0, CHUNK), SUB)
-        # pass A: the forward from the checkpoint, keeping each sub-chunk's starting state
+        # pass A: the forward from the checkpoint, keeping each sub-chunk's starting state; the last
+        # sub-chunk's steps are not run (no state after it is needed), its starting state stays in h
         h = gl.load(ck_base + c * (BLOCK_D * BLOCK_N) + nd_off)
-        for s in range(0, n_sub):
+        for s in range(0, n_sub - 1):
             _stage_forward(dl_s, dlu_s, B_s, dl_base, u_base, B_base, s_td, s_tl, s_ud, s_ul, s_bn, s_bl, d_t, d_t_ok,
                            n_t, n_t_ok, c0 + s * SUB, length, path_row, bias, PATHS, SUB, LGD, LGN, LRD, LRN,
                            HAS_BIAS, SOFTPLUS)
@@ -462,7 +465,7 @@ def scan_bwd_kernel(
                 h = _fwd_step(h, A, dl_r, dlu_r, B_r, k, LD, LWN)
             _barrier()
         # pass B: backwards, a sub-chunk at a time (its starting state loaded a sub-chunk ahead)
-        h_sub = gl.load(ws_base + (n_sub - 1) * (BLOCK_N * BLOCK_D) + nd_off)
+        h_sub = h
         for si in range(0, n_sub):
             s = n_sub - 1 - si
             t0 = c0 + s * SUB
@@ -478,11 +481,12 @@ def scan_bwd_kernel(
             h_sub = gl.load(ws_base + gl.maximum(s - 1, 0) * (BLOCK_N * BLOCK_D) + nd_off)
             _barrier()
             # the sub-chunk's forward again, keeping each pair's starting state in shared memory
-            # (each thread its own elements)
-            for kk in range(0, HALF):
+            # (each thread its own elements); the last pair's steps are recomputed below
+            for kk in range(0, HALF - 1):
                 pair_r.index(kk).store(h)
                 for j in gl.static_range(2):
                     h = _fwd_step(h, A, dl_r, dlu_r, B_r, 2 * kk + j, LD, LWN)
+            pair_r.index(HALF - 1).store(h)
             for kr in range(0, HALF):
                 kk = HALF - 1 - kr
                 k0 = 2 * kk
