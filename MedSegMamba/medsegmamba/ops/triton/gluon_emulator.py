@@ -266,15 +266,19 @@ def allocate_shared_memory(dtype, shape, layout, value=None):
     return shared
 
 
+def _like(a, b):
+    """The tensor whose dtype a Python number beside it takes (Triton's scalars follow the block's)."""
+    return _v(a) if isinstance(a, Tensor) else _v(b) if isinstance(b, Tensor) else None
+
+
 def _both(torch_op, python_op):
     """An elementwise function of two operands that stays a Python number on Python numbers
     (loop bounds), as Triton folds them."""
     def op(a, b, *_, **__):
-        if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        like = _like(a, b)
+        if like is None:
             return python_op(a, b)
-        a, b = (_tensor(a, _tensor(b) if not isinstance(a, Tensor) else None),
-                _tensor(b, _tensor(a) if not isinstance(b, Tensor) else None))
-        return Tensor(torch_op(a, b))
+        return Tensor(torch_op(_tensor(a, like), _tensor(b, like)))
     return op
 
 
@@ -319,10 +323,8 @@ def _num_programs(axis):
 
 
 def _where(condition, a, b):
-    a_t, b_t = _tensor(a), _tensor(b)
-    like = a_t if isinstance(a, Tensor) else b_t if isinstance(b, Tensor) else None
-    a_t, b_t = _tensor(a, like), _tensor(b, like)
-    return Tensor(torch.where(_tensor(condition).to(torch.bool), a_t, b_t))
+    like = _like(a, b)
+    return Tensor(torch.where(_tensor(condition).to(torch.bool), _tensor(a, like), _tensor(b, like)))
 
 
 def _cdiv(a, b):
@@ -372,8 +374,10 @@ def _namespace():
 
 _GL = _namespace()
 _LANG_MODULES = (gl, tl)
-_stand_ins = {}       # id(JIT function) -> its emulated Python function
-_module_globals = {}  # id(a module's globals) -> the emulated functions' globals
+# id(JIT function) -> (it, its emulated Python function); id(a module's globals) -> (them, the emulated
+# functions' globals). Each entry holds its key's object, so the id cannot be reused by another.
+_stand_ins = {}
+_module_globals = {}
 
 
 def _builtin_names():
@@ -412,13 +416,13 @@ def _stand_in(jit_fn):
         fn = jit_fn.fn
         module_key = id(fn.__globals__)
         fresh = module_key not in _module_globals
-        env = _module_globals.setdefault(module_key, {})
+        env = _module_globals.setdefault(module_key, (fn.__globals__, {}))[1]
         stand_in = type(fn)(fn.__code__, env, fn.__name__, fn.__defaults__, fn.__closure__)
         stand_in.__kwdefaults__ = fn.__kwdefaults__
-        _stand_ins[key] = stand_in
+        _stand_ins[key] = (jit_fn, stand_in)
         if fresh:  # filled after the entry exists, so functions that call each other find one another
             env.update({name: _stand_in_value(value) for name, value in fn.__globals__.items()})
-    return _stand_ins[key]
+    return _stand_ins[key][1]
 
 
 class _Launch:
