@@ -229,6 +229,8 @@ def _checkpoints(u, dl, A, B, groups, block_d, block_n):
     (1, 48, 1, 64, 300, torch.float32, None, "partial"),        # 3 channel blocks, 5 chunks, the last partly
     (1, 64, 2, 64, 70, torch.bfloat16, None, "atomic"),
     (1, 64, 1, 64, 70, torch.float32, "4,4,4,4,128,16", "atomic"),  # another launch: 4 channels a thread, 16 steps
+    (1, 40, 1, 64, 70, torch.float32, "4,4,4,4,168,8", "partial"),   # the benchmarks' other launch
+    (1, 20, 1, 64, 70, torch.float32, "2,8,1,4,128,4", "atomic"),    # 8 lanes over the states, 4-step sub-chunks
 ])
 def test_gluon_backward_matches_the_reference(emulated, batch, dim, groups, n, length, dtype, launch, bc,
                                               monkeypatch):
