@@ -352,3 +352,33 @@ def test_the_gluon_backward_with_deltas_softplus_builds_for_sm90_here(monkeypatc
     # exponentials: the delta kernel adds its softplus's (pass A and B stage each sub-chunk)
     ex2 = {k: s.count("MUFU.EX2") for k, s in sass.items()}
     assert ex2["bwd-gluon-delta-paths"] > ex2["bwd-gluon-atomic-paths"]
+
+
+def test_the_backward_patches_apply_without_the_patch_tool(load_script, tmp_path):
+    # gpu_patched_kernels.sh makes the device's five kernels with apply_patch.py (its image need not
+    # have `patch`): p1 reversed out of main's scan_gluon.py, p2 and p3 in turn on main. Each must
+    # apply as it stands, and give what `patch` gives where this machine has it
+    import shutil
+
+    ap = load_script("scripts/apply_patch.py")
+    rel = "MedSegMamba/medsegmamba/ops/triton/scan_gluon.py"
+    main = (ROOT / rel).read_text()
+    patches = {name: ap.parse((ROOT / "scripts" / "patches" / f"{name}.patch").read_text())
+               for name in ("bwd_skip_unread_steps", "bwd_lane_sums", "bwd_state_sums")}
+    assert all(len(files) == 1 and files[0][0] == rel for files in patches.values())
+    hunks = {name: files[0][1] for name, files in patches.items()}
+    before = ap.apply(main, hunks["bwd_skip_unread_steps"], reverse=True)
+    assert before != main and ap.apply(before, hunks["bwd_skip_unread_steps"]) == main
+    with pytest.raises(ap.PatchError, match="does not apply"):  # p1 is on main already
+        ap.apply(main, hunks["bwd_skip_unread_steps"])
+    p2 = ap.apply(main, hunks["bwd_lane_sums"])
+    p3 = ap.apply(p2, hunks["bwd_state_sums"])
+    assert "KEEP: gl.constexpr = TPW_D // 2 if TPW_D > 1 else 1" in p2  # the line p2full changes
+    assert "def _state_sums" in p3 and "def _state_sums" not in p2
+    if shutil.which("patch"):
+        for name, text, want in (("bwd_lane_sums", main, p2), ("bwd_state_sums", p2, p3)):
+            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / rel).write_text(text)
+            subprocess.run(["patch", "-p1", "--silent", "-i", str(ROOT / "scripts" / "patches" / f"{name}.patch")],
+                           cwd=tmp_path, check=True)
+            assert (tmp_path / rel).read_text() == want, name

@@ -2,13 +2,14 @@
 # five versions, saved as /tmp/k_{before,p1,p2,p3,p2full}.py (scripts/patches/, see
 # benchmarks/results/2026-12-08-s26/): before (session 25's kernel: p1 reversed), p1 (main's since session
 # 27), then p2 and p3 applied in turn; the tree's copy is left at p3. Only this call's copy of the tree changes.
+# The patches go in through apply_patch.py: the device's image need not have `patch`.
 F=MedSegMamba/medsegmamba/ops/triton/scan_gluon.py
 cp "$F" /tmp/k_p1.py
-patch -p1 -R --silent < scripts/patches/bwd_skip_unread_steps.patch || { echo "p1 did not reverse"; exit 1; }
+python3 scripts/apply_patch.py -R scripts/patches/bwd_skip_unread_steps.patch || { echo "p1 did not reverse"; exit 1; }
 cp "$F" /tmp/k_before.py
 cp /tmp/k_p1.py "$F"
 for p in p2:bwd_lane_sums p3:bwd_state_sums; do
-  patch -p1 --forward --silent < "scripts/patches/${p#*:}.patch" || { echo "${p#*:}.patch did not apply"; exit 1; }
+  python3 scripts/apply_patch.py "scripts/patches/${p#*:}.patch" || { echo "${p#*:}.patch did not apply"; exit 1; }
   cp "$F" "/tmp/k_${p%%:*}.py"
 done
 # p2 with a group of channels a lane (no shuffles for dB and dC; three programs a multiprocessor)
