@@ -156,7 +156,8 @@ def test_longest_innermost_loop_of_a_known_listing(load_script):
         mod.longest_loop("        /*0000*/    EXIT ;")
     # --all-loops: both inner loops, in address order, with their ranges and counts
     rows = mod.loop_table(sass)
-    assert [(r["start"], r["end"], r["instructions"], r["ex2"]) for r in rows] == [(0x20, 0x40, 3, 1), (0x50, 0x80, 4, 1)]
+    got = [(r["start"], r["end"], r["instructions"], r["ex2"]) for r in rows]
+    assert got == [(0x20, 0x40, 3, 1), (0x50, 0x80, 4, 1)]
     assert all(r["shfl"] == r["shared"] == r["bar"] == r["local"] == 0 for r in rows)
 
 
