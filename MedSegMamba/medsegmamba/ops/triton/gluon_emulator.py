@@ -17,7 +17,9 @@ What it checks:
 What it does not check:
 - layouts: each operation acts on the whole tensor, whichever threads hold its elements;
 - synchronisation between a program's threads: operations run one after another, so a missing
-  barrier goes unnoticed.
+  barrier goes unnoticed. (Triton's compiler puts barriers between conflicting shared-memory
+  accesses itself: built without their explicit barriers, scan_gluon.py's kernels keep the same
+  ones, benchmarks/results/2026-12-08-s27/.)
 
 Those need the GPU tests (`pytest -m gpu`). It is slow (a Python call per operation), which suits
 the small shapes of the tests.
