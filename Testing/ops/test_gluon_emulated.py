@@ -10,19 +10,13 @@ import torch
 
 from medsegmamba.ops import selective_scan_paths, selective_scan_ref
 
+# the GPU tests' inputs and references (pytest puts this folder on the path)
+from test_scan_along_paths import deltas_in_kernel_case, has_gluon, reference_gradients, relative_errors, walked_inputs
 
-def _has_gluon():
-    try:
-        from triton.experimental.gluon import language  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("triton") is None or not _has_gluon(),
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("triton") is None or not has_gluon(),
                                 reason="needs Triton with Gluon")
 
-if _has_gluon():
+if has_gluon():
     from triton.experimental import gluon
     from triton.experimental.gluon import language as gl
 
@@ -113,19 +107,6 @@ def test_emulator_addresses_shared_memory_as_the_gpu_does(skip_last):
 # --- the scan's kernels, against float64
 
 
-def _paths_inputs(batch, groups, dg, n, length, seed, dtype):
-    # test_scan_along_paths.random_inputs, with B and C as views of one projection (as SS3D's)
-    g = torch.Generator().manual_seed(seed)
-    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
-    paths = torch.stack([torch.randperm(length, generator=g) for _ in range(groups)])
-    u, delta, A = r(batch, length, dg), r(batch, groups, length, dg) - 1, -torch.rand(groups * dg, n, generator=g) * 3
-    bc = torch.cat([r(batch, groups, length, n), r(batch, groups, length, n)], -1)
-    bc = bc.transpose(1, 2).contiguous().transpose(1, 2)
-    D, bias = r(groups * dg), r(groups * dg)
-    u, delta, bc = (t.to(dtype) for t in (u, delta, bc))
-    return u, delta, A, bc[..., :n], bc[..., n:], paths, D, bias
-
-
 @pytest.fixture
 def emulated(monkeypatch):
     """scan_gluon's kernels replaced by their emulation, and the walked route allowed on the CPU."""
@@ -144,17 +125,13 @@ def emulated(monkeypatch):
     (3, 1, 1, 8, 5, 1, None),                      # one step
 ])
 def test_gluon_walk_matches_the_definition(emulated, dtype, seed, batch, groups, dg, n, length, launch):
-    u, delta, A, B, C, paths, D, bias = _paths_inputs(batch, groups, dg, n, length, seed, dtype)
+    u, delta, A, B, C, paths, D, bias = walked_inputs(batch, groups, dg, n, length, seed, dtype)
     ref_in = [t.double() for t in (u, delta, A, B, C, D, bias)]
     for with_d in (True, False):
         kw = dict(D=D, delta_bias=bias) if with_d else dict(D=None, delta_bias=None)
         got = ts._walk_gluon(u, delta, A, B, C, paths.to(torch.int32), kw["D"], kw["delta_bias"], True, launch)
         want = selective_scan_paths(*ref_in[:5], paths, *(ref_in[5:] if with_d else (None, None)), impl="ref")
         assert (got.double() - want).abs().max() < 2e-4 * max(1.0, want.abs().max().item()), kw
-
-
-def _relative_errors(got, want, names):
-    return {name: ((a.double() - b).norm() / b.norm().clamp_min(1e-12)).item() for name, a, b in zip(names, got, want)}
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -170,17 +147,16 @@ def test_walked_gradients_match_float64(emulated, dtype, seed, batch, groups, dg
     # follows the paths, delta's bias and softplus applied around it or in it
     monkeypatch.setenv("MEDSEGMAMBA_TRITON_WALK", "gluon")
     monkeypatch.setenv("MEDSEGMAMBA_TRITON_BWD_DELTA", delta_in)
-    u, delta, A, B, C, paths, D, bias = _paths_inputs(batch, groups, dg, n, length, seed, dtype)
+    u, delta, A, B, C, paths, D, bias = walked_inputs(batch, groups, dg, n, length, seed, dtype)
     dy = torch.randn(batch, length, groups, dg, generator=torch.Generator().manual_seed(seed + 7))
-    ref_in = [t.double().requires_grad_() for t in (u, delta, A, B, C, D, bias)]
-    y_ref = selective_scan_paths(*ref_in[:5], paths, D=ref_in[5], delta_bias=ref_in[6], impl="ref")
-    want = torch.autograd.grad((y_ref * dy.double()).sum(), ref_in)
-    ins = [t.clone().requires_grad_() for t in (u, delta, A, B, C, D, bias)]
+    inputs = (u, delta, A, B, C, D, bias)
+    y_ref, want = reference_gradients(inputs, paths, dy)
+    ins = [t.clone().requires_grad_() for t in inputs]
     y = ts.selective_scan_paths_triton_grad(*ins[:5], paths, D=ins[5], delta_bias=ins[6])
     got = torch.autograd.grad((y * dy).sum(), ins)
-    assert (y.detach().double() - y_ref.detach()).abs().max() < 2e-4 * max(1.0, y_ref.abs().max().item())
+    assert (y.detach().double() - y_ref).abs().max() < 2e-4 * max(1.0, y_ref.abs().max().item())
     tol = 2e-4 if dtype == torch.float32 else 2e-2
-    errors = _relative_errors(got, want, ("u", "delta", "A", "B", "C", "D", "bias"))
+    errors = relative_errors(got, want, ("u", "delta", "A", "B", "C", "D", "bias"))
     assert max(errors.values()) < tol, errors
 
 
@@ -188,20 +164,12 @@ def test_walked_gradients_match_float64(emulated, dtype, seed, batch, groups, dg
 def test_walked_gradients_with_deltas_bias_and_softplus_in_the_kernel(emulated, bias, softplus, monkeypatch):
     monkeypatch.setenv("MEDSEGMAMBA_TRITON_WALK", "gluon")
     monkeypatch.setenv("MEDSEGMAMBA_TRITON_BWD_DELTA", "kernel")
-    u, delta, A, B, C, paths, D, delta_bias = _paths_inputs(2, 3, 40, 12, 75, 4, torch.float32)
-    if not softplus:  # a step as it is, delta + bias, must be positive (a negative one grows e^(-dl A))
-        delta, delta_bias = delta.abs() * 0.2, delta_bias.abs() * 0.1
-    names = ("u", "delta", "A", "B", "C", "D") + (("bias",) if bias else ())
-    dy = torch.randn(2, 75, 3, 40, generator=torch.Generator().manual_seed(11))
-    ref_in = [t.double().requires_grad_() for t in (u, delta, A, B, C, D) + ((delta_bias,) if bias else ())]
-    y_ref = selective_scan_paths(*ref_in[:5], paths, D=ref_in[5], delta_bias=ref_in[6] if bias else None,
-                                 delta_softplus=softplus, impl="ref")
-    want = torch.autograd.grad((y_ref * dy.double()).sum(), ref_in)
-    ins = [t.clone().requires_grad_() for t in (u, delta, A, B, C, D) + ((delta_bias,) if bias else ())]
+    inputs, paths, dy, names, want = deltas_in_kernel_case(bias, softplus, 75)
+    ins = [t.clone().requires_grad_() for t in inputs]
     y = ts.selective_scan_paths_triton_grad(*ins[:5], paths, D=ins[5], delta_bias=ins[6] if bias else None,
                                             delta_softplus=softplus)
     got = torch.autograd.grad((y * dy).sum(), ins)
-    errors = _relative_errors(got, want, names)
+    errors = relative_errors(got, want, names)
     assert max(errors.values()) < 2e-4, errors
 
 
@@ -252,7 +220,7 @@ def test_gluon_backward_matches_the_reference(emulated, batch, dim, groups, n, l
     ckpt = _checkpoints(u, dl, A, B, groups, block_d, block_n)
     got = ts._launch_bwd_gluon(dy, u, dl, A, B, C, D, None, False, ckpt)[:6]
     tol = 2e-4 if dtype == torch.float32 else 2e-2
-    errors = _relative_errors(got, want, ("u", "delta", "A", "B", "C", "D"))
+    errors = relative_errors(got, want, ("u", "delta", "A", "B", "C", "D"))
     assert max(errors.values()) < tol, errors
 
 
@@ -293,5 +261,5 @@ def test_ss3d_trains_through_the_gluon_kernels_as_through_the_reference(emulated
     assert launched == ["scan_paths_fwd_kernel", "scan_bwd_kernel"]  # the triton run's, one each
     (y_ref, g_ref), (y_tri, g_tri) = results["ref"], results["triton"]
     assert (y_tri - y_ref).abs().max() < 1e-4 * max(1.0, y_ref.abs().max().item())
-    errors = _relative_errors(g_tri.values(), g_ref.values(), list(g_ref))
+    errors = relative_errors(g_tri.values(), g_ref.values(), list(g_ref))
     assert max(errors.values()) < 1e-4, errors

@@ -34,6 +34,43 @@ def random_inputs(batch=2, groups=3, dg=4, n=5, length=11, seed=0):
             r(batch, groups, length, n), r(batch, groups, length, n), paths, r(groups * dg), r(groups * dg))
 
 
+def walked_inputs(batch, groups, dg, n, length, seed, dtype=torch.float32):
+    """random_inputs with B and C as views of one projection (as SS3D's), then u, delta, B and C in
+    dtype: the references see the inputs as the kernels get them, after their rounding."""
+    u, delta, A, B, C, paths, D, bias = random_inputs(batch, groups, dg, n, length, seed)
+    bc = torch.cat([B, C], -1).transpose(1, 2).contiguous().transpose(1, 2)
+    u, delta, B, C = (t.to(dtype) for t in (u, delta, bc[..., :n], bc[..., n:]))
+    return u, delta, A, B, C, paths, D, bias
+
+
+def reference_gradients(inputs, paths, dy, softplus=True):
+    """The gathered float64 reference on inputs (u, delta, A, B, C, D[, delta_bias]): y, and the
+    gradients of sum(y * dy) for each input."""
+    ref_in = [t.double().requires_grad_() for t in inputs]
+    y = selective_scan_paths(*ref_in[:5], paths, D=ref_in[5], delta_bias=ref_in[6] if len(ref_in) > 6 else None,
+                             delta_softplus=softplus, impl="ref")
+    return y.detach(), torch.autograd.grad((y * dy.double()).sum(), ref_in)
+
+
+def relative_errors(got, want, names):
+    """name -> ||got - want|| / ||want||, in float64 on the CPU."""
+    return {name: ((a.double().cpu() - b).norm() / b.norm().clamp_min(1e-12)).item()
+            for name, a, b in zip(names, got, want)}
+
+
+def deltas_in_kernel_case(bias, softplus, length):
+    """The case of $MEDSEGMAMBA_TRITON_BWD_DELTA=kernel without a bias, or without softplus (SS3D
+    passes both): inputs (u, delta, A, B, C, D[, delta_bias]), paths, dy, the inputs' names and the
+    float64 reference's gradients."""
+    u, delta, A, B, C, paths, D, delta_bias = random_inputs(2, 3, 40, 12, length, seed=4)
+    if not softplus:  # a step as it is, delta + bias, must be positive (a negative one grows e^(-dl A))
+        delta, delta_bias = delta.abs() * 0.2, delta_bias.abs() * 0.1
+    inputs = (u, delta, A, B, C, D) + ((delta_bias,) if bias else ())
+    names = ("u", "delta", "A", "B", "C", "D", "bias")[:len(inputs)]
+    dy = torch.randn(2, length, 3, 40, generator=torch.Generator().manual_seed(11))
+    return inputs, paths, dy, names, reference_gradients(inputs, paths, dy, softplus)[1]
+
+
 @pytest.mark.parametrize("seed,length", [(0, 11), (1, 1), (2, 70)])
 def test_reference_matches_the_definition(seed, length):
     args = random_inputs(seed=seed, length=length)
@@ -99,7 +136,7 @@ def test_paths_route_is_checked(monkeypatch):
         paths_route()
 
 
-def _has_gluon():
+def has_gluon():
     try:
         from triton.experimental.gluon import language  # noqa: F401
     except ImportError:
@@ -127,7 +164,7 @@ def test_gluon_walk_configuration(n, dim_group, want):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available() or not _has_gluon(), reason="needs a CUDA device and Triton's Gluon")
+@pytest.mark.skipif(not torch.cuda.is_available() or not has_gluon(), reason="needs a CUDA device and Triton's Gluon")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("seed,batch,groups,dg,n,length,launch", [
     (0, 2, 3, 40, 12, 131, None),                  # channels and states not multiples of the blocks, L of no chunk
@@ -138,11 +175,7 @@ def test_gluon_walk_configuration(n, dim_group, want):
 def test_gluon_walk_matches_the_definition(dtype, seed, batch, groups, dg, n, length, launch):
     from medsegmamba.ops.triton.selective_scan import selective_scan_paths_triton
 
-    u, delta, A, B, C, paths, D, bias = random_inputs(batch, groups, dg, n, length, seed)
-    bc = torch.cat([B, C], -1).transpose(1, 2).contiguous().transpose(1, 2)  # B, C: views, as SS3D's projections
-    B, C = bc[..., :n], bc[..., n:]
-    # the reference sees the inputs as the kernel gets them, after their rounding to dtype
-    u, delta, B, C = (t.to(dtype) for t in (u, delta, B, C))
+    u, delta, A, B, C, paths, D, bias = walked_inputs(batch, groups, dg, n, length, seed, dtype)
     want = naive(u.float(), delta.float(), A, B.float(), C.float(), paths, D, bias)
     cuda = lambda t: t.cuda()  # noqa: E731
     with torch.inference_mode():
@@ -156,7 +189,7 @@ def test_gluon_walk_matches_the_definition(dtype, seed, batch, groups, dg, n, le
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available() or not _has_gluon(), reason="needs a CUDA device and Triton's Gluon")
+@pytest.mark.skipif(not torch.cuda.is_available() or not has_gluon(), reason="needs a CUDA device and Triton's Gluon")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("seed,batch,groups,dg,n,length", [
     (0, 2, 3, 40, 12, 131),      # channels and states not multiples of the blocks, L of no chunk
@@ -176,51 +209,37 @@ def test_walked_gradients_match_float64(dtype, seed, batch, groups, dg, n, lengt
     monkeypatch.setenv("MEDSEGMAMBA_TRITON_BWD_DELTA", delta_in)
     # these grids are too small for "auto" to take the Gluon backward (paths_grad_available)
     monkeypatch.setenv("MEDSEGMAMBA_TRITON_BWD", "gluon")
-    u, delta, A, B, C, paths, D, bias = random_inputs(batch, groups, dg, n, length, seed)
+    u, delta, A, B, C, paths, D, bias = walked_inputs(batch, groups, dg, n, length, seed, dtype)
     assert paths_grad_available(u.cuda(), delta.cuda(), A.cuda())
-    bc = torch.cat([B, C], -1).transpose(1, 2).contiguous().transpose(1, 2)  # B, C: views, as SS3D's projections
-    B, C = bc[..., :n], bc[..., n:]
-    u, delta, B, C = (t.to(dtype) for t in (u, delta, B, C))
     dy = torch.randn(batch, length, groups, dg, generator=torch.Generator().manual_seed(seed + 7))
-    ref_in = [t.double().requires_grad_() for t in (u, delta, A, B, C, D, bias)]
-    y_ref = selective_scan_paths(*ref_in[:5], paths, D=ref_in[5], delta_bias=ref_in[6], impl="ref")
-    want = torch.autograd.grad((y_ref * dy.double()).sum(), ref_in)
-    gpu_in = [t.cuda().requires_grad_() for t in (u, delta, A, B, C, D, bias)]
+    inputs = (u, delta, A, B, C, D, bias)
+    y_ref, want = reference_gradients(inputs, paths, dy)
+    gpu_in = [t.cuda().requires_grad_() for t in inputs]
     y = selective_scan_paths(*gpu_in[:5], paths.cuda(), D=gpu_in[5], delta_bias=gpu_in[6], impl="triton")
     assert y.grad_fn is not None and "Paths" in type(y.grad_fn).__name__  # the walked route, not the gathers
     got = torch.autograd.grad((y * dy.cuda()).sum(), gpu_in)
-    assert (y.detach().cpu().double() - y_ref.detach()).abs().max() < 2e-4 * max(1.0, y_ref.abs().max().item())
+    assert (y.detach().cpu().double() - y_ref).abs().max() < 2e-4 * max(1.0, y_ref.abs().max().item())
     tol = 2e-4 if dtype == torch.float32 else 2e-2
-    for name, a, b in zip(("u", "delta", "A", "B", "C", "D", "bias"), got, want):
-        err = ((a.double().cpu() - b).norm() / b.norm().clamp_min(1e-12)).item()
-        assert err < tol, (name, err)
+    errors = relative_errors(got, want, ("u", "delta", "A", "B", "C", "D", "bias"))
+    assert max(errors.values()) < tol, errors
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available() or not _has_gluon(), reason="needs a CUDA device and Triton's Gluon")
+@pytest.mark.skipif(not torch.cuda.is_available() or not has_gluon(), reason="needs a CUDA device and Triton's Gluon")
 @pytest.mark.parametrize("bias,softplus", [(False, True), (True, False), (False, False)])
 def test_walked_gradients_with_deltas_bias_and_softplus_in_the_kernel(bias, softplus, monkeypatch):
-    # $MEDSEGMAMBA_TRITON_BWD_DELTA=kernel without a bias, or without softplus (SS3D passes both)
+    # $MEDSEGMAMBA_TRITON_BWD_DELTA=kernel (deltas_in_kernel_case)
     monkeypatch.delenv("MEDSEGMAMBA_PATHS", raising=False)
     monkeypatch.setenv("MEDSEGMAMBA_TRITON_BWD", "gluon")
     monkeypatch.setenv("MEDSEGMAMBA_TRITON_BWD_DELTA", "kernel")
-    u, delta, A, B, C, paths, D, delta_bias = random_inputs(2, 3, 40, 12, 131, seed=4)
-    if not softplus:  # a step as it is, delta + bias, must be positive (a negative one grows e^(-dl A))
-        delta, delta_bias = delta.abs() * 0.2, delta_bias.abs() * 0.1
-    names = ("u", "delta", "A", "B", "C", "D") + (("bias",) if bias else ())
-    dy = torch.randn(2, 131, 3, 40, generator=torch.Generator().manual_seed(11))
-    ref_in = [t.double().requires_grad_() for t in (u, delta, A, B, C, D) + ((delta_bias,) if bias else ())]
-    y_ref = selective_scan_paths(*ref_in[:5], paths, D=ref_in[5], delta_bias=ref_in[6] if bias else None,
-                                 delta_softplus=softplus, impl="ref")
-    want = torch.autograd.grad((y_ref * dy.double()).sum(), ref_in)
-    gpu_in = [t.cuda().requires_grad_() for t in (u, delta, A, B, C, D) + ((delta_bias,) if bias else ())]
+    inputs, paths, dy, names, want = deltas_in_kernel_case(bias, softplus, 131)
+    gpu_in = [t.cuda().requires_grad_() for t in inputs]
     y = selective_scan_paths(*gpu_in[:5], paths.cuda(), D=gpu_in[5], delta_bias=gpu_in[6] if bias else None,
                              delta_softplus=softplus, impl="triton")
     assert "Paths" in type(y.grad_fn).__name__
     got = torch.autograd.grad((y * dy.cuda()).sum(), gpu_in)
-    for name, a, b in zip(names, got, want):
-        err = ((a.double().cpu() - b).norm() / b.norm().clamp_min(1e-12)).item()
-        assert err < 2e-4, (name, err)
+    errors = relative_errors(got, want, names)
+    assert max(errors.values()) < 2e-4, errors
 
 
 @pytest.fixture
