@@ -84,14 +84,6 @@ class Tensor:
     def __getitem__(self, index):  # x[:, None]: expand_dims
         return Tensor(self.v[index])
 
-    def __bool__(self):
-        return bool(self.v)
-
-    def __index__(self):
-        return int(self.v)
-
-    __int__ = __index__
-
     def __repr__(self):
         return f"Tensor({self.v!r})"
 
@@ -152,12 +144,6 @@ class Pointer:
         return Pointer(self.buf, self.off + _v(other), self.name)
 
     __radd__ = __add__
-
-    def __sub__(self, other):
-        return Pointer(self.buf, self.off - _v(other), self.name)
-
-    def __getitem__(self, index):
-        return Pointer(self.buf, _tensor(self.off)[index], self.name)
 
     def addresses(self, mask, what):
         """(offsets, mask) broadcast together; the unmasked offsets checked against the tensor."""
@@ -260,12 +246,9 @@ class Shared:
         return Shared(self.buf, self.offset, shape, _strides(shape, layout))
 
 
-def allocate_shared_memory(dtype, shape, layout, value=None):
+def allocate_shared_memory(dtype, shape, layout):
     fill = math.nan if dtype.is_floating_point else 0
-    shared = Shared(torch.full((math.prod(shape),), fill, dtype=dtype), 0, shape, _strides(shape, layout))
-    if value is not None:
-        shared.store(value)
-    return shared
+    return Shared(torch.full((math.prod(shape),), fill, dtype=dtype), 0, shape, _strides(shape, layout))
 
 
 def _like(a, b):
@@ -289,11 +272,6 @@ def _unary(torch_op):
         x = _tensor(x)
         return Tensor(torch_op(x if x.is_floating_point() else x.float()))
     return op
-
-
-def _static_assert(condition, message=""):
-    if not condition:
-        raise EmulationError(f"emulate: static_assert failed: {message}")
 
 
 def _reduce(torch_op):
@@ -334,7 +312,8 @@ def _cdiv(a, b):
 
 
 def _namespace():
-    """The `gl` (and `tl`) the emulated functions see."""
+    """The `gl` (and `tl`) the emulated functions see: the operations scan_gluon.py's kernels (and
+    the @triton.jit helpers they call) use. Another kernel may need more."""
     ns = {
         # types and constants
         "constexpr": lambda x: x, "float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
@@ -342,33 +321,23 @@ def _namespace():
         "int32": torch.int32, "int64": torch.int64, "uint8": torch.uint8,
         # the program
         "program_id": _program_id, "num_programs": _num_programs, "num_warps": lambda: _program["num_warps"],
-        "static_range": lambda *a, **_: range(*a), "range": lambda *a, **_: range(*a),
-        "thread_barrier": lambda: None, "barrier": lambda *a, **_: None, "debug_barrier": lambda: None,
-        "static_assert": _static_assert,
+        "static_range": lambda *a, **_: range(*a),
+        # gl.thread_barrier in Triton 3.6, gl.barrier since
+        "thread_barrier": lambda: None, "barrier": lambda *a, **_: None,
         # memory
         "load": load, "store": store, "atomic_add": atomic_add, "allocate_shared_memory": allocate_shared_memory,
         # blocks
         "arange": lambda start, end, layout=None, **_: Tensor(torch.arange(start, end, dtype=torch.int32)),
         "zeros": lambda shape, dtype, layout=None, **_: Tensor(torch.zeros(list(shape), dtype=dtype)),
-        "full": lambda shape, value, dtype, layout=None, **_: Tensor(torch.full(list(shape), value, dtype=dtype)),
         "convert_layout": lambda x, layout=None, **_: x,
         "reshape": lambda x, shape, *_, **__: Tensor(_tensor(x).reshape(list(shape))),
         "permute": lambda x, dims, *_, **__: Tensor(_tensor(x).permute(list(dims))),
-        "trans": lambda x, *dims, **_: Tensor(_tensor(x).permute(list(dims[0] if len(dims) == 1 else dims))
-                                              if dims else _tensor(x).T),
-        "expand_dims": lambda x, axis, **_: Tensor(_tensor(x).unsqueeze(axis)),
-        "broadcast_to": lambda x, shape, **_: Tensor(_tensor(x).expand(list(shape))),
         "where": _where, "cdiv": _cdiv,
         "minimum": _both(torch.minimum, min), "maximum": _both(torch.maximum, max),
-        "fma": lambda a, b, c, **_: Tensor(_tensor(a) * _tensor(b) + _tensor(c)),
-        "sum": _reduce(torch.sum), "max": _reduce(lambda x, d, keepdim=False: torch.amax(x, d, keepdim=keepdim)),
-        "min": _reduce(lambda x, d, keepdim=False: torch.amin(x, d, keepdim=keepdim)),
-        "exp": _unary(torch.exp), "exp2": _unary(torch.exp2), "log": _unary(torch.log), "log2": _unary(torch.log2),
-        "sqrt": _unary(torch.sqrt), "abs": lambda x, **_: Tensor(torch.abs(_tensor(x))),
-        "sigmoid": _unary(torch.sigmoid), "inline_asm_elementwise": _inline_asm_elementwise,
+        "sum": _reduce(torch.sum), "exp": _unary(torch.exp), "log": _unary(torch.log),
+        "inline_asm_elementwise": _inline_asm_elementwise,
     }
-    for kind in ("BlockedLayout", "SliceLayout", "SwizzledSharedLayout", "NVMMASharedLayout", "DistributedLinearLayout",
-                 "AutoLayout"):
+    for kind in ("BlockedLayout", "SliceLayout", "SwizzledSharedLayout"):
         ns[kind] = functools.partial(Layout, kind)
     return type("gl", (), {k: staticmethod(v) if callable(v) and not isinstance(v, type) else v
                            for k, v in ns.items()})
